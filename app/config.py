@@ -1,0 +1,275 @@
+"""The configuration object: ``settings.py`` + environment + command-line flags.
+
+``Config.load()`` reads the operator's ``settings.py`` (or any module with the
+same upper-case names), applies ``PNP_<NAME>`` environment variables and
+explicit overrides, and resolves the image catalogue (md5 and size). The
+result is an immutable object passed into the application factory; nothing
+reads settings from globals afterwards.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import importlib
+import json
+import os
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+from sqlalchemy.engine import make_url
+
+from app.versions import normalise_version
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MD5_CACHE_NAME = ".md5-cache.json"
+
+
+class ConfigError(ValueError):
+    """Settings are incomplete or wrong; the message is one line for the operator."""
+
+
+@dataclass(frozen=True)
+class ImageEntry:
+    """One image catalogue entry: which PIDs run which image file and version.
+
+    ``pid`` is an fnmatch glob (``C11*``), ``file`` a name in ``images/``,
+    ``version`` the IOS-XE ``versionString`` the image reports when running,
+    ``md5`` 32 lower-case hex digits, ``size`` bytes.
+    """
+
+    pid: str
+    file: str
+    version: str
+    md5: str = ""
+    size: int = 0
+
+    def matches(self, pid: str) -> bool:
+        """True when the device PID matches this entry's glob (case-insensitive)."""
+        return fnmatch.fnmatch((pid or "").upper(), self.pid.upper())
+
+
+_INT_FIELDS = {
+    "port", "workers", "threads", "min_bootflash_free", "image_space_margin",
+    "max_attempts", "idle_backoff", "reload_wait", "reload_timeout",
+    "finished_backoff", "max_guestshell_checks", "guestshell_check_backoff",
+    "log_max_bytes", "log_backup_count",
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the server needs, with the units in the names' comments of settings.py."""
+
+    server_ip: str = ""
+    port: int = 80
+    bind: str = "0.0.0.0"
+    workers: int = 4
+    threads: int = 8
+    x_accel_redirect_prefix: str = ""
+    database_url: str = ""
+    images: tuple[ImageEntry, ...] = ()
+    guestshell_tarball: str = ""
+    python_script: str = ""
+    script_command: str = "guestshell run python3 /bootflash/guest-share/{script}"
+    script_success_marker: str = ""
+    config_register: str = "0x2102"
+    eem_applet: str = "InstallGuestShell"
+    min_bootflash_free: int = 1026107392
+    image_space_margin: int = 50 * 1024 * 1024
+    max_attempts: int = 3
+    retry_backoff: tuple[int, ...] = (30, 60, 120, 300)
+    idle_backoff: int = 60
+    reload_wait: int = 120
+    reload_timeout: int = 1800
+    finished_backoff: int = 24 * 3600
+    max_guestshell_checks: int = 5
+    guestshell_check_backoff: int = 30
+    log_level: str = "INFO"
+    log_max_bytes: int = 10 * 1024 * 1024
+    log_backup_count: int = 5
+    root: Path = PROJECT_ROOT
+    extra: dict = field(default_factory=dict)
+
+    # --- derived paths and URLs -------------------------------------------
+    @property
+    def images_dir(self) -> Path:
+        return self.root / "images"
+
+    @property
+    def configs_dir(self) -> Path:
+        return self.root / "configs"
+
+    @property
+    def files_dir(self) -> Path:
+        return self.root / "files"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def base_url(self) -> str:
+        """``http://<server_ip>[:port]``: the prefix of every URL handed to a device."""
+        host = f"[{self.server_ip}]" if ":" in self.server_ip else self.server_ip
+        return f"http://{host}" if self.port == 80 else f"http://{host}:{self.port}"
+
+    def url(self, area: str, name: str) -> str:
+        """Download URL of file ``name`` in ``area`` (images, configs, files)."""
+        return f"{self.base_url}/{area}/{quote(name)}"
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL, SQLite file in the project folder by default."""
+        url = self.database_url or f"sqlite:///{self.root / 'pnp.sqlite3'}"
+        password = os.environ.get("PNP_DB_PASSWORD")
+        if password and not url.startswith("sqlite"):
+            url = make_url(url).set(password=password).render_as_string(hide_password=False)
+        return url
+
+    @property
+    def database_label(self) -> str:
+        """The database URL with any password masked, for banners and logs."""
+        return make_url(self.sqlalchemy_url).render_as_string(hide_password=True)
+
+    def image_for(self, pid: str) -> ImageEntry | None:
+        """The first catalogue entry whose glob matches ``pid``, or None."""
+        return next((e for e in self.images if e.matches(pid)), None)
+
+    # --- loading ----------------------------------------------------------------
+    @classmethod
+    def load(cls, settings: types.ModuleType | str | None = "settings",
+             env: dict[str, str] | None = None, resolve_images: bool = True,
+             **overrides) -> Config:
+        """Build a Config from a settings module, ``PNP_*`` environment and overrides.
+
+        ``settings`` is a module, a module name, or None for defaults only.
+        Environment: ``PNP_<FIELD>`` for any field, and ``DATABASE_URL``.
+        Overrides (keyword arguments) win over both; None values are ignored.
+        Raises ConfigError for a value that cannot be converted.
+        """
+        env = os.environ if env is None else env
+        if isinstance(settings, str):
+            settings = importlib.import_module(settings)
+        values: dict = {}
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        for name in names:
+            if settings is not None and hasattr(settings, name.upper()):
+                values[name] = getattr(settings, name.upper())
+        for name in names:
+            raw = env.get(f"PNP_{name.upper()}")
+            if raw is not None:
+                values[name] = raw
+        if env.get("DATABASE_URL"):
+            values["database_url"] = env["DATABASE_URL"]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        values = _coerce(values)
+        config = cls(**values)
+        if resolve_images:
+            config = dataclasses.replace(config, images=resolve_catalogue(config))
+        return config
+
+
+def _coerce(values: dict) -> dict:
+    """Convert environment strings and lists into the field types."""
+    out = dict(values)
+    try:
+        for name in _INT_FIELDS & out.keys():
+            out[name] = int(out[name])
+        if "retry_backoff" in out:
+            raw = out["retry_backoff"]
+            if isinstance(raw, str):
+                raw = [x for x in raw.replace(",", " ").split()]
+            out["retry_backoff"] = tuple(int(x) for x in raw) or (60,)
+        if "images" in out:
+            raw = out["images"]
+            if isinstance(raw, str):
+                raw = json.loads(raw)
+            out["images"] = tuple(
+                e if isinstance(e, ImageEntry) else ImageEntry(**e) for e in raw)
+        if "root" in out:
+            out["root"] = Path(out["root"])
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"invalid setting: {exc}") from exc
+    return out
+
+
+def resolve_catalogue(config: Config) -> tuple[ImageEntry, ...]:
+    """Fill in md5 and size of each catalogue image present in ``images/``.
+
+    An md5 given in the settings is kept. Otherwise the md5 is read from
+    ``images/.md5-cache.json`` when the file's size and mtime are unchanged,
+    and computed (then cached) only when they changed: a 700 MB image is
+    hashed once, not at every start. Missing files keep md5 "" and size 0;
+    ``validate()`` reports them.
+    """
+    cache_path = config.images_dir / MD5_CACHE_NAME
+    try:
+        cache = json.loads(cache_path.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    changed = False
+    entries = []
+    for entry in config.images:
+        path = config.images_dir / entry.file
+        try:
+            st = path.stat()
+        except OSError:
+            entries.append(entry)
+            continue
+        md5 = entry.md5.lower()
+        if not md5:
+            key = {"size": st.st_size, "mtime": st.st_mtime}
+            hit = cache.get(entry.file)
+            if hit and hit.get("size") == key["size"] and hit.get("mtime") == key["mtime"]:
+                md5 = hit["md5"]
+            else:
+                md5 = file_md5(path)
+                cache[entry.file] = {**key, "md5": md5}
+                changed = True
+        entries.append(dataclasses.replace(entry, md5=md5, size=entry.size or st.st_size))
+    if changed:
+        try:
+            cache_path.write_text(json.dumps(cache, indent=1, sort_keys=True))
+        except OSError:
+            pass  # read-only images folder: the md5 is simply computed again next start
+    return tuple(entries)
+
+
+def file_md5(path: Path, chunk: int = 1 << 20) -> str:
+    """MD5 of a file as 32 lower-case hex digits, read in 1 MiB chunks."""
+    import hashlib
+
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def validate(config: Config) -> list[str]:
+    """Problems that stop the server from starting, one line each (empty = fine)."""
+    problems = []
+    if not config.server_ip:
+        problems.append("SERVER_IP is not set (settings.py, PNP_SERVER_IP or --server-ip): "
+                        "devices need it in option 43 and in every download URL")
+    if not 1 <= config.port <= 65535:
+        problems.append(f"PORT {config.port} is not a TCP port (1-65535)")
+    for entry in config.images:
+        if not (config.images_dir / entry.file).is_file():
+            problems.append(f"image {entry.file} (for PID {entry.pid}) is missing from "
+                            f"{config.images_dir}")
+        if normalise_version(entry.version) is None:
+            problems.append(f"image {entry.file}: version {entry.version!r} is not an "
+                            "IOS-XE version such as 17.12.3a")
+    for name, label in ((config.guestshell_tarball, "GUESTSHELL_TARBALL"),
+                        (config.python_script, "PYTHON_SCRIPT")):
+        if name and not (config.files_dir / name).is_file():
+            problems.append(f"{label} {name} is missing from {config.files_dir}")
+    if not (config.configs_dir / "default.cfg").is_file():
+        problems.append(f"configs/default.cfg is missing from {config.configs_dir}")
+    if config.max_attempts < 1:
+        problems.append("MAX_ATTEMPTS must be at least 1")
+    return problems

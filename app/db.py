@@ -1,0 +1,113 @@
+"""Engine, sessions, migrations and the per-device row lock.
+
+One pooled engine per process (``pool_pre_ping`` so a restarted MariaDB is
+reconnected transparently). ``device_lock()`` serialises everything done to
+one device: ``SELECT … FOR UPDATE`` on MariaDB, ``BEGIN IMMEDIATE`` on SQLite
+(one writer at a time across all gunicorn workers). Migrations are Alembic's
+(``migrations/``), applied by ``upgrade()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.models import DeviceState
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def utcnow() -> datetime:
+    """Naive UTC now, the form every DateTime column stores."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def make_engine(url: str) -> Engine:
+    """A pooled engine for ``url``; SQLite gets WAL, a busy timeout and BEGIN IMMEDIATE."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_conn, _record):
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=60000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_recycle=3600, pool_size=10,
+                         max_overflow=20, isolation_level="READ COMMITTED")
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    """Session factory; objects stay readable after commit."""
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def alembic_config(url: str):
+    """An Alembic Config pointing at ``migrations/`` and ``url``."""
+    from alembic.config import Config as AlembicConfig
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(url: str) -> None:
+    """Apply all Alembic migrations to the database at ``url`` (idempotent)."""
+    from alembic import command
+
+    command.upgrade(alembic_config(url), "head")
+
+
+@contextmanager
+def device_lock(sessions: sessionmaker[Session], serial: str,
+                defaults: dict | None = None) -> Iterator[tuple[Session, DeviceState | None]]:
+    """Open a transaction holding the device's row lock; commit on success.
+
+    Yields ``(session, row)``. With ``defaults`` a missing device is created
+    (two workers racing to create it: the loser retries and locks the winner's
+    row). Without ``defaults`` a missing device yields None. Any exception rolls
+    back and propagates.
+    """
+    for attempt in range(3):
+        session = sessions()
+        try:
+            row = session.scalars(select(DeviceState).where(
+                DeviceState.serial_number == serial).with_for_update()).one_or_none()
+            if row is None and defaults is not None:
+                row = DeviceState(serial_number=serial, **defaults)
+                session.add(row)
+                session.flush()
+        except IntegrityError:
+            session.rollback()
+            session.close()
+            if attempt == 2:
+                raise
+            continue
+        except BaseException:
+            session.rollback()
+            session.close()
+            raise
+        try:
+            yield session, row
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+        return

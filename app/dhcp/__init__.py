@@ -1,0 +1,50 @@
+"""DHCP helper: Cisco PnP option 43 and Juniper ZTP snippets for ISC Kea 2.2 and ISC dhcpd 4.4.
+
+Pure library: no Flask, nothing else from ``app``. Build a :class:`DhcpSpec`
+from the dataclasses, then call :func:`kea_config` / :func:`kea_merge`
+(kea-dhcp4 JSON), :func:`dhcpd_config` (dhcpd.conf text) or
+:func:`app.dhcp.kea_api.kea_push` (running Kea). Reference:
+shared/reference/dhcp-and-juniper-ztp.md and pnp-protocol.md §1.3.
+"""
+
+from .dhcpd import DhcpdOptions, dhcpd_config
+from .kea import KeaOptions, default_hooks_dir, kea_config, kea_config_text, kea_dumps, kea_loads, kea_merge
+from .kea_api import KeaControl, KeaError, kea_push
+from .model import (
+    CiscoPidClass,
+    DhcpSpec,
+    InventoryDevice,
+    JuniperFileServer,
+    JuniperModel,
+    JuniperZtp,
+    PnpServer,
+    Subnet,
+    normalize_mac,
+)
+from .option43 import parse_option43, pnp_option43
+
+__all__ = [
+    "CiscoPidClass",
+    "DhcpSpec",
+    "DhcpdOptions",
+    "InventoryDevice",
+    "JuniperFileServer",
+    "JuniperModel",
+    "JuniperZtp",
+    "KeaControl",
+    "KeaError",
+    "KeaOptions",
+    "PnpServer",
+    "Subnet",
+    "default_hooks_dir",
+    "dhcpd_config",
+    "kea_config",
+    "kea_config_text",
+    "kea_dumps",
+    "kea_loads",
+    "kea_merge",
+    "kea_push",
+    "normalize_mac",
+    "parse_option43",
+    "pnp_option43",
+]

@@ -1,0 +1,1 @@
+"""File serving for devices: images, day-0 configs, guestshell files."""

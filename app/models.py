@@ -1,0 +1,104 @@
+"""Database models (SQLAlchemy 2.0, typed): DeviceState and DeviceEvent.
+
+The ``device_state`` row is the only truth about a device: no process keeps
+device state between requests. Operators may edit it with SQL, e.g.
+``UPDATE device_state SET state='RUN_EVENT_MANAGER' WHERE serial_number='FGL2548L0AW'``.
+Times are naive UTC. The schema is managed by Alembic (``migrations/``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+#: TEXT that holds more than 64 kB on MariaDB (raw XML, script output).
+LongText = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+
+
+class Base(DeclarativeBase):
+    """Declarative base of all models."""
+
+
+class DeviceState(Base):
+    """One provisioned device, keyed by serial number (SN of the UDI).
+
+    ``state`` holds a workflow state name (app.pnp.workflow.State), never an
+    index. ``pending_service``/``pending_correlator`` describe the job sent and
+    not yet answered; a WORK-RESPONSE is accepted only when both match.
+    """
+
+    __tablename__ = "device_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    serial_number: Mapped[str] = mapped_column(String(64), unique=True)
+    pid: Mapped[str] = mapped_column(String(64), default="")
+    vid: Mapped[str] = mapped_column(String(16), default="")
+    udi: Mapped[str] = mapped_column(String(255), default="")
+    hostname: Mapped[str | None] = mapped_column(String(255))
+    ip_address: Mapped[str | None] = mapped_column(String(45))
+    first_seen: Mapped[datetime] = mapped_column(DateTime)
+    last_contact: Mapped[datetime] = mapped_column(DateTime)
+
+    running_version: Mapped[str | None] = mapped_column(String(64))
+    image_file: Mapped[str | None] = mapped_column(String(255))
+    boot_mode: Mapped[str | None] = mapped_column(String(16))  # bundle | install
+    config_register: Mapped[str | None] = mapped_column(String(16))
+    target_image: Mapped[str | None] = mapped_column(String(255))
+    target_version: Mapped[str | None] = mapped_column(String(64))
+    bootflash_free: Mapped[int | None] = mapped_column(BigInteger)
+    image_installs: Mapped[int] = mapped_column(Integer, default=0)
+    reload_requested_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    tarball_transferred: Mapped[bool] = mapped_column(Boolean, default=False)
+    script_transferred: Mapped[bool] = mapped_column(Boolean, default=False)
+    configured: Mapped[bool] = mapped_column(Boolean, default=False)
+    guestshell_state: Mapped[str | None] = mapped_column(String(32))
+    guestshell_checks: Mapped[int] = mapped_column(Integer, default=0)
+    script_output: Mapped[str | None] = mapped_column(LongText)
+
+    state: Mapped[str] = mapped_column(String(32), index=True)
+    # The state the workflow itself last wrote: differs from ``state`` after an
+    # operator edit, which makes the next request start the edited step afresh.
+    workflow_state: Mapped[str | None] = mapped_column(String(32))
+    pending_service: Mapped[str | None] = mapped_column(String(32))
+    pending_correlator: Mapped[str | None] = mapped_column(String(255))
+    pending_since: Mapped[datetime | None] = mapped_column(DateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    retry_after: Mapped[datetime | None] = mapped_column(DateTime)
+    last_error_code: Mapped[str | None] = mapped_column(String(64))
+    last_error_message: Mapped[str | None] = mapped_column(Text)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    events: Mapped[list[DeviceEvent]] = relationship(
+        back_populates="device", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="DeviceEvent.id")
+
+    def __repr__(self) -> str:
+        return f"<DeviceState {self.serial_number} {self.state}>"
+
+
+class DeviceEvent(Base):
+    """One line of a device's history: a job sent, a response, a state change, an error.
+
+    ``kind`` is job, response, state, error, info or reload. ``raw_xml`` holds
+    the message for job and response events (credentials redacted).
+    """
+
+    __tablename__ = "device_event"
+    __table_args__ = (Index("ix_device_event_device_id_id", "device_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("device_state.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(DateTime)
+    kind: Mapped[str] = mapped_column(String(16))
+    service: Mapped[str | None] = mapped_column(String(32))
+    correlator: Mapped[str | None] = mapped_column(String(255))
+    success: Mapped[bool | None] = mapped_column(Boolean)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(Text)
+    raw_xml: Mapped[str | None] = mapped_column(LongText)
+
+    device: Mapped[DeviceState] = relationship(back_populates="events")

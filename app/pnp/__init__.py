@@ -1,0 +1,1 @@
+"""Cisco PnP: protocol (XML), workflow (state machine), service (storage), routes (HTTP)."""

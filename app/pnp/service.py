@@ -1,0 +1,167 @@
+"""Applies workflow decisions to the database: one locked transaction per PnP message.
+
+The HTTP layer parses a message and calls ``work_request()`` or
+``work_response()``; these lock the device row, run the pure workflow
+function, write the row changes and history events, commit, and return the
+XML reply. Operator actions (resume, reset) use the same lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.config import Config, file_md5
+from app.db import device_lock, utcnow
+from app.models import DeviceEvent, DeviceState
+from app.pnp import protocol as p
+from app.pnp import workflow as wf
+
+log = logging.getLogger("pnp")
+
+_SECRET_ATTR = re.compile(r'\b(pwd|usr|password|secret)=("[^"]*"|\'[^\']*\')', re.IGNORECASE)
+RAW_XML_LIMIT = 64 * 1024
+
+
+def redact(xml: str | bytes) -> str:
+    """Message text with credential attributes (``pwd``, ``usr``…) masked, for logs and history."""
+    if isinstance(xml, bytes):
+        xml = xml.decode("utf-8", "replace")
+    return _SECRET_ATTR.sub(lambda m: f'{m.group(1)}="***"', xml)[:RAW_XML_LIMIT]
+
+
+def day0_lookup(config: Config) -> callable:
+    """``serial → (file name, md5)``: ``configs/<SN>.cfg`` if present, else ``default.cfg``.
+
+    Raises ValueError when neither exists. Configs are small, so the md5 is
+    computed per lookup (only in the config-upgrade step).
+    """
+    def lookup(serial: str) -> tuple[str, str]:
+        for name in (f"{serial}.cfg", "default.cfg"):
+            path = config.configs_dir / name
+            if path.is_file():
+                return name, file_md5(path)
+        raise ValueError(f"neither configs/{serial}.cfg nor configs/default.cfg exists")
+    return lookup
+
+
+@dataclass
+class Reply:
+    """The XML to send back and a one-line log summary."""
+
+    xml: str
+    summary: str
+
+
+def _identity(wr: p.WorkRequest | None, udi: p.Udi, source_ip: str | None, now: datetime) -> dict:
+    fields = {"pid": udi.pid, "vid": udi.vid, "udi": udi.raw[:255], "last_contact": now}
+    if source_ip:
+        fields["ip_address"] = source_ip[:45]
+    if wr is not None and wr.hostname:
+        fields["hostname"] = wr.hostname[:255]
+    return fields
+
+
+def _store(session: Session, row: DeviceState, decision: wf.Decision, now: datetime,
+           raw_in: str, raw_out: str | None) -> None:
+    for name, value in decision.changes.items():
+        setattr(row, name, value)
+    for event in decision.events:
+        raw = None
+        if event.kind == "response":
+            raw = raw_in
+        elif event.kind == "job":
+            raw = raw_out
+        session.add(DeviceEvent(
+            device_id=row.id, at=now, kind=event.kind, service=event.service or None,
+            correlator=event.correlator or None, success=event.success,
+            error_code=event.error_code or None, message=event.message[:8000], raw_xml=raw))
+
+
+def render(decision: wf.Decision, udi: str, correlator: str) -> str:
+    """The XML for a work-request decision: its job, else its backoff."""
+    if decision.job is not None:
+        return p.build_request(udi, correlator, decision.job.service, decision.job.body)
+    return p.build_backoff(udi, correlator, decision.backoff_seconds or 60,
+                           decision.backoff_reason or "nothing to do now")
+
+
+def work_request(sessions: sessionmaker[Session], config: Config, wr: p.WorkRequest,
+                 raw: bytes, source_ip: str | None) -> Reply:
+    """Handle a parsed WORK-REQUEST: create/lock the row, decide, store, reply.
+
+    Returns the job or backoff XML. Database errors propagate (the HTTP layer
+    turns them into a backoff).
+    """
+    now = utcnow()
+    ctx = wf.Context(now=now, config=config, day0=day0_lookup(config))
+    defaults = {"first_seen": now, "state": wf.INITIAL_STATE.value, "attempts": 0,
+                "image_installs": 0, "guestshell_checks": 0, "tarball_transferred": False,
+                "script_transferred": False, "configured": False,
+                **_identity(wr, wr.udi, source_ip, now)}
+    with device_lock(sessions, wr.udi.sn, defaults) as (session, row):
+        created = row.first_seen == now
+        for name, value in _identity(wr, wr.udi, source_ip, now).items():
+            setattr(row, name, value)
+        decision = wf.on_work_request(wf.DeviceView.from_row(row), wr, ctx)
+        xml = render(decision, wr.udi.raw, wr.correlator)
+        if created:
+            decision.events.insert(0, wf.Event("info", f"first contact from {source_ip} "
+                                                       f"({wr.udi.raw})"))
+        _store(session, row, decision, now, redact(raw), redact(xml))
+    what = decision.job.summary if decision.job else f"backoff {decision.backoff_seconds}s"
+    return Reply(xml, f"{wr.udi.sn} {wr.correlator} work-request {decision.state.value}: {what}")
+
+
+def work_response(sessions: sessionmaker[Session], config: Config, resp: p.WorkResponse,
+                  raw: bytes, source_ip: str | None) -> Reply:
+    """Handle a parsed WORK-RESPONSE: match it to the pending job and apply the result.
+
+    Always returns a bye (echoing the correlator). A response from a device
+    with no row is logged and otherwise ignored.
+    """
+    now = utcnow()
+    ctx = wf.Context(now=now, config=config, day0=day0_lookup(config))
+    correlator = resp.correlator or ""
+    bye = p.build_bye(resp.udi.raw, correlator)
+    with device_lock(sessions, resp.udi.sn) as (session, row):
+        if row is None:
+            return Reply(bye, f"{resp.udi.sn} {correlator} {resp.service} response from an "
+                              "unknown device: ignored")
+        for name, value in _identity(None, resp.udi, source_ip, now).items():
+            setattr(row, name, value)
+        if not resp.udi.pid:  # keep what the work-request told us
+            row.pid = row.pid or ""
+        correlator = correlator or row.pending_correlator or ""
+        bye = p.build_bye(resp.udi.raw, correlator)
+        decision = wf.on_work_response(wf.DeviceView.from_row(row), resp, ctx)
+        _store(session, row, decision, now, redact(raw), None)
+    result = "success" if resp.success else (resp.error.code if resp.error else "failure")
+    return Reply(bye, f"{resp.udi.sn} {correlator} {resp.service} {result} → "
+                      f"{decision.state.value}")
+
+
+def set_state(sessions: sessionmaker[Session], serial: str, state: str,
+              reason: str = "operator") -> bool:
+    """Operator action: move a device to ``state`` (a workflow state name), clearing
+    the pending job, attempts and retry timer. Returns False for an unknown serial.
+    Raises ValueError for an unknown state.
+    """
+    target = wf.State(state)
+    now = utcnow()
+    with device_lock(sessions, serial) as (session, row):
+        if row is None:
+            return False
+        old = row.state
+        row.state, row.pending_service, row.pending_correlator = target.value, None, None
+        row.workflow_state = target.value
+        row.attempts, row.retry_after, row.guestshell_checks = 0, None, 0
+        if target != wf.State.FINISHED:
+            row.finished_at = None
+        session.add(DeviceEvent(device_id=row.id, at=now, kind="state",
+                                message=f"{old} → {target.value} ({reason})"))
+    return True
