@@ -70,6 +70,7 @@ class Config:
     threads: int = 8
     x_accel_redirect_prefix: str = ""
     database_url: str = ""
+    db_password: str = field(default="", repr=False)  # from PNP_DB_PASSWORD, never needed in the file
     images: tuple[ImageEntry, ...] = ()
     guestshell_tarball: str = ""
     python_script: str = ""
@@ -124,9 +125,8 @@ class Config:
     def sqlalchemy_url(self) -> str:
         """The database URL, SQLite file in the project folder by default."""
         url = self.database_url or f"sqlite:///{self.root / 'pnp.sqlite3'}"
-        password = os.environ.get("PNP_DB_PASSWORD")
-        if password and not url.startswith("sqlite"):
-            url = make_url(url).set(password=password).render_as_string(hide_password=False)
+        if self.db_password and not url.startswith("sqlite"):
+            url = make_url(url).set(password=self.db_password).render_as_string(hide_password=False)
         return url
 
     @property
