@@ -20,6 +20,9 @@ THREADS = 8  # threads per worker (image downloads hold a thread each)
 # Hand file downloads to nginx with X-Accel-Redirect (see deploy/nginx.conf).
 # Empty = this server streams the files itself.
 X_ACCEL_REDIRECT_PREFIX = ""
+# Number of reverse proxies (nginx) in front of the server; their X-Forwarded-For
+# then gives the device's source IP. 0 = devices connect directly.
+PROXY_HOPS = 0
 
 # --- Database ----------------------------------------------------------------
 # Empty = the embedded SQLite file pnp.sqlite3 in the project folder.

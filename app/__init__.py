@@ -26,6 +26,11 @@ def create_app(config: Config | None = None, *, migrate: bool = False) -> Flask:
     app = Flask(__name__, template_folder=str(config.root / "templates"),
                 static_folder="static")
     app.config["PNP"] = config
+    if config.proxy_hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = config.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024  # PnP messages are a few kB
     setup_logging(config)
     if migrate:

@@ -52,7 +52,7 @@ class ImageEntry:
 
 
 _INT_FIELDS = {
-    "port", "workers", "threads", "min_bootflash_free", "image_space_margin",
+    "port", "proxy_hops", "workers", "threads", "min_bootflash_free", "image_space_margin",
     "max_attempts", "idle_backoff", "reload_wait", "reload_timeout",
     "finished_backoff", "max_guestshell_checks", "guestshell_check_backoff",
     "log_max_bytes", "log_backup_count",
@@ -69,6 +69,7 @@ class Config:
     workers: int = 4
     threads: int = 8
     x_accel_redirect_prefix: str = ""
+    proxy_hops: int = 0  # reverse proxies in front (nginx = 1): trust their X-Forwarded-For
     database_url: str = ""
     db_password: str = field(default="", repr=False)  # from PNP_DB_PASSWORD, never needed in the file
     images: tuple[ImageEntry, ...] = ()

@@ -141,3 +141,25 @@ def test_x_accel_redirect_mode(make_config):
     assert r.status_code == 200 and r.data == b""
     assert r.headers["X-Accel-Redirect"] == f"/internal/images/{IMAGE_NAME}"
     assert client.get("/images/../settings.py").status_code == 404
+
+
+def test_internal_error_still_answers_the_device(client, app, monkeypatch):
+    """A bug in the workflow is logged and the device gets a backoff, never a 500."""
+    from app.pnp import workflow
+
+    def broken(*args, **kwargs):
+        raise KeyError("bug")
+    monkeypatch.setattr(workflow, "on_work_request", broken)  # stands in for an unknown bug
+    r = client.post("/pnp/WORK-REQUEST", data=WR)
+    assert r.status_code == 200 and b"urn:cisco:pnp:backoff" in r.data
+    assert "internal error" in (app.config["PNP"].logs_dir / "pnp_debug.log").read_text()
+    assert _rows(app) == ([], []), "the failed transaction is rolled back"
+
+
+def test_source_ip_from_proxy_when_configured(make_config):
+    from app import create_app
+
+    app = create_app(make_config(proxy_hops=1), migrate=True)
+    app.test_client().post("/pnp/WORK-REQUEST", data=WR, headers={"X-Forwarded-For": "192.0.2.77"})
+    rows, _ = _rows(app)
+    assert rows[0].ip_address == "192.0.2.77"

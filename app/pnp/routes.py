@@ -54,6 +54,10 @@ def work_request() -> Response:
                   exc.__class__.__name__)
         return _xml(p.build_backoff(wr.udi.raw, wr.correlator, DB_DOWN_BACKOFF,
                                     "server database unavailable"))
+    except Exception:  # a server bug must not leave the device without an answer
+        log.exception("%s %s work-request: internal error", wr.udi.sn, wr.correlator)
+        return _xml(p.build_backoff(wr.udi.raw, wr.correlator, DB_DOWN_BACKOFF,
+                                    "server error, see pnp_debug.log"))
     log.info("%s", reply.summary)
     log.debug("reply to %s: %s", wr.udi.sn, service.redact(reply.xml))
     return _xml(reply.xml)
@@ -74,6 +78,9 @@ def work_response() -> Response:
     except SQLAlchemyError as exc:
         log.error("%s %s %s response: database unavailable, result not recorded: %s",
                   resp.udi.sn, resp.correlator, resp.service, exc.__class__.__name__)
+        return _xml(p.build_bye(resp.udi.raw, resp.correlator or ""))
+    except Exception:  # a server bug must not leave the device without an answer
+        log.exception("%s %s %s response: internal error", resp.udi.sn, resp.correlator, resp.service)
         return _xml(p.build_bye(resp.udi.raw, resp.correlator or ""))
     log.info("%s", reply.summary)
     return _xml(reply.xml)

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs on a fresh Debian 12 machine (run as root):
+# Debian packages listed in .ci/apt/*.txt (real DHCP servers/parsers, browser...),
+# the Python test requirements, and a running MariaDB on 127.0.0.1:3306.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+mapfile -t PACKAGES < <(cat .ci/apt/*.txt | sed 's/#.*//' | tr -s ' \t' '\n' | grep -v '^$' | sort -u)
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then
+  missing+=(mariadb-server)
+fi
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup-machine: installing ${missing[*]}"
+  apt-get update -qq
+  # Package scripts may fail to start services inside a container; the binaries are what we need.
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || true
+fi
+if ! mariadb -uroot -h127.0.0.1 -e 'SELECT 1' >/dev/null 2>&1; then
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd || true
+  for _ in $(seq 30); do mariadb -uroot -h127.0.0.1 -e 'SELECT 1' >/dev/null 2>&1 && break; sleep 1; done
+fi
+python3 -m pip install -q -r requirements-dev.txt
