@@ -37,50 +37,42 @@ def hello() -> Response:
     return Response("", status=200, mimetype="text/plain")
 
 
+def _exchange(kind: str, parse, handle, fallback) -> Response:
+    """Parse, handle under the row lock, reply; database trouble or a bug gets ``fallback``.
+
+    ``fallback(message, reason)`` builds the XML sent when the message could
+    not be handled (a backoff for work-requests, a bye for work-responses).
+    """
+    raw = request.get_data(cache=False)
+    try:
+        message = parse(raw)
+    except p.PnpParseError as exc:
+        return _bad(str(exc))
+    log.debug("%s from %s: %s", kind, request.remote_addr, service.redact(raw))
+    try:
+        reply = handle(get_sessions(), get_config(), message, raw, request.remote_addr)
+    except SQLAlchemyError as exc:
+        log.error("%s %s: database unavailable, nothing recorded: %s", message.udi.sn, kind,
+                  exc.__class__.__name__)
+        return _xml(fallback(message, "server database unavailable"))
+    except Exception:  # a server bug must not leave the device without an answer
+        log.exception("%s %s: internal error", message.udi.sn, kind)
+        return _xml(fallback(message, "server error, see pnp_debug.log"))
+    log.info("%s", reply.summary)
+    log.debug("reply to %s: %s", message.udi.sn, service.redact(reply.xml))
+    return _xml(reply.xml)
+
+
 @bp.post("/WORK-REQUEST")
 def work_request() -> Response:
     """A device asks for work: answer its next job or a backoff."""
-    raw = request.get_data(cache=False)
-    try:
-        wr = p.parse_work_request(raw)
-    except p.PnpParseError as exc:
-        return _bad(str(exc))
-    log.debug("WORK-REQUEST from %s: %s", request.remote_addr, service.redact(raw))
-    try:
-        reply = service.work_request(get_sessions(), get_config(), wr, raw,
-                                     request.remote_addr)
-    except SQLAlchemyError as exc:
-        log.error("%s %s work-request: database unavailable: %s", wr.udi.sn, wr.correlator,
-                  exc.__class__.__name__)
-        return _xml(p.build_backoff(wr.udi.raw, wr.correlator, DB_DOWN_BACKOFF,
-                                    "server database unavailable"))
-    except Exception:  # a server bug must not leave the device without an answer
-        log.exception("%s %s work-request: internal error", wr.udi.sn, wr.correlator)
-        return _xml(p.build_backoff(wr.udi.raw, wr.correlator, DB_DOWN_BACKOFF,
-                                    "server error, see pnp_debug.log"))
-    log.info("%s", reply.summary)
-    log.debug("reply to %s: %s", wr.udi.sn, service.redact(reply.xml))
-    return _xml(reply.xml)
+    return _exchange("work-request", p.parse_work_request, service.work_request,
+                     lambda wr, reason: p.build_backoff(wr.udi.raw, wr.correlator,
+                                                        DB_DOWN_BACKOFF, reason))
 
 
 @bp.post("/WORK-RESPONSE")
 def work_response() -> Response:
     """A device reports a job's result: record it and answer bye."""
-    raw = request.get_data(cache=False)
-    try:
-        resp = p.parse_work_response(raw)
-    except p.PnpParseError as exc:
-        return _bad(str(exc))
-    log.debug("WORK-RESPONSE from %s: %s", request.remote_addr, service.redact(raw))
-    try:
-        reply = service.work_response(get_sessions(), get_config(), resp, raw,
-                                      request.remote_addr)
-    except SQLAlchemyError as exc:
-        log.error("%s %s %s response: database unavailable, result not recorded: %s",
-                  resp.udi.sn, resp.correlator, resp.service, exc.__class__.__name__)
-        return _xml(p.build_bye(resp.udi.raw, resp.correlator or ""))
-    except Exception:  # a server bug must not leave the device without an answer
-        log.exception("%s %s %s response: internal error", resp.udi.sn, resp.correlator, resp.service)
-        return _xml(p.build_bye(resp.udi.raw, resp.correlator or ""))
-    log.info("%s", reply.summary)
-    return _xml(reply.xml)
+    return _exchange("work-response", p.parse_work_response, service.work_response,
+                     lambda resp, reason: p.build_bye(resp.udi.raw, resp.correlator or ""))
