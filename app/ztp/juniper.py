@@ -212,7 +212,8 @@ def choose_config(req: FetchRequest, folder: Path, inventory: InventoryLookup | 
     Order: the static file ``<aa-bb-cc-dd-ee-ff>.conf``; else the inventory row
     of the MAC with its ``template`` column (a file name in ``folder``, default
     ``default.conf.j2`` when that exists), rendered with Jinja2
-    ``StrictUndefined``. Template variables: every column of the row, plus
+    ``StrictUndefined``. Template variables: every non-blank column of the row
+    (a blank cell is undefined, so the template fails instead of rendering ""), plus
     ``mac`` (``aa:bb:cc:dd:ee:ff``), ``mac_dashed``, ``vci``, ``model`` and
     ``serial`` (from the VCI, unless the row has a non-empty ``serial``).
     Raises ZtpError(404) when neither exists, ZtpError(500) when the template is
@@ -229,7 +230,7 @@ def choose_config(req: FetchRequest, folder: Path, inventory: InventoryLookup | 
         raise ZtpError(404, f"no config for MAC {req.mac_dashed}: put configs/juniper/{req.mac_dashed}.conf "
                             f"or give the MAC a template in {'the inventory' if not row else 'its inventory row'}")
     template = template or "default.conf.j2"
-    variables = {k: v for k, v in row.items() if k and v is not None}
+    variables = {k: v for k, v in row.items() if k and v not in (None, "")}  # blank cell = undefined
     variables.update(mac=req.mac, mac_dashed=req.mac_dashed, vci=req.vci, model=req.model)
     if not variables.get("serial"):
         variables["serial"] = req.serial or ""
