@@ -31,8 +31,10 @@ log = logging.getLogger("pnp.ztp")
 class LeadingSlashes:
     """WSGI middleware folding a run of leading slashes in PATH_INFO into one (``//ztp_fetch`` -> ``/ztp_fetch``).
 
-    Werkzeug's ``merge_slashes`` would answer a redirect instead; a ZTP client
-    should get the file at once.
+    Werkzeug 3.1 happens to match a doubled *leading* slash, but answers doubled
+    slashes elsewhere with a 308 redirect (``merge_slashes``); folding them here
+    keeps ``//ztp_fetch`` served at once, whatever the Werkzeug version, and the
+    logged path canonical.
     """
 
     def __init__(self, wsgi_app):
