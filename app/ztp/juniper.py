@@ -193,7 +193,7 @@ def choose_image(req: FetchRequest, models: Mapping[str, str], images_dir: Path)
         raise ZtpError(404, f"image {req.name!r} is not the image of model {req.model} ({image})")
     path = images_dir / image
     if "/" in image or image.startswith(".") or not path.is_file():
-        raise ZtpError(404, f"image {image} for model {req.model} is missing from {images_dir}")
+        raise ZtpError(404, f"image {image} for model {req.model} is missing from images/")
     return path
 
 
