@@ -61,6 +61,7 @@ Option 43 (Cisco PnP)   : 5A1N;B2;K4;I{config.server_ip};J{config.port}
 Image file(s) base URL  : {config.base_url}/images
 Config file(s) base URL : {config.base_url}/configs
 Other file(s) base URL  : {config.base_url}/files
+Juniper ZTP             : {config.base_url}/ztp_fetch/<mode>/<VCI>/<mac> ({len(config.juniper_models)} models)
 Dashboard               : {config.base_url}/dashboard
 Database                : {config.database_label}
 Workers x threads       : {config.workers} x {config.threads}
