@@ -8,6 +8,7 @@ serves with gunicorn (workers × threads from the settings).
 
     python3 run.py --server-ip 192.0.2.10 --port 8080
     python3 run.py --check          # validate settings, print the banner, exit
+    python3 run.py dhcp kea         # kea-dhcp4 config from the settings (see docs/dhcp.md)
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ Option 43 (Cisco PnP)   : 5A1N;B2;K4;I{config.server_ip};J{config.port}
 Image file(s) base URL  : {config.base_url}/images
 Config file(s) base URL : {config.base_url}/configs
 Other file(s) base URL  : {config.base_url}/files
+Juniper ZTP             : {config.base_url}/ztp_fetch/<mode>/<VCI>/<mac> ({len(config.juniper_models)} models)
 Dashboard               : {config.base_url}/dashboard
 Database                : {config.database_label}
 Workers x threads       : {config.workers} x {config.threads}
@@ -163,6 +165,11 @@ def db_upgrade(config: Config):
 
     upgrade(config.sqlalchemy_url)
     click.echo(f"database {config.database_label} is up to date")
+
+
+from app.dhcp_cli import dhcp  # noqa: E402
+
+cli.add_command(dhcp)
 
 
 if __name__ == "__main__":

@@ -67,3 +67,43 @@ GUESTSHELL_CHECK_BACKOFF = 30  # seconds between guestshell checks
 LOG_LEVEL = "INFO"  # DEBUG adds the raw XML of every exchange
 LOG_MAX_BYTES = 10 * 1024 * 1024
 LOG_BACKUP_COUNT = 5
+
+# --- Juniper ZTP (/ztp_fetch/<mode>/<vci>/<mac>, see docs/dhcp.md) -------------------------
+# Known Juniper models, lower case as Junos sends them in option 60 (Juniper-<model>[-<serial>]),
+# mapped to the OFFICIAL Juniper image file name in images/ ("" = config only, no image).
+# Non-standard image names make installs fail on some models. The longest matching model wins.
+JUNIPER_MODELS = {
+    # "ex4300-48p": "jinstall-ex-4300-21.4R3.15-signed.tgz",
+    # "ex2300-c-12p": "junos-arm-32-21.4R3.15.tgz",
+    # "mx204": "junos-vmhost-install-mx-x86-64-23.4R2.tgz",
+}
+# Inventory CSV (header: mac,ip,hostname,serial,pid,vendor,model,template,<any variable>...).
+# /ztp_fetch serves configs/juniper/<aa-bb-cc-dd-ee-ff>.conf, else renders the row's template
+# (a Jinja2 file in configs/juniper/) with the row's columns; the DHCP helper reserves ip/hostname.
+JUNIPER_INVENTORY = "configs/juniper/inventory.csv"
+
+# --- DHCP helper (python3 run.py dhcp kea|dhcpd|push, see docs/dhcp.md) ---------------------------
+DHCP_SUBNET = ""  # the subnet the devices boot in, e.g. "192.0.2.0/24"
+DHCP_SUBNET_ID = 1  # Kea subnet id (explicit ids are mandatory from Kea 2.6)
+DHCP_POOL = ""  # dynamic range "first-last", e.g. "192.0.2.100-192.0.2.199"
+DHCP_ROUTERS = []  # option 3, e.g. ["192.0.2.1"]
+DHCP_DNS = []  # option 6
+DHCP_DOMAIN = ""  # option 15
+DHCP_NTP = []  # option 42
+DHCP_INVENTORY = ""  # reservations CSV; "" = JUNIPER_INVENTORY (rows with mac and ip/hostname)
+# Cisco PnP: option 60 "ciscopnp" gets option 43 "5A1N;B2;K4;I<SERVER_IP>;J<PORT>".
+DHCP_CISCO = True
+# Per-PID classes on option 124: "C9300" or {"pid": "C11", "port": 8080, "https": True, ...}
+# (keys of a PnP server: ip, port, https, https_port, trustpool_url, ntp, hostname, debug).
+DHCP_CISCO_PIDS = []
+DHCP_PNP_HTTPS = False  # K5: HTTPS on DHCP_PNP_HTTPS_PORT; needs the two settings below
+DHCP_PNP_HTTPS_PORT = 443
+DHCP_PNP_TRUSTPOOL_URL = ""  # T token: URL of the CA bundle
+DHCP_PNP_NTP = ""  # Z token: NTP server, so the agent can check certificate dates
+# Juniper ZTP: option 150 + option 43 sub-options 0 (image), 1 (config), 3 (transfer mode), 5 (port).
+DHCP_JUNIPER = True
+JUNIPER_FILE_SERVER = ""  # option 150; "" = SERVER_IP
+JUNIPER_FILE_PORT = 0  # sub-option 5; 0 = PORT
+JUNIPER_TRANSFER_MODE = "http"  # http, https, tftp or ftp
+KEA_CONTROL_SOCKET = "/run/kea/kea4-ctrl-socket"  # for "dhcp push" and the generated control-socket
+KEA_HOOKS_DIR = ""  # where libdhcp_flex_option.so lives; "" = detect

@@ -2,7 +2,8 @@
 
 ``create_app(config)`` builds a Flask app around an immutable ``Config``:
 one database engine per process, one blueprint per area. Device-facing
-routes: ``/pnp/*`` (Cisco PnP), ``/images``, ``/configs``, ``/files``.
+routes: ``/pnp/*`` (Cisco PnP), ``/ztp_fetch/*`` (Juniper ZTP), ``/images``,
+``/configs``, ``/files``.
 """
 
 from __future__ import annotations
@@ -15,12 +16,15 @@ from app.db import make_engine, make_sessionmaker, upgrade
 from app.logs import setup_logging
 
 
-def create_app(config: Config | None = None, *, migrate: bool = False) -> Flask:
+def create_app(config: Config | None = None, *, migrate: bool = False,
+               ztp_inventory=None) -> Flask:
     """Build the WSGI application.
 
     ``config`` defaults to ``Config.load()`` (settings.py + environment).
     With ``migrate`` the Alembic migrations are applied first (run.py does
-    this once in the master process instead).
+    this once in the master process instead). ``ztp_inventory`` is the
+    Juniper inventory lookup ``mac -> dict | None`` (app.ztp.juniper
+    .InventoryLookup); default: the CSV ``JUNIPER_INVENTORY``.
     """
     config = config or Config.load()
     app = Flask(__name__, template_folder=str(config.root / "templates"),
@@ -41,9 +45,15 @@ def create_app(config: Config | None = None, *, migrate: bool = False) -> Flask:
 
     from app.files.routes import bp as files_bp
     from app.pnp.routes import bp as pnp_bp
+    from app.ztp.juniper import csv_inventory
+    from app.ztp.routes import LeadingSlashes
+    from app.ztp.routes import bp as ztp_bp
 
+    app.extensions["ztp_inventory"] = ztp_inventory or csv_inventory(config.juniper_inventory_path)
     app.register_blueprint(pnp_bp)
     app.register_blueprint(files_bp)
+    app.register_blueprint(ztp_bp)
+    app.wsgi_app = LeadingSlashes(app.wsgi_app)
     return app
 
 

@@ -55,8 +55,11 @@ _INT_FIELDS = {
     "port", "proxy_hops", "workers", "threads", "min_bootflash_free", "image_space_margin",
     "max_attempts", "idle_backoff", "reload_wait", "reload_timeout",
     "finished_backoff", "max_guestshell_checks", "guestshell_check_backoff",
-    "log_max_bytes", "log_backup_count",
+    "log_max_bytes", "log_backup_count", "dhcp_subnet_id", "dhcp_pnp_https_port",
+    "juniper_file_port",
 }
+_BOOL_FIELDS = {"dhcp_cisco", "dhcp_juniper", "dhcp_pnp_https"}
+_LIST_FIELDS = {"dhcp_routers", "dhcp_dns", "dhcp_ntp"}
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,30 @@ class Config:
     log_level: str = "INFO"
     log_max_bytes: int = 10 * 1024 * 1024
     log_backup_count: int = 5
+    # --- Juniper ZTP (/ztp_fetch) -------------------------------------------
+    juniper_models: dict = field(default_factory=dict)  # model -> official image file name ("" = none)
+    juniper_inventory: str = "configs/juniper/inventory.csv"  # relative to root, or absolute
+    # --- DHCP helper (python3 run.py dhcp ...) ---------------------------------
+    dhcp_subnet: str = ""  # CIDR, e.g. 192.0.2.0/24
+    dhcp_subnet_id: int = 1
+    dhcp_pool: str = ""  # "192.0.2.100-192.0.2.199"
+    dhcp_routers: tuple[str, ...] = ()
+    dhcp_dns: tuple[str, ...] = ()
+    dhcp_domain: str = ""
+    dhcp_ntp: tuple[str, ...] = ()
+    dhcp_cisco: bool = True
+    dhcp_cisco_pids: tuple = ()  # "C9300" or {"pid": "C11", "port": 8080, ...}
+    dhcp_pnp_https: bool = False
+    dhcp_pnp_https_port: int = 443
+    dhcp_pnp_trustpool_url: str = ""
+    dhcp_pnp_ntp: str = ""
+    dhcp_juniper: bool = True
+    juniper_file_server: str = ""  # option 150; "" = server_ip
+    juniper_file_port: int = 0  # sub-option 5; 0 = port
+    juniper_transfer_mode: str = "http"
+    dhcp_inventory: str = ""  # CSV of reservations; "" = juniper_inventory
+    kea_control_socket: str = "/run/kea/kea4-ctrl-socket"
+    kea_hooks_dir: str = ""  # "" = detect libdhcp_flex_option.so
     root: Path = PROJECT_ROOT
     extra: dict = field(default_factory=dict)
 
@@ -134,6 +161,16 @@ class Config:
     def database_label(self) -> str:
         """The database URL with any password masked, for banners and logs."""
         return make_url(self.sqlalchemy_url).render_as_string(hide_password=True)
+
+    @property
+    def juniper_configs_dir(self) -> Path:
+        """``configs/juniper``: per-MAC Junos configs/scripts, templates and inventory.csv."""
+        return self.configs_dir / "juniper"
+
+    @property
+    def juniper_inventory_path(self) -> Path:
+        """The Juniper inventory CSV (``JUNIPER_INVENTORY``, relative to the project root)."""
+        return self.root / self.juniper_inventory
 
     def image_for(self, pid: str) -> ImageEntry | None:
         """The first catalogue entry whose glob matches ``pid``, or None."""
@@ -184,6 +221,30 @@ def _coerce(values: dict) -> dict:
             if isinstance(raw, str):
                 raw = [x for x in raw.replace(",", " ").split()]
             out["retry_backoff"] = tuple(int(x) for x in raw) or (60,)
+        for name in _BOOL_FIELDS & out.keys():
+            raw = out[name]
+            if isinstance(raw, str):
+                if raw.strip().lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off", ""):
+                    raise ValueError(f"{name.upper()} must be true or false, got {raw!r}")
+                raw = raw.strip().lower() in ("1", "true", "yes", "on")
+            out[name] = bool(raw)
+        for name in _LIST_FIELDS & out.keys():
+            raw = out[name]
+            if isinstance(raw, str):
+                raw = raw.replace(",", " ").split()
+            out[name] = tuple(str(x) for x in raw)
+        if "dhcp_cisco_pids" in out:
+            raw = out["dhcp_cisco_pids"]
+            if isinstance(raw, str):
+                raw = json.loads(raw) if raw.strip().startswith("[") else raw.replace(",", " ").split()
+            out["dhcp_cisco_pids"] = tuple(raw)
+        if "juniper_models" in out:
+            raw = out["juniper_models"]
+            if isinstance(raw, str):
+                raw = json.loads(raw) if raw.strip() else {}
+            if not isinstance(raw, dict):
+                raise ValueError("JUNIPER_MODELS must be a dict: model -> official image file name")
+            out["juniper_models"] = {str(k): str(v or "") for k, v in raw.items()}
         if "images" in out:
             raw = out["images"]
             if isinstance(raw, str):
@@ -269,6 +330,14 @@ def validate(config: Config) -> list[str]:
                         (config.python_script, "PYTHON_SCRIPT")):
         if name and not (config.files_dir / name).is_file():
             problems.append(f"{label} {name} is missing from {config.files_dir}")
+    from app.ztp.juniper import check_model
+
+    for model, image in config.juniper_models.items():
+        problem = check_model(model)
+        if problem:
+            problems.append(f"JUNIPER_MODELS: {problem}")
+        if image and ("/" in image or not (config.images_dir / image).is_file()):
+            problems.append(f"Juniper image {image} (for model {model}) is missing from {config.images_dir}")
     if not (config.configs_dir / "default.cfg").is_file():
         problems.append(f"configs/default.cfg is missing from {config.configs_dir}")
     if config.max_attempts < 1:

@@ -25,6 +25,10 @@ class Base(DeclarativeBase):
 class DeviceState(Base):
     """One provisioned device, keyed by serial number (SN of the UDI).
 
+    Juniper ZTP devices (``vendor='juniper'``) are keyed by the MAC of their ZTP
+    interface: ``serial_number`` = ``mac_address`` = ``aa:bb:cc:dd:ee:ff``;
+    their ``state`` is one of app.ztp.service's ZTP_* names, not a PnP state.
+
     ``state`` holds a workflow state name (app.pnp.workflow.State), never an
     index. ``pending_service``/``pending_correlator`` describe the job sent and
     not yet answered; a WORK-RESPONSE is accepted only when both match.
@@ -34,6 +38,11 @@ class DeviceState(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     serial_number: Mapped[str] = mapped_column(String(64), unique=True)
+    # cisco (PnP, keyed by the SN of the UDI) or juniper (ZTP, keyed by MAC: serial_number
+    # holds the MAC aa:bb:cc:dd:ee:ff, pid the model, udi the PID/SN from the VCI).
+    vendor: Mapped[str] = mapped_column(String(16), default="cisco", server_default="cisco")
+    mac_address: Mapped[str | None] = mapped_column(String(17), index=True)  # aa:bb:cc:dd:ee:ff
+    vci: Mapped[str | None] = mapped_column(String(255))  # DHCP option 60 (Juniper-<model>[-<serial>])
     pid: Mapped[str] = mapped_column(String(64), default="")
     vid: Mapped[str] = mapped_column(String(16), default="")
     udi: Mapped[str] = mapped_column(String(255), default="")
@@ -83,7 +92,7 @@ class DeviceState(Base):
 class DeviceEvent(Base):
     """One line of a device's history: a job sent, a response, a state change, an error.
 
-    ``kind`` is job, response, state, error, info or reload. ``raw_xml`` holds
+    ``kind`` is job, response, state, error, info, reload or fetch (a Juniper ZTP download). ``raw_xml`` holds
     the message for job and response events (credentials redacted).
     """
 

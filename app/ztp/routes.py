@@ -1,0 +1,106 @@
+"""``/ztp_fetch/<mode>/<vci>/<mac>``: Juniper ZTP config and image downloads.
+
+The DHCP helper puts ``ztp_fetch/conf/<VCI>/<aa-bb-cc-dd-ee-ff>.conf`` into
+option 43 sub-option 1; Junos prefixes ``/`` (a name that already starts with
+``/`` arrives as ``//ztp_fetch/...``, which :class:`LeadingSlashes` folds).
+Modes: ``conf`` (config or ``#!`` script per MAC) and ``image`` (official
+image per model; ``/ztp_fetch/image/<vci>/<mac>/<official-name>`` keeps the
+official name as last path segment, dhcp-and-juniper-ztp.md §1.6).
+
+Answers: 200 with the file (``Content-Disposition: attachment``,
+``X-Accel-Buffering: no``; with ``X_ACCEL_REDIRECT_PREFIX`` set, static files
+go through nginx ``X-Accel-Redirect``, see deploy/nginx.conf); 400 for a bad
+MAC or VCI; 404 when there is no config/image; 500 when a template fails.
+Each GET is recorded in the device's history (app.ztp.service).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flask import Blueprint, Response, current_app, request, send_file
+
+from app import get_config, get_sessions
+from app.ztp import juniper, service
+
+bp = Blueprint("ztp", __name__)
+log = logging.getLogger("pnp.ztp")
+
+
+class LeadingSlashes:
+    """WSGI middleware folding a run of leading slashes in PATH_INFO into one (``//ztp_fetch`` -> ``/ztp_fetch``).
+
+    Werkzeug 3.1 happens to match a doubled *leading* slash, but answers doubled
+    slashes elsewhere with a 308 redirect (``merge_slashes``); folding them here
+    keeps ``//ztp_fetch`` served at once, whatever the Werkzeug version, and the
+    logged path canonical.
+    """
+
+    def __init__(self, wsgi_app):
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("//"):
+            environ["PATH_INFO"] = "/" + path.lstrip("/")
+        return self.wsgi_app(environ, start_response)
+
+
+def _text(status: int, message: str) -> Response:
+    return Response(message + "\n", status=status, mimetype="text/plain")
+
+
+def _file_response(path: Path | None, body: bytes | None, filename: str, accel: str | None) -> Response:
+    config = get_config()
+    if body is not None:
+        response = Response(body, mimetype="application/octet-stream")
+    elif config.x_accel_redirect_prefix and accel:
+        response = Response(status=200)
+        response.headers["X-Accel-Redirect"] = f"{config.x_accel_redirect_prefix}/{accel}"
+        response.headers["Content-Type"] = "application/octet-stream"
+    else:
+        response = send_file(path, conditional=True, max_age=0, etag=True, mimetype="application/octet-stream")
+    response.headers["Content-Disposition"] = f"attachment; filename={filename}"
+    response.headers["X-Accel-Buffering"] = "no"
+    return response
+
+
+@bp.route("/ztp_fetch/<mode>/<vci>/<mac>", methods=["GET", "HEAD"])
+@bp.route("/ztp_fetch/<mode>/<vci>/<mac>/<name>", methods=["GET", "HEAD"])
+def ztp_fetch(mode: str, vci: str, mac: str, name: str | None = None) -> Response:
+    """Serve a Juniper device its config (``conf``) or image (``image``); see the module docstring."""
+    config = get_config()
+    try:
+        req = juniper.parse_request(mode, vci, mac, config.juniper_models.keys(), name)
+    except juniper.ZtpError as exc:
+        log.warning("ztp_fetch %s from %s: %d %s", request.path, request.remote_addr, exc.status, exc)
+        return _text(exc.status, str(exc))
+    record = request.method == "GET"
+    inventory = current_app.extensions.get("ztp_inventory")
+    try:
+        row = (inventory(req.mac) if inventory is not None else None) or {}
+    except ValueError as exc:  # a broken inventory.csv: say so, serve static files anyway
+        log.error("ztp inventory: %s", exc)
+        row, inventory = {}, None
+    hostname = row.get("hostname") or None
+    try:
+        if req.mode == "image":
+            path = juniper.choose_image(req, config.juniper_models, config.images_dir)
+            response = _file_response(path, None, path.name, f"images/{path.name}")
+            served, image = f"image {path.name} ({path.stat().st_size} bytes)", path.name
+        else:
+            choice = juniper.choose_config(req, config.juniper_configs_dir, inventory)
+            kind = "script" if choice.script else "Junos config"
+            accel = f"configs/juniper/{choice.path.name}" if choice.path is not None else None
+            response = _file_response(choice.path, choice.body, f"{req.mac_dashed}.conf", accel)
+            served, image = f"{kind} from {choice.source}", None
+    except juniper.ZtpError as exc:
+        if record:
+            service.record_fetch(get_sessions(), req, request.remote_addr, error=str(exc), status=exc.status,
+                                 hostname=hostname)
+        return _text(exc.status, str(exc))
+    if record:
+        service.record_fetch(get_sessions(), req, request.remote_addr, served=served, hostname=hostname,
+                             image=image)
+    return response
