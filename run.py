@@ -8,6 +8,7 @@ serves with gunicorn (workers × threads from the settings).
 
     python3 run.py --server-ip 192.0.2.10 --port 8080
     python3 run.py --check          # validate settings, print the banner, exit
+    python3 run.py devices list     # operator CLI (also: inventory, images, config, db)
 """
 
 from __future__ import annotations
@@ -132,6 +133,11 @@ def cli(ctx, settings_path, server_ip, port, bind, database, workers, threads, c
     except ConfigError as exc:
         _fail(str(exc))
     ctx.obj = config
+    if ctx.invoked_subcommand in OPERATOR_GROUPS:
+        from app import create_app
+
+        ctx.with_resource(create_app(config).app_context())
+        return
     if ctx.invoked_subcommand is not None:
         return
     problems = validate(config)
@@ -163,6 +169,14 @@ def db_upgrade(config: Config):
 
     upgrade(config.sqlalchemy_url)
     click.echo(f"database {config.database_label} is up to date")
+
+
+# Operator commands (app/cli.py): devices, inventory, images, config, db.
+from app.cli import GROUPS  # noqa: E402
+
+OPERATOR_GROUPS = {group.name for group in GROUPS}
+for _group in GROUPS:
+    cli.add_command(_group)
 
 
 if __name__ == "__main__":

@@ -55,8 +55,11 @@ _INT_FIELDS = {
     "port", "workers", "threads", "min_bootflash_free", "image_space_margin",
     "max_attempts", "idle_backoff", "reload_wait", "reload_timeout",
     "finished_backoff", "max_guestshell_checks", "guestshell_check_backoff",
-    "log_max_bytes", "log_backup_count",
+    "log_max_bytes", "log_backup_count", "stalled_after", "page_size",
 }
+_BOOL_FIELDS = {"dashboard_public", "require_claim"}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,15 @@ class Config:
     log_level: str = "INFO"
     log_max_bytes: int = 10 * 1024 * 1024
     log_backup_count: int = 5
+    # operator console: secrets come from PNP_ADMIN_PASSWORD / PNP_ADMIN_TOKEN / PNP_SECRET_KEY
+    admin_user: str = "admin"
+    admin_password: str = field(default="", repr=False)
+    admin_token: str = field(default="", repr=False)
+    secret_key: str = field(default="", repr=False)
+    dashboard_public: bool = False
+    stalled_after: int = 900
+    page_size: int = 50
+    require_claim: bool = False
     root: Path = PROJECT_ROOT
     extra: dict = field(default_factory=dict)
 
@@ -128,6 +140,19 @@ class Config:
         if password and not url.startswith("sqlite"):
             url = make_url(url).set(password=password).render_as_string(hide_password=False)
         return url
+
+    @property
+    def session_secret(self) -> str:
+        """The key that signs session cookies: SECRET_KEY, else derived from ADMIN_PASSWORD.
+
+        Deriving it keeps sessions valid across gunicorn workers and restarts
+        and invalidates them when the password changes.
+        """
+        if self.secret_key:
+            return self.secret_key
+        import hashlib
+
+        return hashlib.sha256(f"pnp-session-key:{self.admin_password}".encode()).hexdigest()
 
     @property
     def database_label(self) -> str:
@@ -178,6 +203,13 @@ def _coerce(values: dict) -> dict:
     try:
         for name in _INT_FIELDS & out.keys():
             out[name] = int(out[name])
+        for name in _BOOL_FIELDS & out.keys():
+            raw = out[name]
+            if isinstance(raw, str):
+                if raw.strip().lower() not in _TRUE | _FALSE:
+                    raise ValueError(f"{name.upper()}={raw!r} is not a boolean (true/false)")
+                raw = raw.strip().lower() in _TRUE
+            out[name] = bool(raw)
         if "retry_backoff" in out:
             raw = out["retry_backoff"]
             if isinstance(raw, str):
