@@ -24,7 +24,7 @@ class ActionForm(FlaskForm):
 class ResumeForm(FlaskForm):
     """Resume a device at a chosen workflow state."""
 
-    state = SelectField("State", choices=[(s.value, s.value) for s in wf.State],
+    state = SelectField("State", choices=[s.value for s in wf.State],
                         validators=[DataRequired()])
 
 
