@@ -266,3 +266,33 @@ def test_openapi_document_describes_the_routes(client, console):
               if rule.rule.startswith("/api/v1/") and not rule.rule.endswith("openapi.json")}
     assert served == documented
     pytest.importorskip("openapi_spec_validator").validate(doc)
+
+
+@pytest.mark.mariadb
+def test_list_counts_inventory_and_actions_on_mariadb(make_config, mariadb_fresh):
+    """The same queries (EXISTS, GROUP BY, JSON variables, delete) on MariaDB."""
+    from sqlalchemy import create_engine, text
+
+    from app import create_app
+
+    engine = create_engine(mariadb_fresh)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM inventory"))
+    engine.dispose()
+    application = create_app(make_config(database_url=mariadb_fresh, admin_token=TOKEN), migrate=True)
+    c = application.test_client()
+    for i in range(3):
+        hello(c, f"FGL0000M{i:03d}")
+    imported = c.post("/api/v1/inventory", data="serial,hostname,site\nFGL0000M000,m0,Köln\nFGL0000M999,p,x\n",
+                      headers={**AUTH, "Content-Type": "text/csv"})
+    assert imported.status_code == 200, imported.get_json()
+    service.set_state(application.extensions["pnp_sessions"], "FGL0000M001", "ERROR")
+    counts = c.get("/api/v1/devices", headers=AUTH).get_json()["counts"]
+    assert counts["lifecycle"] == {"Planned": 1, "Unclaimed": 1, "Onboarding": 1, "Provisioned": 0, "Error": 1}
+    onboarding = c.get("/api/v1/devices?lifecycle=Onboarding", headers=AUTH).get_json()["items"]
+    assert [d["serial_number"] for d in onboarding] == ["FGL0000M000"]
+    detail = c.get("/api/v1/devices/FGL0000M000", headers=AUTH).get_json()
+    assert detail["inventory"]["variables"] == {"site": "Köln"}
+    assert c.post("/api/v1/devices/FGL0000M001/retry", headers=AUTH).get_json()["state"] == "CONFIG_REGISTER"
+    assert c.delete("/api/v1/devices/FGL0000M002", headers=AUTH).status_code == 204
+    application.extensions["pnp_engine"].dispose()
