@@ -52,6 +52,12 @@ def banner(config: Config) -> str:
         f"  {e.pid:<16} {e.file} ({e.version}, md5 {e.md5 or '?'}, {e.size} bytes)"
         for e in config.images) or "  (none: devices keep their running image)"
     https = "" if config.port != 443 else " (port 443 without TLS)"
+    login = (f"login {config.admin_user}" if config.admin_password
+             else "no login possible: set PNP_ADMIN_PASSWORD")
+    if config.dashboard_public:
+        login += ", read-only view public"
+    if config.admin_token:
+        login += ", API token set"
     return f"""Running PnP server (gunicorn). Stop with ctrl+c
 
 Bind to IP-address      : {config.bind}
@@ -61,7 +67,7 @@ Option 43 (Cisco PnP)   : 5A1N;B2;K4;I{config.server_ip};J{config.port}
 Image file(s) base URL  : {config.base_url}/images
 Config file(s) base URL : {config.base_url}/configs
 Other file(s) base URL  : {config.base_url}/files
-Dashboard               : {config.base_url}/dashboard
+Dashboard               : {config.base_url}/dashboard ({login})
 Database                : {config.database_label}
 Workers x threads       : {config.workers} x {config.threads}
 Guestshell tarball      : {config.guestshell_tarball or '(not set: step skipped)'}

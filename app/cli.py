@@ -1,7 +1,7 @@
 """Operator CLI: ``flask --app app devices list`` or ``python3 run.py devices list``.
 
 Groups: ``devices`` (list, show, set-state, retry, reset, claim, delete),
-``inventory`` (import, list), ``images`` (list), ``config`` (render), ``db``
+``inventory`` (import, list), ``images`` (add, list), ``config`` (render), ``db``
 (upgrade). Every change goes through app.operator, the same service layer as
 the console and the API. Errors exit with status 1 and a one-line message.
 """
@@ -199,6 +199,39 @@ def images_list():
                    f"{e.md5 or '-':<32}{'' if present else ' MISSING'}")
     if not config.images:
         click.echo("(no images in the catalogue: devices keep their running image)")
+
+
+@images.command("add")
+@click.argument("image", type=click.Path(exists=True, dir_okay=False))
+@click.option("--pid", "pid_glob", required=True, help="PID glob the image is for, e.g. 'C11*'")
+@click.option("--version", "version", default="", help="version the image reports (default: from the name)")
+def images_add(image, pid_glob, version):
+    """Copy IMAGE into images/, compute its md5 and print the IMAGES entry for settings.py.
+
+    The catalogue itself lives in settings.py (or PNP_IMAGES): paste the line
+    printed here into IMAGES and restart the server.
+    """
+    import shutil
+    from pathlib import Path
+
+    from app.config import file_md5
+    from app.versions import normalise_version, version_from_image_name
+
+    config = get_config()
+    source = Path(image).resolve()
+    version = version or version_from_image_name(source.name) or ""
+    if normalise_version(version) is None:
+        _fail(f"cannot tell the IOS-XE version of {source.name}: give --version, e.g. 17.12.3a")
+    target = config.images_dir / source.name
+    if source != target.resolve():
+        config.images_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        click.echo(f"copied to {target}", err=True)
+    md5 = file_md5(target)
+    size = target.stat().st_size
+    click.echo(f"{source.name}: {size} bytes, md5 {md5}, version {version}", err=True)
+    click.echo(f"    {{\"pid\": \"{pid_glob}\", \"file\": \"{source.name}\", \"version\": \"{version}\", "
+               f"\"md5\": \"{md5}\"}},")
 
 
 @config_group.command("render")

@@ -296,3 +296,10 @@ def test_list_counts_inventory_and_actions_on_mariadb(make_config, mariadb_fresh
     assert c.post("/api/v1/devices/FGL0000M001/retry", headers=AUTH).get_json()["state"] == "CONFIG_REGISTER"
     assert c.delete("/api/v1/devices/FGL0000M002", headers=AUTH).status_code == 204
     application.extensions["pnp_engine"].dispose()
+
+
+def test_unknown_api_urls_answer_json_other_areas_keep_html(client):
+    response = client.get("/api/v1/nothing", headers=AUTH)
+    assert response.status_code == 404 and "error" in response.get_json()
+    assert client.put("/api/v1/devices", headers=AUTH).status_code == 405
+    assert client.get("/images/nothing.bin").mimetype != "application/json"

@@ -84,6 +84,24 @@ def test_inventory_import_config_render_and_claim(app, runner, lab):
     assert "Onboarding" in runner.invoke(args=["devices", "list", "--search", "I009"]).output
 
 
+def test_images_add_prints_the_catalogue_entry(runner, lab, tmp_path_factory):
+    import ast
+    import hashlib
+
+    source = tmp_path_factory.mktemp("upload") / "isr4300-universalk9.17.09.04a.SPA.bin"
+    source.write_bytes(b"x" * 4096)
+    out = runner.invoke(args=["images", "add", str(source), "--pid", "ISR43*"])
+    assert out.exit_code == 0, out.output
+    entry = ast.literal_eval(out.stdout.strip().rstrip(","))
+    assert entry == {"pid": "ISR43*", "file": source.name, "version": "17.9.4a",
+                     "md5": hashlib.md5(b"x" * 4096).hexdigest()}
+    assert (lab / "images" / source.name).read_bytes() == b"x" * 4096
+    unknown = tmp_path_factory.mktemp("upload2") / "image.bin"
+    unknown.write_bytes(b"y")
+    out = runner.invoke(args=["images", "add", str(unknown), "--pid", "C11*"])
+    assert out.exit_code == 1 and "give --version" in out.output
+
+
 def test_images_list_and_db_upgrade(runner):
     out = runner.invoke(args=["images", "list"])
     assert out.exit_code == 0

@@ -116,3 +116,22 @@ def test_claim_templates_and_missing_variable_end_to_end(start_server, lab):
     assert unknown.finished
     counts = requests.get(api + "/devices", headers=AUTH, timeout=10).json()["counts"]["lifecycle"]
     assert counts == {"Planned": 1, "Unclaimed": 0, "Onboarding": 0, "Provisioned": 2, "Error": 1}
+
+
+def test_workflow_answers_backoff_to_unclaimed_serial_and_job_once_claimed(make_config):
+    from datetime import datetime
+
+    from app.pnp import protocol as p
+    from app.pnp import workflow as wf
+    from tests.conftest import fixture_text
+
+    request = p.parse_work_request(fixture_text("wr_csr1000v_iosxe-17.3.4a_reload-reason.xml").encode())
+    device = wf.DeviceView(serial_number=request.udi.sn, pid="C1131-8PWB")
+    ctx = wf.Context(now=datetime(2026, 1, 1), config=make_config(), claimed=False)
+    waiting = wf.on_work_request(device, request, ctx)
+    assert waiting.job is None and waiting.backoff_reason == wf.WAITING_FOR_CLAIM
+    assert waiting.state == wf.State.CONFIG_REGISTER
+    claimed = wf.on_work_request(device, request, wf.Context(now=ctx.now, config=ctx.config))
+    assert claimed.job is not None and claimed.job.service == "cli-config"
+    parked = wf.DeviceView(serial_number="X", state="FINISHED")
+    assert "finished" in wf.on_work_request(parked, request, ctx).backoff_reason

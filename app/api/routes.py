@@ -41,6 +41,15 @@ def _error(exc: HTTPException):
     return response
 
 
+@bp.app_errorhandler(404)
+@bp.app_errorhandler(405)
+def _api_not_found(exc: HTTPException):
+    """Unknown /api/v1 URLs and methods answer JSON too; other areas keep their pages."""
+    if request.path.startswith(bp.url_prefix + "/"):
+        return _error(exc)
+    return exc
+
+
 @bp.get("/openapi.json")
 def openapi():
     """The OpenAPI 3.1 document of this API (public: it holds no data)."""
