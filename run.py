@@ -9,6 +9,7 @@ serves with gunicorn (workers × threads from the settings).
     python3 run.py --server-ip 192.0.2.10 --port 8080
     python3 run.py --check          # validate settings, print the banner, exit
     python3 run.py dhcp kea         # kea-dhcp4 config from the settings (see docs/dhcp.md)
+    python3 run.py devices list     # operator CLI (also: inventory, images, config, db)
 """
 
 from __future__ import annotations
@@ -52,6 +53,12 @@ def banner(config: Config) -> str:
         f"  {e.pid:<16} {e.file} ({e.version}, md5 {e.md5 or '?'}, {e.size} bytes)"
         for e in config.images) or "  (none: devices keep their running image)"
     https = "" if config.port != 443 else " (port 443 without TLS)"
+    login = (f"login {config.admin_user}" if config.admin_password
+             else "no login possible: set PNP_ADMIN_PASSWORD")
+    if config.dashboard_public:
+        login += ", read-only view public"
+    if config.admin_token:
+        login += ", API token set"
     return f"""Running PnP server (gunicorn). Stop with ctrl+c
 
 Bind to IP-address      : {config.bind}
@@ -62,7 +69,7 @@ Image file(s) base URL  : {config.base_url}/images
 Config file(s) base URL : {config.base_url}/configs
 Other file(s) base URL  : {config.base_url}/files
 Juniper ZTP             : {config.base_url}/ztp_fetch/<mode>/<VCI>/<mac> ({len(config.juniper_models)} models)
-Dashboard               : {config.base_url}/dashboard
+Dashboard               : {config.base_url}/dashboard ({login})
 Database                : {config.database_label}
 Workers x threads       : {config.workers} x {config.threads}
 Guestshell tarball      : {config.guestshell_tarball or '(not set: step skipped)'}
@@ -134,6 +141,11 @@ def cli(ctx, settings_path, server_ip, port, bind, database, workers, threads, c
     except ConfigError as exc:
         _fail(str(exc))
     ctx.obj = config
+    if ctx.invoked_subcommand in OPERATOR_GROUPS:
+        from app import create_app
+
+        ctx.with_resource(create_app(config).app_context())
+        return
     if ctx.invoked_subcommand is not None:
         return
     problems = validate(config)
@@ -170,6 +182,13 @@ def db_upgrade(config: Config):
 from app.dhcp_cli import dhcp  # noqa: E402
 
 cli.add_command(dhcp)
+
+# Operator commands (app/cli.py): devices, inventory, images, config, db.
+from app.cli import GROUPS  # noqa: E402
+
+OPERATOR_GROUPS = {group.name for group in GROUPS}
+for _group in GROUPS:
+    cli.add_command(_group)
 
 
 if __name__ == "__main__":

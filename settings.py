@@ -107,3 +107,19 @@ JUNIPER_FILE_PORT = 0  # sub-option 5; 0 = PORT
 JUNIPER_TRANSFER_MODE = "http"  # http, https, tftp or ftp
 KEA_CONTROL_SOCKET = "/run/kea/kea4-ctrl-socket"  # for "dhcp push" and the generated control-socket
 KEA_HOOKS_DIR = ""  # where libdhcp_flex_option.so lives; "" = detect
+
+# --- Operator console (/dashboard, /devices, /api/v1, CLI) ----------------------------
+# Secrets never need to be written here: set them in the environment instead
+# (PNP_ADMIN_PASSWORD, PNP_ADMIN_TOKEN, PNP_SECRET_KEY). With no ADMIN_PASSWORD
+# and no ADMIN_TOKEN the admin pages and the API stay locked (the CLI still works).
+ADMIN_USER = "admin"  # the login name of the operator account
+# ADMIN_PASSWORD = ""  # the operator's login password (better: PNP_ADMIN_PASSWORD)
+# ADMIN_TOKEN = ""  # bearer token for /api/v1 (better: PNP_ADMIN_TOKEN)
+# SECRET_KEY = ""  # signs session cookies; empty = derived from ADMIN_PASSWORD
+DASHBOARD_PUBLIC = False  # True: the read-only /dashboard is shown without a login
+STALLED_AFTER = 900  # seconds without contact after which a device counts as stalled
+PAGE_SIZE = 50  # devices per dashboard page (the API takes ?per_page= up to 500)
+# True: a serial that is not in the inventory is told to wait (backoff) until an
+# operator claims it (dashboard "Claim", API POST /api/v1/devices/<SN>/claim,
+# CLI "devices claim"). False: unknown serials are provisioned with default.cfg.
+REQUIRE_CLAIM = False

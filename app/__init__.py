@@ -4,6 +4,8 @@
 one database engine per process, one blueprint per area. Device-facing
 routes: ``/pnp/*`` (Cisco PnP), ``/ztp_fetch/*`` (Juniper ZTP), ``/images``,
 ``/configs``, ``/files``.
+Operator routes (login or token): ``/dashboard``, ``/devices/<SN>``,
+``/inventory``, ``/api/v1``; CLI commands: ``flask devices|inventory|images|config|db``.
 """
 
 from __future__ import annotations
@@ -43,6 +45,12 @@ def create_app(config: Config | None = None, *, migrate: bool = False,
     app.extensions["pnp_engine"] = engine
     app.extensions["pnp_sessions"] = make_sessionmaker(engine)
 
+    from flask_wtf.csrf import generate_csrf
+
+    from app.api.routes import bp as api_bp
+    from app.cli import register_cli
+    from app.console.rendered import bp as rendered_bp
+    from app.console.routes import bp as console_bp
     from app.files.routes import bp as files_bp
     from app.pnp.routes import bp as pnp_bp
     from app.ztp.juniper import csv_inventory
@@ -50,10 +58,20 @@ def create_app(config: Config | None = None, *, migrate: bool = False,
     from app.ztp.routes import bp as ztp_bp
 
     app.extensions["ztp_inventory"] = ztp_inventory or csv_inventory(config.juniper_inventory_path)
+    # Operator console: signed session cookie; CSRF tokens per form (Flask-WTF).
+    app.secret_key = config.session_secret
+    app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
+                      WTF_CSRF_TIME_LIMIT=None)
+    app.jinja_env.globals["csrf_token"] = generate_csrf
+
     app.register_blueprint(pnp_bp)
+    app.register_blueprint(rendered_bp)  # before files: /configs/rendered/<SN>.cfg
     app.register_blueprint(files_bp)
     app.register_blueprint(ztp_bp)
     app.wsgi_app = LeadingSlashes(app.wsgi_app)
+    app.register_blueprint(console_bp)
+    app.register_blueprint(api_bp)
+    register_cli(app)
     return app
 
 

@@ -56,10 +56,12 @@ _INT_FIELDS = {
     "max_attempts", "idle_backoff", "reload_wait", "reload_timeout",
     "finished_backoff", "max_guestshell_checks", "guestshell_check_backoff",
     "log_max_bytes", "log_backup_count", "dhcp_subnet_id", "dhcp_pnp_https_port",
-    "juniper_file_port",
+    "juniper_file_port", "stalled_after", "page_size",
 }
-_BOOL_FIELDS = {"dhcp_cisco", "dhcp_juniper", "dhcp_pnp_https"}
+_BOOL_FIELDS = {"dhcp_cisco", "dhcp_juniper", "dhcp_pnp_https", "dashboard_public", "require_claim"}
 _LIST_FIELDS = {"dhcp_routers", "dhcp_dns", "dhcp_ntp"}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,15 @@ class Config:
     dhcp_inventory: str = ""  # CSV of reservations; "" = juniper_inventory
     kea_control_socket: str = "/run/kea/kea4-ctrl-socket"
     kea_hooks_dir: str = ""  # "" = detect libdhcp_flex_option.so
+    # operator console: secrets come from PNP_ADMIN_PASSWORD / PNP_ADMIN_TOKEN / PNP_SECRET_KEY
+    admin_user: str = "admin"
+    admin_password: str = field(default="", repr=False)
+    admin_token: str = field(default="", repr=False)
+    secret_key: str = field(default="", repr=False)
+    dashboard_public: bool = False
+    stalled_after: int = 900
+    page_size: int = 50
+    require_claim: bool = False
     root: Path = PROJECT_ROOT
     extra: dict = field(default_factory=dict)
 
@@ -156,6 +167,19 @@ class Config:
         if self.db_password and not url.startswith("sqlite"):
             url = make_url(url).set(password=self.db_password).render_as_string(hide_password=False)
         return url
+
+    @property
+    def session_secret(self) -> str:
+        """The key that signs session cookies: SECRET_KEY, else derived from ADMIN_PASSWORD.
+
+        Deriving it keeps sessions valid across gunicorn workers and restarts
+        and invalidates them when the password changes.
+        """
+        if self.secret_key:
+            return self.secret_key
+        import hashlib
+
+        return hashlib.sha256(f"pnp-session-key:{self.admin_password}".encode()).hexdigest()
 
     @property
     def database_label(self) -> str:
@@ -216,18 +240,18 @@ def _coerce(values: dict) -> dict:
     try:
         for name in _INT_FIELDS & out.keys():
             out[name] = int(out[name])
+        for name in _BOOL_FIELDS & out.keys():
+            raw = out[name]
+            if isinstance(raw, str):
+                if raw.strip().lower() not in _TRUE | _FALSE:
+                    raise ValueError(f"{name.upper()}={raw!r} is not a boolean (true/false)")
+                raw = raw.strip().lower() in _TRUE
+            out[name] = bool(raw)
         if "retry_backoff" in out:
             raw = out["retry_backoff"]
             if isinstance(raw, str):
                 raw = [x for x in raw.replace(",", " ").split()]
             out["retry_backoff"] = tuple(int(x) for x in raw) or (60,)
-        for name in _BOOL_FIELDS & out.keys():
-            raw = out[name]
-            if isinstance(raw, str):
-                if raw.strip().lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off", ""):
-                    raise ValueError(f"{name.upper()} must be true or false, got {raw!r}")
-                raw = raw.strip().lower() in ("1", "true", "yes", "on")
-            out[name] = bool(raw)
         for name in _LIST_FIELDS & out.keys():
             raw = out[name]
             if isinstance(raw, str):

@@ -1,4 +1,4 @@
-"""Database models (SQLAlchemy 2.0, typed): DeviceState and DeviceEvent.
+"""Database models (SQLAlchemy 2.0, typed): DeviceState, DeviceEvent and InventoryItem.
 
 The ``device_state`` row is the only truth about a device: no process keeps
 device state between requests. Operators may edit it with SQL, e.g.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -111,3 +111,26 @@ class DeviceEvent(Base):
     raw_xml: Mapped[str | None] = mapped_column(LongText)
 
     device: Mapped[DeviceState] = relationship(back_populates="events")
+
+
+class InventoryItem(Base):
+    """One planned device of the operator's inventory, keyed by serial number (SN).
+
+    Imported from CSV (serial, hostname, pid, template, any further columns as
+    ``variables``). A serial in the inventory is *claimed*; ``template`` names a
+    Jinja2 day-0 template under ``configs/`` rendered from ``variables``.
+    """
+
+    __tablename__ = "inventory"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    serial_number: Mapped[str] = mapped_column(String(64), unique=True)
+    hostname: Mapped[str | None] = mapped_column(String(255))
+    pid: Mapped[str] = mapped_column(String(64), default="")
+    template: Mapped[str | None] = mapped_column(String(255))
+    variables: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+    def __repr__(self) -> str:
+        return f"<InventoryItem {self.serial_number} {self.template}>"

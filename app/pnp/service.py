@@ -13,11 +13,13 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.config import Config, file_md5
+from app import day0
+from app.config import Config
 from app.db import device_lock, utcnow
-from app.models import DeviceEvent, DeviceState
+from app.models import DeviceEvent, DeviceState, InventoryItem
 from app.pnp import protocol as p
 from app.pnp import workflow as wf
 
@@ -34,19 +36,21 @@ def redact(xml: str | bytes) -> str:
     return _SECRET_ATTR.sub(lambda m: f'{m.group(1)}="***"', xml)[:RAW_XML_LIMIT]
 
 
-def day0_lookup(config: Config) -> callable:
-    """``serial → (file name, md5)``: ``configs/<SN>.cfg`` if present, else ``default.cfg``.
+def day0_lookup(config: Config, item: day0.InventoryView | None = None) -> callable:
+    """``serial → (name under /configs/, md5)``: ``configs/<SN>.cfg``, else the inventory
+    template rendered (``rendered/<SN>.cfg``), else ``default.cfg`` (see app.day0).
 
-    Raises ValueError when neither exists. Configs are small, so the md5 is
-    computed per lookup (only in the config-upgrade step).
+    Raises ValueError (Day0Error) with the reason when none can be produced.
     """
-    def lookup(serial: str) -> tuple[str, str]:
-        for name in (f"{serial}.cfg", "default.cfg"):
-            path = config.configs_dir / name
-            if path.is_file():
-                return name, file_md5(path)
-        raise ValueError(f"neither configs/{serial}.cfg nor configs/default.cfg exists")
-    return lookup
+    return day0.day0_lookup(config, item)
+
+
+def _context(session: Session, config: Config, serial: str, now: datetime) -> wf.Context:
+    """The workflow Context for ``serial``: its inventory row decides day-0 and claim."""
+    item = day0.InventoryView.from_row(session.scalars(
+        select(InventoryItem).where(InventoryItem.serial_number == serial)).one_or_none())
+    return wf.Context(now=now, config=config, day0=day0_lookup(config, item),
+                      claimed=item is not None or not config.require_claim)
 
 
 @dataclass
@@ -98,13 +102,13 @@ def work_request(sessions: sessionmaker[Session], config: Config, wr: p.WorkRequ
     turns them into a backoff).
     """
     now = utcnow()
-    ctx = wf.Context(now=now, config=config, day0=day0_lookup(config))
     defaults = {"first_seen": now, "state": wf.INITIAL_STATE.value, "attempts": 0,
                 "image_installs": 0, "guestshell_checks": 0, "tarball_transferred": False,
                 "script_transferred": False, "configured": False,
                 **_identity(wr, wr.udi, source_ip, now)}
     with device_lock(sessions, wr.udi.sn, defaults) as (session, row):
         created = row.first_seen == now
+        ctx = _context(session, config, wr.udi.sn, now)
         for name, value in _identity(wr, wr.udi, source_ip, now).items():
             setattr(row, name, value)
         decision = wf.on_work_request(wf.DeviceView.from_row(row), wr, ctx)
@@ -125,7 +129,6 @@ def work_response(sessions: sessionmaker[Session], config: Config, resp: p.WorkR
     with no row is logged and otherwise ignored.
     """
     now = utcnow()
-    ctx = wf.Context(now=now, config=config, day0=day0_lookup(config))
     correlator = resp.correlator or ""
     bye = p.build_bye(resp.udi.raw, correlator)
     with device_lock(sessions, resp.udi.sn) as (session, row):
@@ -137,6 +140,7 @@ def work_response(sessions: sessionmaker[Session], config: Config, resp: p.WorkR
         if not resp.udi.pid:  # keep what the work-request told us
             row.pid = row.pid or ""
         correlator = correlator or row.pending_correlator or ""
+        ctx = _context(session, config, resp.udi.sn, now)
         bye = p.build_bye(resp.udi.raw, correlator)
         decision = wf.on_work_response(wf.DeviceView.from_row(row), resp, ctx)
         _store(session, row, decision, now, redact(raw), None)
@@ -146,9 +150,10 @@ def work_response(sessions: sessionmaker[Session], config: Config, resp: p.WorkR
 
 
 def set_state(sessions: sessionmaker[Session], serial: str, state: str,
-              reason: str = "operator") -> bool:
+              reason: str = "operator", changes: dict | None = None) -> bool:
     """Operator action: move a device to ``state`` (a workflow state name), clearing
-    the pending job, attempts and retry timer. Returns False for an unknown serial.
+    the pending job, attempts and retry timer; ``changes`` sets further columns
+    (e.g. clearing the last error). Returns False for an unknown serial.
     Raises ValueError for an unknown state.
     """
     target = wf.State(state)
@@ -162,6 +167,8 @@ def set_state(sessions: sessionmaker[Session], serial: str, state: str,
         row.attempts, row.retry_after, row.guestshell_checks = 0, None, 0
         if target != wf.State.FINISHED:
             row.finished_at = None
+        for name, value in (changes or {}).items():
+            setattr(row, name, value)
         session.add(DeviceEvent(device_id=row.id, at=now, kind="state",
                                 message=f"{old} → {target.value} ({reason})"))
     return True

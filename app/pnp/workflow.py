@@ -131,12 +131,18 @@ class Context:
 
     ``day0(serial)`` returns ``(file name in configs/, md5)`` of the day-0
     config for a serial; it may raise ValueError with a reason (e.g. a template
-    missing a variable), which parks the device in ERROR.
+    missing a variable), which parks the device in ERROR. ``claimed`` is False
+    for a serial that must wait (backoff) until an operator claims it
+    (REQUIRE_CLAIM with the serial not in the inventory).
     """
 
     now: datetime
     config: Config
     day0: Callable[[str], tuple[str, str]] = lambda serial: ("default.cfg", "")
+    claimed: bool = True
+
+
+WAITING_FOR_CLAIM = "serial not in the inventory: waiting to be claimed by an operator"
 
 
 @dataclass(frozen=True)
@@ -388,6 +394,9 @@ def _decide_request(device: DeviceView, request: p.WorkRequest, ctx: Context,
                     state: State) -> Decision:
     if state in PARKED or state == State.FINISHED:
         return _idle(device, ctx, state)
+    if not ctx.claimed:
+        return _backoff(state, ctx.config.idle_backoff, WAITING_FOR_CLAIM,
+                        pending_service=None, pending_correlator=None)
     prefix: list[Event] = []
     if state == State.WAIT_RELOAD:
         waiting = _wait_reload(device, request, ctx)

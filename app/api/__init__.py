@@ -1,0 +1,1 @@
+"""The JSON API under /api/v1, described by /api/v1/openapi.json."""

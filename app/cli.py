@@ -1,0 +1,267 @@
+"""Operator CLI: ``flask --app app devices list`` or ``python3 run.py devices list``.
+
+Groups: ``devices`` (list, show, set-state, retry, reset, claim, delete),
+``inventory`` (import, list), ``images`` (add, list), ``config`` (render), ``db``
+(upgrade). Every change goes through app.operator, the same service layer as
+the console and the API. Errors exit with status 1 and a one-line message.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from app import get_config, get_sessions
+from app import operator as op
+
+devices = AppGroup("devices", help="List, inspect and act on devices.")
+inventory = AppGroup("inventory", help="Import and list the inventory (planned devices).")
+images = AppGroup("images", help="The image catalogue.")
+config_group = AppGroup("config", help="Day-0 configs.")
+db = AppGroup("db", help="Database schema.")
+
+
+def _default(value):
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds") + "Z"
+    raise TypeError(type(value).__name__)
+
+
+def _echo_json(data) -> None:
+    click.echo(json.dumps(data, default=_default, indent=2, sort_keys=True))
+
+
+def _fail(message: str) -> None:
+    raise click.ClickException(message)
+
+
+@devices.command("list")
+@click.option("--state", default="", help="workflow state, e.g. ERROR")
+@click.option("--lifecycle", default="", help="Planned, Unclaimed, Onboarding, Provisioned or Error")
+@click.option("--stalled", is_flag=True, help="only stalled devices")
+@click.option("--search", "q", default="", help="substring of serial, hostname or IP")
+@click.option("--sort", default="serial", show_default=True)
+@click.option("--desc", is_flag=True, help="descending order")
+@click.option("--page", default=1, show_default=True)
+@click.option("--per-page", default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="JSON output")
+def devices_list(state, lifecycle, stalled, q, sort, desc, page, per_page, as_json):
+    """List devices with lifecycle, state and progress."""
+    query = op.DeviceQuery(state=state, lifecycle=lifecycle, stalled=stalled, q=q, sort=sort,
+                           order="desc" if desc else "asc", page=page, per_page=per_page)
+    try:
+        result = op.list_devices(get_sessions(), get_config(), query)
+    except op.ActionError as exc:
+        _fail(str(exc))
+    if as_json:
+        _echo_json({"items": result.items, "total": result.total, "page": result.page,
+                    "pages": result.pages, "counts": result.counts})
+        return
+    click.echo(f"{'SERIAL':<16} {'PID':<16} {'IP':<15} {'LIFECYCLE':<12} {'STATE':<22} "
+               f"{'STEP':<6} {'VERSION':<20} LAST CONTACT")
+    for d in result.items:
+        version = f"{d['running_version'] or '-'}/{d['target_version'] or '-'}"
+        contact = d["last_contact"].strftime("%Y-%m-%d %H:%M:%S") if d["last_contact"] else "never"
+        flag = " STALLED" if d["stalled"] else ""
+        click.echo(f"{d['serial_number']:<16} {d['pid'] or '':<16} {d['ip_address'] or '':<15} "
+                   f"{d['lifecycle']:<12} {d['state'] or '-':<22} {d['step']:>2}/{d['total_steps']:<3} "
+                   f"{version:<20} {contact}{flag}")
+    click.echo(f"-- page {result.page} of {result.pages}, {result.total} matching; "
+               f"stalled {result.counts['stalled']}; "
+               + ", ".join(f"{k} {v}" for k, v in result.counts["lifecycle"].items()))
+
+
+@devices.command("show")
+@click.argument("serial")
+@click.option("--events", default=30, show_default=True, help="how many events (newest first)")
+@click.option("--xml", "show_xml", is_flag=True, help="also print the raw XML of the last exchanges")
+@click.option("--json", "as_json", is_flag=True, help="JSON output")
+def devices_show(serial, events, show_xml, as_json):
+    """All fields of a device and its newest events."""
+    try:
+        data = op.get_device(get_sessions(), get_config(), serial, events=events)
+    except op.NotFound as exc:
+        _fail(str(exc))
+    if as_json:
+        _echo_json(data)
+        return
+    s = data["summary"]
+    click.echo(f"{serial}: {s['lifecycle']}, state {s['state']}, step {s['step']} of {s['total_steps']}"
+               + (" STALLED" if s["stalled"] else ""))
+    for key, value in data["fields"].items():
+        if key != "script_output":
+            click.echo(f"  {key:<22} {'' if value is None else value}")
+    day0 = data["day0"]
+    click.echo(f"  day-0 config: {day0['error'] or (day0['source'] + ' /configs/' + day0['name'])}")
+    click.echo("events (newest first):")
+    for e in data["events"]:
+        result = "" if e["success"] is None else (" ok" if e["success"] else f" FAILED {e['error_code'] or ''}")
+        click.echo(f"  {e['at']:%Y-%m-%d %H:%M:%S} {e['kind']:<8} {e['service'] or '':<14}{result} {e['message']}")
+    if show_xml:
+        for e in data["exchanges"]:
+            click.echo(f"--- {e['at']:%Y-%m-%d %H:%M:%S} {e['kind']} {e['service'] or ''}\n{e['raw_xml']}")
+
+
+def _run(action, serial: str, done: str) -> None:
+    try:
+        result = action()
+    except op.NotFound as exc:
+        _fail(str(exc))
+    except op.ActionError as exc:
+        _fail(str(exc))
+    click.echo(done.format(serial=serial, result=result))
+
+
+@devices.command("set-state")
+@click.argument("serial")
+@click.argument("state")
+def devices_set_state(serial, state):
+    """Resume SERIAL at workflow STATE (that step starts afresh)."""
+    _run(lambda: op.resume(get_sessions(), serial, state.upper(), "cli"), serial,
+         "{serial} resumes at {result} at its next work-request")
+
+
+@devices.command("retry")
+@click.argument("serial")
+def devices_retry(serial):
+    """Retry the failed step of SERIAL now."""
+    _run(lambda: op.retry(get_sessions(), serial, "cli"), serial,
+         "{serial} retries {result} at its next work-request")
+
+
+@devices.command("reset")
+@click.argument("serial")
+def devices_reset(serial):
+    """Start SERIAL over at step 1."""
+    _run(lambda: op.reset(get_sessions(), serial, "cli"), serial, "{serial} starts over at {result}")
+
+
+@devices.command("claim")
+@click.argument("serial")
+def devices_claim(serial):
+    """Add a seen SERIAL to the inventory."""
+    _run(lambda: op.claim(get_sessions(), serial, "cli"), serial, "{serial} claimed (new: {result})")
+
+
+@devices.command("delete")
+@click.argument("serial")
+@click.option("--yes", is_flag=True, help="do not ask")
+def devices_delete(serial, yes):
+    """Forget SERIAL and its history."""
+    if not yes:
+        click.confirm(f"Delete {serial} and its history?", abort=True)
+    _run(lambda: op.delete_device(get_sessions(), serial, "cli"), serial, "{serial} deleted")
+
+
+@inventory.command("import")
+@click.argument("csv_file", type=click.File("r", encoding="utf-8-sig"))
+@click.option("--dry-run", is_flag=True, help="validate only")
+def inventory_import(csv_file, dry_run):
+    """Import CSV_FILE (serial, hostname, pid, template, variables...); '-' reads stdin."""
+    try:
+        text = csv_file.read()
+    except UnicodeDecodeError:
+        _fail("the file is not UTF-8 text")
+    result = op.import_inventory(get_sessions(), get_config(), text, dry_run=dry_run)
+    if not result.ok:
+        for error in result.errors:
+            click.echo(error, err=True)
+        _fail(f"{len(result.errors)} error(s): nothing imported")
+    if dry_run:
+        click.echo("valid: nothing written (--dry-run)")
+    else:
+        click.echo(f"imported: {result.created} new, {result.updated} updated")
+
+
+@inventory.command("list")
+def inventory_list():
+    """List the inventory."""
+    items, total = op.list_inventory(get_sessions(), per_page=op.MAX_PER_PAGE)
+    for i in items:
+        variables = " ".join(f"{k}={v}" for k, v in i["variables"].items())
+        click.echo(f"{i['serial_number']:<16} {i['hostname'] or '':<20} {i['pid']:<16} "
+                   f"{i['template'] or '':<20} {variables}")
+    click.echo(f"-- {total} rows")
+
+
+@images.command("list")
+def images_list():
+    """The image catalogue: PID glob, file, version, size and md5 (missing files flagged)."""
+    config = get_config()
+    for e in config.images:
+        present = (config.images_dir / e.file).is_file()
+        click.echo(f"{e.pid:<14} {e.file:<44} {e.version:<10} {e.size:>12} "
+                   f"{e.md5 or '-':<32}{'' if present else ' MISSING'}")
+    if not config.images:
+        click.echo("(no images in the catalogue: devices keep their running image)")
+
+
+@images.command("add")
+@click.argument("image", type=click.Path(exists=True, dir_okay=False))
+@click.option("--pid", "pid_glob", required=True, help="PID glob the image is for, e.g. 'C11*'")
+@click.option("--version", "version", default="", help="version the image reports (default: from the name)")
+def images_add(image, pid_glob, version):
+    """Copy IMAGE into images/, compute its md5 and print the IMAGES entry for settings.py.
+
+    The catalogue itself lives in settings.py (or PNP_IMAGES): paste the line
+    printed here into IMAGES and restart the server.
+    """
+    import shutil
+    from pathlib import Path
+
+    from app.config import file_md5
+    from app.versions import normalise_version, version_from_image_name
+
+    config = get_config()
+    source = Path(image).resolve()
+    version = version or version_from_image_name(source.name) or ""
+    if normalise_version(version) is None:
+        _fail(f"cannot tell the IOS-XE version of {source.name}: give --version, e.g. 17.12.3a")
+    target = config.images_dir / source.name
+    if source != target.resolve():
+        config.images_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        click.echo(f"copied to {target}", err=True)
+    md5 = file_md5(target)
+    size = target.stat().st_size
+    click.echo(f"{source.name}: {size} bytes, md5 {md5}, version {version}", err=True)
+    click.echo(f"    {{\"pid\": \"{pid_glob}\", \"file\": \"{source.name}\", \"version\": \"{version}\", "
+               f"\"md5\": \"{md5}\"}},")
+
+
+@config_group.command("render")
+@click.argument("serial")
+def config_render(serial):
+    """Print the day-0 config SERIAL gets (static, template or default)."""
+    from app.day0 import Day0Error
+
+    try:
+        day0 = op.render_day0(get_sessions(), get_config(), serial)
+    except Day0Error as exc:
+        _fail(f"{serial}: {exc}")
+    click.echo(f"! {day0.source}: /configs/{day0.name} md5 {day0.md5}", err=True)
+    sys.stdout.write(day0.text)
+
+
+@db.command("upgrade")
+def db_upgrade():
+    """Apply the database migrations."""
+    from app.db import upgrade
+
+    config = get_config()
+    upgrade(config.sqlalchemy_url)
+    click.echo(f"database {config.database_label} is up to date")
+
+
+GROUPS = (devices, inventory, images, config_group, db)
+
+
+def register_cli(app: Flask) -> None:
+    """Add the operator command groups to ``app.cli`` (``flask --app app ...``)."""
+    for group in GROUPS:
+        app.cli.add_command(group)

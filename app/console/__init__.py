@@ -1,0 +1,1 @@
+"""The operator console: /dashboard, device pages, actions, inventory import, login."""
