@@ -64,7 +64,7 @@ def banner(config: Config) -> str:
 Bind to IP-address      : {config.bind}
 Listen on port          : {config.port}{https}
 Server IP for devices   : {config.server_ip}
-Option 43 (Cisco PnP)   : 5A1N;B2;K4;I{config.server_ip};J{config.port}
+Option 43 (Cisco PnP)   : 5A1N;B2;K4;I{config.server_ip};J{config.device_port}
 Image file(s) base URL  : {config.base_url}/images
 Config file(s) base URL : {config.base_url}/configs
 Other file(s) base URL  : {config.base_url}/files

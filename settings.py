@@ -11,7 +11,8 @@ Secrets never need to be written here: the database password comes from
 # The address devices use to reach this server: it goes into option 43
 # (``5A1N;B2;K4;I<SERVER_IP>;J<PORT>``) and into every download URL.
 SERVER_IP = ""  # required, e.g. "192.0.2.10"
-PORT = 80  # the HTTP port devices use (option 43 J token)
+PORT = 80  # the HTTP port this server listens on (and devices use: option 43 J token)
+PUBLIC_PORT = 0  # with nginx in front: the port devices use (e.g. 80) while PORT is 8080; 0 = PORT
 BIND = "0.0.0.0"  # listen address
 
 # --- Server processes ---------------------------------------------------------

@@ -52,7 +52,7 @@ class ImageEntry:
 
 
 _INT_FIELDS = {
-    "port", "proxy_hops", "workers", "threads", "min_bootflash_free", "image_space_margin",
+    "port", "public_port", "proxy_hops", "workers", "threads", "min_bootflash_free", "image_space_margin",
     "max_attempts", "idle_backoff", "reload_wait", "reload_timeout",
     "finished_backoff", "max_guestshell_checks", "guestshell_check_backoff",
     "log_max_bytes", "log_backup_count", "dhcp_subnet_id", "dhcp_pnp_https_port",
@@ -70,6 +70,7 @@ class Config:
 
     server_ip: str = ""
     port: int = 80
+    public_port: int = 0  # the port devices use when a proxy listens for us; 0 = PORT
     bind: str = "0.0.0.0"
     workers: int = 4
     threads: int = 8
@@ -154,7 +155,13 @@ class Config:
     def base_url(self) -> str:
         """``http://<server_ip>[:port]``: the prefix of every URL handed to a device."""
         host = f"[{self.server_ip}]" if ":" in self.server_ip else self.server_ip
-        return f"http://{host}" if self.port == 80 else f"http://{host}:{self.port}"
+        port = self.device_port
+        return f"http://{host}" if port == 80 else f"http://{host}:{port}"
+
+    @property
+    def device_port(self) -> int:
+        """The HTTP port devices connect to: PUBLIC_PORT behind a proxy, else PORT."""
+        return self.public_port or self.port
 
     def url(self, area: str, name: str) -> str:
         """Download URL of file ``name`` in ``area`` (images, configs, files)."""

@@ -68,7 +68,7 @@ def inventory_devices(rows: Iterable[Mapping[str, str]]) -> list[InventoryDevice
 
 
 def _pnp_server(config: Config, **overrides) -> PnpServer:
-    values = dict(ip=config.server_ip, port=config.port, https=config.dhcp_pnp_https,
+    values = dict(ip=config.server_ip, port=config.device_port, https=config.dhcp_pnp_https,
                   https_port=config.dhcp_pnp_https_port, trustpool_url=config.dhcp_pnp_trustpool_url or None,
                   ntp=config.dhcp_pnp_ntp or None)
     values.update(overrides)
@@ -112,7 +112,7 @@ def spec_from_config(config: Config, inventory: Iterable[Mapping[str, str]] = ()
     juniper = None
     if config.dhcp_juniper:
         server = JuniperFileServer(config.juniper_file_server or config.server_ip,
-                                   config.juniper_file_port or config.port, config.juniper_transfer_mode)
+                                   config.juniper_file_port or config.device_port, config.juniper_transfer_mode)
         models = [JuniperModel(model, image or None) for model, image in sorted(config.juniper_models.items())]
         juniper = JuniperZtp(server, models)
     return DhcpSpec(subnet=subnet, pnp=pnp, cisco_pids=pids or (), juniper=juniper,

@@ -163,3 +163,17 @@ def test_source_ip_from_proxy_when_configured(make_config):
     app.test_client().post("/pnp/WORK-REQUEST", data=WR, headers={"X-Forwarded-For": "192.0.2.77"})
     rows, _ = _rows(app)
     assert rows[0].ip_address == "192.0.2.77"
+
+
+@pytest.mark.parametrize("path", ["/configs/juniper/inventory.csv", "/configs/templates/base.j2",
+                                  "/configs/secrets.csv", "/configs/default.cfg.j2"])
+def test_only_day0_cfg_files_are_served_from_configs(client, lab, path):
+    target = lab / path.removeprefix("/")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("enable secret 0 hunter2\n")
+    assert client.get(path).status_code == 404
+
+
+def test_public_port_goes_into_device_urls(make_config):
+    cfg = make_config(port=8080, public_port=80)
+    assert cfg.url("images", "x.bin") == "http://127.0.0.1/images/x.bin"

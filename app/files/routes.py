@@ -22,11 +22,18 @@ log = logging.getLogger("pnp.files")
 AREAS = ("images", "configs", "files")
 
 
+def _is_day0_file(name: str) -> bool:
+    """Only top-level ``*.cfg`` files of configs/ are day-0 configs devices may fetch."""
+    return "/" not in name and name.endswith(".cfg")
+
+
 def _serve(area: str, name: str) -> Response:
     config = get_config()
     folder = getattr(config, f"{area}_dir")
     if any(part.startswith(".") for part in name.split("/")):
         abort(404)
+    if area == "configs" and not _is_day0_file(name):
+        abort(404)  # templates, inventories and configs/juniper/ are never served raw
     path = safe_join(str(folder), name)
     if path is None:
         abort(404)
