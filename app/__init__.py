@@ -13,7 +13,7 @@ from __future__ import annotations
 from flask import Flask, current_app
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.config import Config
+from app.config import PROJECT_ROOT, Config
 from app.db import make_engine, make_sessionmaker, upgrade
 from app.logs import setup_logging
 
@@ -29,7 +29,7 @@ def create_app(config: Config | None = None, *, migrate: bool = False,
     .InventoryLookup); default: the CSV ``JUNIPER_INVENTORY``.
     """
     config = config or Config.load()
-    app = Flask(__name__, template_folder=str(config.root / "templates"),
+    app = Flask(__name__, template_folder=str(PROJECT_ROOT / "templates"),
                 static_folder="static")
     app.config["PNP"] = config
     if config.proxy_hops:
