@@ -303,3 +303,35 @@ def test_unknown_api_urls_answer_json_other_areas_keep_html(client):
     assert response.status_code == 404 and "error" in response.get_json()
     assert client.put("/api/v1/devices", headers=AUTH).status_code == 405
     assert client.get("/images/nothing.bin").mimetype != "application/json"
+
+
+def test_inventory_upload_page_validates_then_imports_and_claim_button(client, console, lab):
+    import io
+
+    (lab / "configs" / "branch.j2").write_text("hostname {{ hostname }}\nip domain name {{ domain }}\n")
+    log_in(client)
+    page = client.get("/inventory").get_data(as_text=True)
+    token = csrf_from(page)
+    bad = client.post("/inventory", content_type="multipart/form-data", data={
+        "csrf_token": token,
+        "csv_file": (io.BytesIO(b"serial,hostname,template\nFGL0000U001,r1,branch.j2\n"), "inv.csv")})
+    assert bad.status_code == 400
+    assert "line 2: FGL0000U001: template branch.j2: &#39;domain&#39; is undefined" in bad.get_data(as_text=True)
+    assert client.get("/api/v1/inventory").get_json()["total"] == 0
+    no_token = client.post("/inventory", content_type="multipart/form-data", data={
+        "csv_file": (io.BytesIO(b"serial\nFGL0000U001\n"), "inv.csv")})
+    assert no_token.status_code == 400
+    good = client.post("/inventory", content_type="multipart/form-data", data={
+        "csrf_token": token,
+        "csv_file": (io.BytesIO(b"serial,hostname,template,domain\nFGL0000U001,r1,branch.j2,lab.example\n"),
+                     "inv.csv")})
+    assert good.status_code == 200 and "Imported: 1 new, 0 updated" in good.get_data(as_text=True)
+    planned = client.get("/devices/FGL0000U001").get_data(as_text=True)
+    assert "Planned" in planned and "ip domain name lab.example" in planned
+
+    hello(client, "FGL0000U002")
+    device_page = client.get("/devices/FGL0000U002").get_data(as_text=True)
+    assert 'name="claim"' in device_page
+    response = client.post("/devices/FGL0000U002/claim", data={"csrf_token": csrf_from(device_page)})
+    assert response.status_code == 302
+    assert client.get("/api/v1/devices/FGL0000U002").get_json()["summary"]["lifecycle"] == "Onboarding"
