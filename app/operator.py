@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import and_, delete, exists, func, not_, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import day0
@@ -63,6 +64,7 @@ SORT_COLUMNS = {
     "first_seen": DeviceState.first_seen, "version": DeviceState.running_version,
 }
 MAX_PER_PAGE = 500
+MAX_CSV_BYTES = 32 * 1024 * 1024  # an inventory CSV upload (the app's default limit is 1 MB)
 _SERIAL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -515,6 +517,16 @@ def import_inventory(sessions: sessionmaker[Session], config: Config, text: str,
     if errors or dry_run:
         return result
     now = utcnow()
+    try:
+        _upsert(sessions, rows, result, now)
+    except IntegrityError:
+        result.created = result.updated = 0
+        result.errors.append("another import added some of these serials at the same time: "
+                             "nothing imported, try again")
+    return result
+
+
+def _upsert(sessions: sessionmaker[Session], rows: list[dict], result: ImportResult, now: datetime) -> None:
     with sessions() as session, session.begin():
         existing = {i.serial_number: i for i in session.scalars(select(InventoryItem).where(
             InventoryItem.serial_number.in_([r["serial_number"] for r in rows])))}
@@ -529,7 +541,6 @@ def import_inventory(sessions: sessionmaker[Session], config: Config, text: str,
                 item.hostname, item.pid, item.template = row["hostname"], row["pid"], row["template"]
                 item.variables, item.updated_at = row["variables"], now
                 result.updated += 1
-    return result
 
 
 def _inventory_dict(item: InventoryItem) -> dict:

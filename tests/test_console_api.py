@@ -335,3 +335,13 @@ def test_inventory_upload_page_validates_then_imports_and_claim_button(client, c
     response = client.post("/devices/FGL0000U002/claim", data={"csrf_token": csrf_from(device_page)})
     assert response.status_code == 302
     assert client.get("/api/v1/devices/FGL0000U002").get_json()["summary"]["lifecycle"] == "Onboarding"
+
+
+def test_inventory_csv_larger_than_the_pnp_message_limit_is_accepted(client):
+    lines = ["serial,hostname,notes"] + [f"FGL{i:07d},host-{i},{'n' * 90}" for i in range(11_000)]
+    body = ("\n".join(lines) + "\n").encode()
+    assert len(body) > client.application.config["MAX_CONTENT_LENGTH"]
+    response = client.post("/api/v1/inventory", data=body, headers={**AUTH, "Content-Type": "text/csv"})
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["created"] == 11_000
+    assert client.get("/api/v1/devices?lifecycle=Planned&per_page=1", headers=AUTH).get_json()["total"] == 11_000
