@@ -328,8 +328,13 @@ def test_inventory_upload_page_validates_then_imports_and_claim_button(client, c
     assert good.status_code == 200 and "Imported: 1 new, 0 updated" in good.get_data(as_text=True)
     planned = client.get("/devices/FGL0000U001").get_data(as_text=True)
     assert "Planned" in planned and "ip domain name lab.example" in planned
+    listed = client.get("/api/v1/devices").get_json()["items"]
+    assert [(d["serial_number"], d["lifecycle"], d["state"]) for d in listed] == [("FGL0000U001", "Planned", None)]
 
     hello(client, "FGL0000U002")
+    by_lifecycle = client.get("/api/v1/devices?sort=lifecycle").get_json()["items"]
+    assert [d["lifecycle"] for d in by_lifecycle] == ["Planned", "Unclaimed"]
+    assert "FGL0000U001" in client.get("/dashboard/table").get_data(as_text=True)
     device_page = client.get("/devices/FGL0000U002").get_data(as_text=True)
     assert 'name="claim"' in device_page
     response = client.post("/devices/FGL0000U002/claim", data={"csrf_token": csrf_from(device_page)})
