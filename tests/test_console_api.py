@@ -350,3 +350,19 @@ def test_inventory_csv_larger_than_the_pnp_message_limit_is_accepted(client):
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["created"] == 11_000
     assert client.get("/api/v1/devices?lifecycle=Planned&per_page=1", headers=AUTH).get_json()["total"] == 11_000
+
+
+def test_console_settings_come_from_the_environment_and_stay_out_of_repr():
+    from app.config import Config, ConfigError
+
+    config = Config.load(None, env={"PNP_ADMIN_PASSWORD": "s3cret", "PNP_ADMIN_TOKEN": "tok",
+                                    "PNP_DASHBOARD_PUBLIC": "true", "PNP_REQUIRE_CLAIM": "no",
+                                    "PNP_STALLED_AFTER": "120"}, resolve_images=False)
+    assert (config.admin_password, config.admin_token) == ("s3cret", "tok")
+    assert config.dashboard_public is True and config.require_claim is False and config.stalled_after == 120
+    assert "s3cret" not in repr(config) and "tok'" not in repr(config)
+    other = Config.load(None, env={"PNP_ADMIN_PASSWORD": "changed"}, resolve_images=False)
+    assert other.session_secret != config.session_secret, "a new password invalidates sessions"
+    assert Config.load(None, env={"PNP_SECRET_KEY": "k"}, resolve_images=False).session_secret == "k"
+    with pytest.raises(ConfigError, match="DASHBOARD_PUBLIC"):
+        Config.load(None, env={"PNP_DASHBOARD_PUBLIC": "maybe"}, resolve_images=False)
