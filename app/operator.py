@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -52,6 +53,8 @@ from app.db import device_lock, utcnow
 from app.models import DeviceEvent, DeviceState, InventoryItem
 from app.pnp import service
 from app.pnp import workflow as wf
+
+log = logging.getLogger("pnp.operator")
 
 
 class Lifecycle(StrEnum):
@@ -388,6 +391,7 @@ def resume(sessions: sessionmaker[Session], serial: str, state: str, actor: str 
     if not service.set_state(sessions, serial, state, reason=f"resumed by {actor}",
                              changes=dict(_CLEAR_ERROR)):
         raise NotFound(f"no device {serial}")
+    log.info("%s resumed at %s by %s", serial, state, actor)
     return state
 
 
@@ -416,6 +420,7 @@ def retry(sessions: sessionmaker[Session], serial: str, actor: str = "operator")
     """Retry the failed (or current) step now. Returns the state resumed. Raises NotFound."""
     step = failed_step(sessions, serial)
     service.set_state(sessions, serial, step, reason=f"retry by {actor}", changes=dict(_CLEAR_ERROR))
+    log.info("%s retries %s (by %s)", serial, step, actor)
     return step
 
 
@@ -424,6 +429,7 @@ def reset(sessions: sessionmaker[Session], serial: str, actor: str = "operator")
     if not service.set_state(sessions, serial, wf.INITIAL_STATE.value, reason=f"reset by {actor}",
                              changes=dict(_FRESH)):
         raise NotFound(f"no device {serial}")
+    log.info("%s reset to %s by %s", serial, wf.INITIAL_STATE.value, actor)
     return wf.INITIAL_STATE.value
 
 
@@ -437,6 +443,7 @@ def delete_device(sessions: sessionmaker[Session], serial: str, actor: str = "op
             raise NotFound(f"no device {serial}")
         session.execute(delete(DeviceEvent).where(DeviceEvent.device_id == row.id))
         session.delete(row)
+    log.info("%s deleted by %s", serial, actor)
 
 
 def claim(sessions: sessionmaker[Session], serial: str, actor: str = "operator") -> bool:
@@ -453,6 +460,7 @@ def claim(sessions: sessionmaker[Session], serial: str, actor: str = "operator")
         session.add(InventoryItem(serial_number=serial, hostname=row.hostname, pid=row.pid or "",
                                   template=None, variables={}, created_at=now, updated_at=now))
         session.add(DeviceEvent(device_id=row.id, at=now, kind="info", message=f"claimed by {actor}"))
+    log.info("%s claimed by %s", serial, actor)
     return True
 
 
