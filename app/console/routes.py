@@ -193,7 +193,7 @@ def device(serial: str):
 @auth.read_access
 def device_status(serial: str):
     """The htmx partial of the device page: summary and the newest events."""
-    data = _device_or_404(serial, events=200)
+    data = _device_or_404(serial, events=200, exchanges=0)
     return render_template("console/_device_status.html", d=data, s=data["summary"])
 
 
