@@ -335,6 +335,8 @@ def test_inventory_upload_page_validates_then_imports_and_claim_button(client, c
     by_lifecycle = client.get("/api/v1/devices?sort=lifecycle").get_json()["items"]
     assert [d["lifecycle"] for d in by_lifecycle] == ["Planned", "Unclaimed"]
     assert "FGL0000U001" in client.get("/dashboard/table").get_data(as_text=True)
+    table = client.get("/dashboard/table").get_data(as_text=True)
+    assert 'action="/devices/FGL0000U002/claim"' in table and 'action="/devices/FGL0000U001/claim"' not in table
     device_page = client.get("/devices/FGL0000U002").get_data(as_text=True)
     assert 'name="claim"' in device_page
     response = client.post("/devices/FGL0000U002/claim", data={"csrf_token": csrf_from(device_page)})

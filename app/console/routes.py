@@ -260,8 +260,10 @@ def device_reset(serial: str):
 def device_claim(serial: str):
     """Add the device to the inventory."""
     _checked(ActionForm())
-    return _act(serial, lambda: op.claim(get_sessions(), serial, auth.actor()),
-                f"{serial} claimed")
+    response = _act(serial, lambda: op.claim(get_sessions(), serial, auth.actor()), f"{serial} claimed")
+    if request.form.get("next") == "dashboard":
+        return redirect(url_for("console.dashboard"))
+    return response
 
 
 @bp.post("/devices/<serial>/delete")
