@@ -22,12 +22,29 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import and_, delete, exists, func, not_, or_, select
+from sqlalchemy import (
+    DateTime,
+    String,
+    and_,
+    case,
+    cast,
+    delete,
+    exists,
+    func,
+    literal,
+    not_,
+    null,
+    or_,
+    select,
+    union_all,
+)
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import day0
@@ -36,6 +53,8 @@ from app.db import device_lock, utcnow
 from app.models import DeviceEvent, DeviceState, InventoryItem
 from app.pnp import service
 from app.pnp import workflow as wf
+
+log = logging.getLogger("pnp.operator")
 
 
 class Lifecycle(StrEnum):
@@ -57,12 +76,13 @@ class ActionError(ValueError):
 
 
 PARKED = tuple(s.value for s in wf.PARKED)
-SORT_COLUMNS = {
-    "serial": DeviceState.serial_number, "pid": DeviceState.pid, "ip": DeviceState.ip_address,
-    "state": DeviceState.state, "last_contact": DeviceState.last_contact,
-    "first_seen": DeviceState.first_seen, "version": DeviceState.running_version,
-}
+#: sort key → column of the listing (see ``_listing``)
+SORT_KEYS = {"serial": "serial", "pid": "pid", "ip": "ip", "state": "state",
+             "lifecycle": "lifecycle", "last_contact": "last_contact", "first_seen": "first_seen",
+             "version": "version"}
+SORT_COLUMNS = SORT_KEYS  # the names the API and CLI accept
 MAX_PER_PAGE = 500
+MAX_CSV_BYTES = 32 * 1024 * 1024  # an inventory CSV upload (the app's default limit is 1 MB)
 _SERIAL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -182,55 +202,75 @@ def _in_inventory():
     return exists().where(InventoryItem.serial_number == DeviceState.serial_number)
 
 
+def _listing():
+    """One UNION ALL of seen devices and planned (inventory-only) rows, with the
+    columns the dashboard filters and sorts on; ``kind`` 0 = device, 1 = planned."""
+    in_inv = _in_inventory()
+    lifecycle = case(
+        (DeviceState.state.in_(PARKED), literal(Lifecycle.ERROR.value)),
+        (DeviceState.state == wf.State.FINISHED.value, literal(Lifecycle.PROVISIONED.value)),
+        (not_(in_inv), literal(Lifecycle.UNCLAIMED.value)),
+        else_=literal(Lifecycle.ONBOARDING.value))
+    seen = select(
+        literal(0).label("kind"), DeviceState.id.label("row_id"),
+        DeviceState.serial_number.label("serial"), DeviceState.pid.label("pid"),
+        DeviceState.hostname.label("hostname"), DeviceState.ip_address.label("ip"),
+        DeviceState.state.label("state"), DeviceState.last_contact.label("last_contact"),
+        DeviceState.first_seen.label("first_seen"), DeviceState.running_version.label("version"),
+        lifecycle.label("lifecycle"))
+    planned = select(
+        literal(1).label("kind"), InventoryItem.id.label("row_id"),
+        InventoryItem.serial_number.label("serial"), InventoryItem.pid.label("pid"),
+        InventoryItem.hostname.label("hostname"), cast(null(), String).label("ip"),
+        cast(null(), String).label("state"), cast(null(), DateTime).label("last_contact"),
+        cast(null(), DateTime).label("first_seen"), cast(null(), String).label("version"),
+        literal(Lifecycle.PLANNED.value).label("lifecycle")
+    ).where(~exists().where(DeviceState.serial_number == InventoryItem.serial_number))
+    return union_all(seen, planned).subquery("listing")
+
+
 def list_devices(sessions: sessionmaker[Session], config: Config, query: DeviceQuery,
                  now: datetime | None = None) -> DevicePage:
     """One page of devices matching ``query``, with per-state and per-lifecycle counts.
 
-    Server-side: filter, ORDER BY and LIMIT/OFFSET run in the database, so a
-    page costs the same with 10,000 devices. Lifecycle Planned lists inventory
-    rows never seen. Raises ActionError for invalid query values.
+    The list holds every seen device and every Planned inventory row. Filter,
+    ORDER BY and LIMIT/OFFSET run in the database, so a page costs about the
+    same with 10,000 devices. Raises ActionError for invalid query values.
     """
     query.validate()
     now = now or utcnow()
+    u = _listing()
+    where = []
+    if query.state:
+        where.append(u.c.state == query.state)
+    if query.lifecycle:
+        where.append(u.c.lifecycle == query.lifecycle)
+    if query.stalled:
+        silent = now - timedelta(seconds=config.stalled_after)
+        where.append(or_(u.c.state.in_(PARKED),
+                         and_(u.c.state != wf.State.FINISHED.value, u.c.last_contact < silent)))
+    if query.q:
+        like = f"%{query.q}%"
+        where.append(or_(u.c.serial.like(like), u.c.hostname.like(like), u.c.ip.like(like)))
+    column = u.c[SORT_KEYS[query.sort]]
+    ordering = column.desc() if query.order == "desc" else column.asc()
     with sessions() as session:
         counts = counts_by_state(session, config, now)
-        if query.lifecycle == Lifecycle.PLANNED:
-            stmt = select(InventoryItem).where(~exists().where(
-                DeviceState.serial_number == InventoryItem.serial_number))
-            if query.q:
-                stmt = stmt.where(InventoryItem.serial_number.contains(query.q))
-            total = session.scalar(select(func.count()).select_from(stmt.subquery()))
-            rows = session.scalars(stmt.order_by(InventoryItem.serial_number)
-                                   .offset((query.page - 1) * query.per_page)
-                                   .limit(query.per_page)).all()
-            return DevicePage([_planned_summary(r) for r in rows], total, query.page,
-                              query.per_page, counts)
-        in_inv = _in_inventory()
-        stmt = select(DeviceState, in_inv.label("in_inventory"))
-        where = []
-        if query.state:
-            where.append(DeviceState.state == query.state)
-        if query.stalled:
-            where.append(_stalled_clause(config, now))
-        if query.q:
-            like = f"%{query.q}%"
-            where.append(or_(DeviceState.serial_number.like(like), DeviceState.hostname.like(like),
-                             DeviceState.ip_address.like(like)))
-        lc = query.lifecycle
-        if lc == Lifecycle.ERROR:
-            where.append(DeviceState.state.in_(PARKED))
-        elif lc == Lifecycle.PROVISIONED:
-            where.append(DeviceState.state == wf.State.FINISHED.value)
-        elif lc in (Lifecycle.UNCLAIMED, Lifecycle.ONBOARDING):
-            where.append(DeviceState.state.not_in(PARKED + (wf.State.FINISHED.value,)))
-            where.append(not_(in_inv) if lc == Lifecycle.UNCLAIMED else in_inv)
-        stmt = stmt.where(*where)
-        total = session.scalar(select(func.count(DeviceState.id)).where(*where))
-        column = SORT_COLUMNS[query.sort]
-        ordering = column.desc() if query.order == "desc" else column.asc()
-        stmt = stmt.order_by(ordering, DeviceState.id).offset(
-            (query.page - 1) * query.per_page).limit(query.per_page)
-        items = [device_summary(row, bool(inv), config, now) for row, inv in session.execute(stmt)]
+        total = session.scalar(select(func.count()).select_from(u).where(*where)) or 0
+        page = session.execute(select(u.c.kind, u.c.row_id).where(*where)
+                               .order_by(ordering, u.c.serial)
+                               .offset((query.page - 1) * query.per_page).limit(query.per_page)).all()
+        device_ids = [r.row_id for r in page if r.kind == 0]
+        planned_ids = [r.row_id for r in page if r.kind == 1]
+        devices = {}
+        if device_ids:
+            in_inv = _in_inventory()
+            for row, inv in session.execute(select(DeviceState, in_inv).where(DeviceState.id.in_(device_ids))):
+                devices[(0, row.id)] = device_summary(row, bool(inv), config, now)
+        if planned_ids:
+            for item in session.scalars(select(InventoryItem).where(InventoryItem.id.in_(planned_ids))):
+                devices[(1, item.id)] = _planned_summary(item)
+        items = [devices[(r.kind, r.row_id)] for r in page if (r.kind, r.row_id) in devices]
     return DevicePage(items, total, query.page, query.per_page, counts)
 
 
@@ -351,6 +391,7 @@ def resume(sessions: sessionmaker[Session], serial: str, state: str, actor: str 
     if not service.set_state(sessions, serial, state, reason=f"resumed by {actor}",
                              changes=dict(_CLEAR_ERROR)):
         raise NotFound(f"no device {serial}")
+    log.info("%s resumed at %s by %s", serial, state, actor)
     return state
 
 
@@ -379,6 +420,7 @@ def retry(sessions: sessionmaker[Session], serial: str, actor: str = "operator")
     """Retry the failed (or current) step now. Returns the state resumed. Raises NotFound."""
     step = failed_step(sessions, serial)
     service.set_state(sessions, serial, step, reason=f"retry by {actor}", changes=dict(_CLEAR_ERROR))
+    log.info("%s retries %s (by %s)", serial, step, actor)
     return step
 
 
@@ -387,6 +429,7 @@ def reset(sessions: sessionmaker[Session], serial: str, actor: str = "operator")
     if not service.set_state(sessions, serial, wf.INITIAL_STATE.value, reason=f"reset by {actor}",
                              changes=dict(_FRESH)):
         raise NotFound(f"no device {serial}")
+    log.info("%s reset to %s by %s", serial, wf.INITIAL_STATE.value, actor)
     return wf.INITIAL_STATE.value
 
 
@@ -400,6 +443,7 @@ def delete_device(sessions: sessionmaker[Session], serial: str, actor: str = "op
             raise NotFound(f"no device {serial}")
         session.execute(delete(DeviceEvent).where(DeviceEvent.device_id == row.id))
         session.delete(row)
+    log.info("%s deleted by %s", serial, actor)
 
 
 def claim(sessions: sessionmaker[Session], serial: str, actor: str = "operator") -> bool:
@@ -416,6 +460,7 @@ def claim(sessions: sessionmaker[Session], serial: str, actor: str = "operator")
         session.add(InventoryItem(serial_number=serial, hostname=row.hostname, pid=row.pid or "",
                                   template=None, variables={}, created_at=now, updated_at=now))
         session.add(DeviceEvent(device_id=row.id, at=now, kind="info", message=f"claimed by {actor}"))
+    log.info("%s claimed by %s", serial, actor)
     return True
 
 
@@ -515,6 +560,16 @@ def import_inventory(sessions: sessionmaker[Session], config: Config, text: str,
     if errors or dry_run:
         return result
     now = utcnow()
+    try:
+        _upsert(sessions, rows, result, now)
+    except IntegrityError:
+        result.created = result.updated = 0
+        result.errors.append("another import added some of these serials at the same time: "
+                             "nothing imported, try again")
+    return result
+
+
+def _upsert(sessions: sessionmaker[Session], rows: list[dict], result: ImportResult, now: datetime) -> None:
     with sessions() as session, session.begin():
         existing = {i.serial_number: i for i in session.scalars(select(InventoryItem).where(
             InventoryItem.serial_number.in_([r["serial_number"] for r in rows])))}
@@ -529,7 +584,6 @@ def import_inventory(sessions: sessionmaker[Session], config: Config, text: str,
                 item.hostname, item.pid, item.template = row["hostname"], row["pid"], row["template"]
                 item.variables, item.updated_at = row["variables"], now
                 result.updated += 1
-    return result
 
 
 def _inventory_dict(item: InventoryItem) -> dict:

@@ -303,3 +303,68 @@ def test_unknown_api_urls_answer_json_other_areas_keep_html(client):
     assert response.status_code == 404 and "error" in response.get_json()
     assert client.put("/api/v1/devices", headers=AUTH).status_code == 405
     assert client.get("/images/nothing.bin").mimetype != "application/json"
+
+
+def test_inventory_upload_page_validates_then_imports_and_claim_button(client, console, lab):
+    import io
+
+    (lab / "configs" / "branch.j2").write_text("hostname {{ hostname }}\nip domain name {{ domain }}\n")
+    log_in(client)
+    page = client.get("/inventory").get_data(as_text=True)
+    token = csrf_from(page)
+    bad = client.post("/inventory", content_type="multipart/form-data", data={
+        "csrf_token": token,
+        "csv_file": (io.BytesIO(b"serial,hostname,template\nFGL0000U001,r1,branch.j2\n"), "inv.csv")})
+    assert bad.status_code == 400
+    assert "line 2: FGL0000U001: template branch.j2: &#39;domain&#39; is undefined" in bad.get_data(as_text=True)
+    assert client.get("/api/v1/inventory").get_json()["total"] == 0
+    no_token = client.post("/inventory", content_type="multipart/form-data", data={
+        "csv_file": (io.BytesIO(b"serial\nFGL0000U001\n"), "inv.csv")})
+    assert no_token.status_code == 400
+    good = client.post("/inventory", content_type="multipart/form-data", data={
+        "csrf_token": token,
+        "csv_file": (io.BytesIO(b"serial,hostname,template,domain\nFGL0000U001,r1,branch.j2,lab.example\n"),
+                     "inv.csv")})
+    assert good.status_code == 200 and "Imported: 1 new, 0 updated" in good.get_data(as_text=True)
+    planned = client.get("/devices/FGL0000U001").get_data(as_text=True)
+    assert "Planned" in planned and "ip domain name lab.example" in planned
+    listed = client.get("/api/v1/devices").get_json()["items"]
+    assert [(d["serial_number"], d["lifecycle"], d["state"]) for d in listed] == [("FGL0000U001", "Planned", None)]
+
+    hello(client, "FGL0000U002")
+    by_lifecycle = client.get("/api/v1/devices?sort=lifecycle").get_json()["items"]
+    assert [d["lifecycle"] for d in by_lifecycle] == ["Planned", "Unclaimed"]
+    assert "FGL0000U001" in client.get("/dashboard/table").get_data(as_text=True)
+    table = client.get("/dashboard/table").get_data(as_text=True)
+    assert 'action="/devices/FGL0000U002/claim"' in table and 'action="/devices/FGL0000U001/claim"' not in table
+    device_page = client.get("/devices/FGL0000U002").get_data(as_text=True)
+    assert 'name="claim"' in device_page
+    response = client.post("/devices/FGL0000U002/claim", data={"csrf_token": csrf_from(device_page)})
+    assert response.status_code == 302
+    assert client.get("/api/v1/devices/FGL0000U002").get_json()["summary"]["lifecycle"] == "Onboarding"
+
+
+def test_inventory_csv_larger_than_the_pnp_message_limit_is_accepted(client):
+    lines = ["serial,hostname,notes"] + [f"FGL{i:07d},host-{i},{'n' * 90}" for i in range(11_000)]
+    body = ("\n".join(lines) + "\n").encode()
+    assert len(body) > client.application.config["MAX_CONTENT_LENGTH"]
+    response = client.post("/api/v1/inventory", data=body, headers={**AUTH, "Content-Type": "text/csv"})
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["created"] == 11_000
+    assert client.get("/api/v1/devices?lifecycle=Planned&per_page=1", headers=AUTH).get_json()["total"] == 11_000
+
+
+def test_console_settings_come_from_the_environment_and_stay_out_of_repr():
+    from app.config import Config, ConfigError
+
+    config = Config.load(None, env={"PNP_ADMIN_PASSWORD": "s3cret", "PNP_ADMIN_TOKEN": "tok",
+                                    "PNP_DASHBOARD_PUBLIC": "true", "PNP_REQUIRE_CLAIM": "no",
+                                    "PNP_STALLED_AFTER": "120"}, resolve_images=False)
+    assert (config.admin_password, config.admin_token) == ("s3cret", "tok")
+    assert config.dashboard_public is True and config.require_claim is False and config.stalled_after == 120
+    assert "s3cret" not in repr(config) and "tok'" not in repr(config)
+    other = Config.load(None, env={"PNP_ADMIN_PASSWORD": "changed"}, resolve_images=False)
+    assert other.session_secret != config.session_secret, "a new password invalidates sessions"
+    assert Config.load(None, env={"PNP_SECRET_KEY": "k"}, resolve_images=False).session_secret == "k"
+    with pytest.raises(ConfigError, match="DASHBOARD_PUBLIC"):
+        Config.load(None, env={"PNP_DASHBOARD_PUBLIC": "maybe"}, resolve_images=False)

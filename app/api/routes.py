@@ -181,6 +181,7 @@ def inventory_import():
 
     400 with per-line ``errors`` when anything is wrong (nothing written).
     """
+    request.max_content_length = op.MAX_CSV_BYTES
     upload = request.files.get("file")
     raw = upload.read() if upload is not None else request.get_data(cache=False)
     try:

@@ -84,13 +84,15 @@ def login():
     elif request.method == "POST":
         if not form.validate_on_submit():
             error = "; ".join(f"{k}: {', '.join(v)}" for k, v in form.errors.items())
-            return render_template("console/login.html", form=form, error=error), 400
+            return render_template("console/login.html", form=form, error=error,
+                                   admin_user=config.admin_user), 400
         if auth.check_password(form.user.data, form.password.data):
             auth.log_in(form.user.data)
             return redirect(_safe_next(request.args.get("next")))
         error = "Wrong user or password."
-        return render_template("console/login.html", form=form, error=error), 401
-    return render_template("console/login.html", form=form, error=error)
+        return render_template("console/login.html", form=form, error=error,
+                               admin_user=config.admin_user), 401
+    return render_template("console/login.html", form=form, error=error, admin_user=config.admin_user)
 
 
 @bp.post("/logout")
@@ -191,7 +193,7 @@ def device(serial: str):
 @auth.read_access
 def device_status(serial: str):
     """The htmx partial of the device page: summary and the newest events."""
-    data = _device_or_404(serial, events=200)
+    data = _device_or_404(serial, events=200, exchanges=0)
     return render_template("console/_device_status.html", d=data, s=data["summary"])
 
 
@@ -258,8 +260,10 @@ def device_reset(serial: str):
 def device_claim(serial: str):
     """Add the device to the inventory."""
     _checked(ActionForm())
-    return _act(serial, lambda: op.claim(get_sessions(), serial, auth.actor()),
-                f"{serial} claimed")
+    response = _act(serial, lambda: op.claim(get_sessions(), serial, auth.actor()), f"{serial} claimed")
+    if request.form.get("next") == "dashboard":
+        return redirect(url_for("console.dashboard"))
+    return response
 
 
 @bp.post("/devices/<serial>/delete")
@@ -282,6 +286,7 @@ def device_delete(serial: str):
 @auth.login_required
 def inventory():
     """The inventory list and the CSV import form (validated before anything is written)."""
+    request.max_content_length = op.MAX_CSV_BYTES
     form = ImportForm()
     result = None
     status = 200

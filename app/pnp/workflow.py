@@ -8,7 +8,9 @@ Everything the server decides about a device is in this file. Two entry points:
   result; the decision carries the new state (the reply is always a bye).
 
 Inputs are a ``DeviceView`` (a snapshot of the DeviceState row), the parsed
-message and a ``Context`` (clock, configuration, day-0 lookup). Outputs are a
+message and a ``Context`` (clock, configuration, day-0 lookup, whether the
+serial is claimed: an unclaimed serial under REQUIRE_CLAIM only gets a
+backoff "waiting to be claimed"). Outputs are a
 ``Decision``: new state, job or backoff, column changes and history events.
 No I/O, no database, no HTTP: storage applies decisions, HTTP renders them.
 
