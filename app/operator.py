@@ -11,7 +11,7 @@ Lifecycle (Catalyst Center's words), derived from the workflow state:
 * **Planned**: in the inventory, never seen;
 * **Unclaimed**: seen, serial not in the inventory;
 * **Onboarding**: claimed and somewhere between step 1 and 12;
-* **Provisioned**: FINISHED;
+* **Provisioned**: FINISHED (Juniper: config fetched);
 * **Error**: ERROR or BOOTFLASH_NO_SPACE (parked, waiting for an operator).
 
 A device is *stalled* when it is parked (Error) or, not finished, has been
@@ -53,6 +53,7 @@ from app.db import device_lock, utcnow
 from app.models import DeviceEvent, DeviceState, InventoryItem
 from app.pnp import service
 from app.pnp import workflow as wf
+from app.ztp import service as ztp
 
 log = logging.getLogger("pnp.operator")
 
@@ -75,7 +76,12 @@ class ActionError(ValueError):
     """An action cannot be done as asked; the message says why (a 4xx for HTTP)."""
 
 
-PARKED = tuple(s.value for s in wf.PARKED)
+#: Parked states (Cisco workflow and Juniper ZTP): lifecycle Error, marked stalled.
+PARKED = tuple(s.value for s in wf.PARKED) + (ztp.ZTP_ERROR,)
+#: Done: the Cisco workflow finished, or a Juniper device fetched its config.
+DONE = (wf.State.FINISHED.value, ztp.CONFIG_FETCHED)
+#: Juniper ZTP progress: image fetched (1 of 2), config fetched (2 of 2).
+ZTP_PROGRESS = {ztp.IMAGE_FETCHED: 1, ztp.CONFIG_FETCHED: 2, ztp.ZTP_ERROR: 0}
 #: sort key → column of the listing (see ``_listing``)
 SORT_KEYS = {"serial": "serial", "pid": "pid", "ip": "ip", "state": "state",
              "lifecycle": "lifecycle", "last_contact": "last_contact", "first_seen": "first_seen",
@@ -90,7 +96,7 @@ def lifecycle_of(state: str, in_inventory: bool) -> Lifecycle:
     """The lifecycle of a seen device: Error > Provisioned > Unclaimed > Onboarding."""
     if state in PARKED:
         return Lifecycle.ERROR
-    if state == wf.State.FINISHED:
+    if state in DONE:
         return Lifecycle.PROVISIONED
     if not in_inventory:
         return Lifecycle.UNCLAIMED
@@ -98,7 +104,12 @@ def lifecycle_of(state: str, in_inventory: bool) -> Lifecycle:
 
 
 def progress_of(state: str) -> tuple[int, int]:
-    """``(n, 13)`` for "step n of 13"; n is 0 for ERROR and unknown states."""
+    """``(n, 13)`` for "step n of 13"; n is 0 for ERROR and unknown states.
+
+    Juniper ZTP rows count two steps: image fetched, config fetched.
+    """
+    if state in ZTP_PROGRESS:
+        return ZTP_PROGRESS[state], 2
     try:
         return wf.STEP_NUMBER[wf.State(state)], wf.TOTAL_STEPS
     except ValueError:
@@ -109,7 +120,7 @@ def is_stalled(state: str, last_contact: datetime | None, config: Config, now: d
     """Parked, or not finished and silent longer than STALLED_AFTER seconds."""
     if state in PARKED:
         return True
-    if state == wf.State.FINISHED or last_contact is None:
+    if state in DONE or last_contact is None:
         return False
     return (now - last_contact).total_seconds() > config.stalled_after
 
@@ -117,7 +128,7 @@ def is_stalled(state: str, last_contact: datetime | None, config: Config, now: d
 def _stalled_clause(config: Config, now: datetime):
     silent = now - timedelta(seconds=config.stalled_after)
     return or_(DeviceState.state.in_(PARKED),
-               and_(DeviceState.state != wf.State.FINISHED.value, DeviceState.last_contact < silent))
+               and_(DeviceState.state.not_in(DONE), DeviceState.last_contact < silent))
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -208,7 +219,7 @@ def _listing():
     in_inv = _in_inventory()
     lifecycle = case(
         (DeviceState.state.in_(PARKED), literal(Lifecycle.ERROR.value)),
-        (DeviceState.state == wf.State.FINISHED.value, literal(Lifecycle.PROVISIONED.value)),
+        (DeviceState.state.in_(DONE), literal(Lifecycle.PROVISIONED.value)),
         (not_(in_inv), literal(Lifecycle.UNCLAIMED.value)),
         else_=literal(Lifecycle.ONBOARDING.value))
     seen = select(
@@ -248,7 +259,7 @@ def list_devices(sessions: sessionmaker[Session], config: Config, query: DeviceQ
     if query.stalled:
         silent = now - timedelta(seconds=config.stalled_after)
         where.append(or_(u.c.state.in_(PARKED),
-                         and_(u.c.state != wf.State.FINISHED.value, u.c.last_contact < silent)))
+                         and_(u.c.state.not_in(DONE), u.c.last_contact < silent)))
     if query.q:
         like = f"%{query.q}%"
         where.append(or_(u.c.serial.like(like), u.c.hostname.like(like), u.c.ip.like(like)))
@@ -278,14 +289,14 @@ def counts_by_state(session: Session, config: Config, now: datetime) -> dict:
     """``{"state": {name: n}, "lifecycle": {name: n}, "stalled": n, "total": n}``."""
     by_state = dict(session.execute(select(DeviceState.state, func.count())
                                     .group_by(DeviceState.state)).all())
-    active = DeviceState.state.not_in(PARKED + (wf.State.FINISHED.value,))
+    active = DeviceState.state.not_in(PARKED + DONE)
     unclaimed = session.scalar(select(func.count(DeviceState.id)).where(active, not_(_in_inventory())))
     planned = session.scalar(select(func.count(InventoryItem.id)).where(~exists().where(
         DeviceState.serial_number == InventoryItem.serial_number)))
     stalled = session.scalar(select(func.count(DeviceState.id)).where(_stalled_clause(config, now)))
     total = sum(by_state.values())
     error = sum(by_state.get(s, 0) for s in PARKED)
-    provisioned = by_state.get(wf.State.FINISHED.value, 0)
+    provisioned = sum(by_state.get(s, 0) for s in DONE)
     lifecycle = {
         Lifecycle.PLANNED.value: planned or 0,
         Lifecycle.UNCLAIMED.value: unclaimed or 0,

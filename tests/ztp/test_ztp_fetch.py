@@ -291,3 +291,32 @@ def test_cisco_rows_default_to_vendor_cisco(ztp, ztp_lab):
     devices, _ = _rows(ztp_lab)
     vendors = sorted((r["vendor"], r["mac_address"]) for r in devices.values())
     assert vendors == [("cisco", None), ("juniper", MAC)]
+
+
+def test_juniper_rows_on_the_dashboard_listing(make_config):
+    """A Juniper device that fetched its config counts as Provisioned (2 of 2), one that
+    failed as Error and stalled; neither is mistaken for a stalled Cisco device."""
+    from datetime import timedelta
+
+    from app import create_app, get_sessions
+    from app.db import utcnow
+    from app.models import DeviceState
+    from app.operator import DeviceQuery, list_devices
+
+    app = create_app(make_config(), migrate=True)
+    old = utcnow() - timedelta(days=2)
+    with app.app_context():
+        sessions = get_sessions()
+        with sessions() as s:
+            for mac, state in (("aa:bb:cc:00:00:01", "ZTP_CONFIG_FETCHED"), ("aa:bb:cc:00:00:02", "ZTP_ERROR"),
+                               ("aa:bb:cc:00:00:03", "ZTP_IMAGE_FETCHED")):
+                s.add(DeviceState(serial_number=mac, mac_address=mac, vendor="juniper", pid="ex4300-48p",
+                                  state=state, first_seen=old, last_contact=old))
+            s.commit()
+        page = list_devices(sessions, app.config["PNP"], DeviceQuery())
+    by_serial = {d["serial_number"]: d for d in page.items}
+    done, failed, half = (by_serial[f"aa:bb:cc:00:00:0{i}"] for i in (1, 2, 3))
+    assert done["lifecycle"] == "Provisioned" and not done["stalled"]
+    assert failed["lifecycle"] == "Error" and failed["stalled"]
+    assert half["stalled"], "image fetched two days ago and no config since"
+    assert page.counts["lifecycle"]["Provisioned"] == 1 and page.counts["lifecycle"]["Error"] == 1
