@@ -216,7 +216,7 @@ def choose_config(req: FetchRequest, folder: Path, inventory: InventoryLookup | 
     (a blank cell is undefined, so the template fails instead of rendering ""), plus
     ``mac`` (``aa:bb:cc:dd:ee:ff``), ``mac_dashed``, ``vci``, ``model`` and
     ``serial`` (from the VCI, unless the row has a non-empty ``serial``).
-    Raises ZtpError(404) when neither exists, ZtpError(500) when the template is
+    Raises ZtpError(404) when neither exists or when the template is
     missing or fails to render (an undefined variable, a syntax error).
     """
     static = folder / f"{req.mac_dashed}.conf"
@@ -237,9 +237,9 @@ def choose_config(req: FetchRequest, folder: Path, inventory: InventoryLookup | 
     try:
         text = _template_env(folder).get_template(template).render(**variables)
     except jinja2.TemplateNotFound:
-        raise ZtpError(500, f"template {template!r} of MAC {req.mac_dashed} is missing from configs/juniper") from None
+        raise ZtpError(404, f"template {template!r} of MAC {req.mac_dashed} is missing from configs/juniper") from None
     except jinja2.TemplateError as exc:
-        raise ZtpError(500, f"template {template!r} for MAC {req.mac_dashed} cannot be rendered: "
+        raise ZtpError(404, f"template {template!r} for MAC {req.mac_dashed} cannot be rendered: "
                             f"{exc.__class__.__name__}: {exc}") from None
     body = text.encode()
     return ConfigChoice(path=None, body=body, source=f"template {template}", script=_is_script(body[:64]),

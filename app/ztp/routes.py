@@ -10,7 +10,7 @@ official name as last path segment, dhcp-and-juniper-ztp.md §1.6).
 Answers: 200 with the file (``Content-Disposition: attachment``,
 ``X-Accel-Buffering: no``; with ``X_ACCEL_REDIRECT_PREFIX`` set, static files
 go through nginx ``X-Accel-Redirect``, see deploy/nginx.conf); 400 for a bad
-MAC or VCI; 404 when there is no config/image; 500 when a template fails.
+MAC or VCI; 404 when there is no config/image or its template cannot be rendered.
 Each GET is recorded in the device's history (app.ztp.service).
 """
 
@@ -20,6 +20,7 @@ import logging
 from pathlib import Path
 
 from flask import Blueprint, Response, current_app, request, send_file
+from sqlalchemy.exc import SQLAlchemyError
 
 from app import get_config, get_sessions
 from app.ztp import juniper, service
@@ -97,10 +98,18 @@ def ztp_fetch(mode: str, vci: str, mac: str, name: str | None = None) -> Respons
             served, image = f"{kind} from {choice.source}", None
     except juniper.ZtpError as exc:
         if record:
-            service.record_fetch(get_sessions(), req, request.remote_addr, error=str(exc), status=exc.status,
-                                 hostname=hostname)
+            _record(req, error=str(exc), status=exc.status, hostname=hostname)
         return _text(exc.status, str(exc))
     if record:
-        service.record_fetch(get_sessions(), req, request.remote_addr, served=served, hostname=hostname,
-                             image=image)
+        _record(req, served=served, hostname=hostname, image=image)
     return response
+
+
+def _record(req, **details) -> None:
+    """Record the fetch in the device's history; a database outage only loses the record
+    (the device still gets its file or its 4xx, never a 5xx)."""
+    try:
+        service.record_fetch(get_sessions(), req, request.remote_addr, **details)
+    except SQLAlchemyError as exc:
+        log.error("ztp %s %s: database unavailable, fetch not recorded: %s", req.mode, req.mac,
+                  exc.__class__.__name__)

@@ -43,7 +43,7 @@ def record_fetch(sessions: sessionmaker[Session], req: FetchRequest, source_ip: 
     ``served`` describes what was sent (success) or ``error`` why nothing was
     (with ``status``, the HTTP status answered). ``hostname`` (inventory) is
     stored when given, ``image`` (image mode) as ``target_image``.
-    Raises SQLAlchemy errors (the request then fails with 500).
+    Raises SQLAlchemy errors (the route logs them and still answers the device).
     """
     now = utcnow()
     defaults = {"vendor": "juniper", "mac_address": req.mac, "first_seen": now, "last_contact": now,

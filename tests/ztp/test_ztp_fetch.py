@@ -1,4 +1,4 @@
-"""``/ztp_fetch/<mode>/<vci>/<mac>``: every MAC and VCI form, 400/404/500, X-Accel, history in the database."""
+"""``/ztp_fetch/<mode>/<vci>/<mac>``: every MAC and VCI form, 400/404, X-Accel, history in the database."""
 
 from __future__ import annotations
 
@@ -152,12 +152,12 @@ def test_template_rendered_with_inventory_variables(ztp, ztp_lab):
     assert "Junos config from template access.conf.j2" in events[-1]["message"]
 
 
-def test_template_undefined_variable_is_a_clear_500(ztp, ztp_lab):
+def test_template_undefined_variable_is_a_clear_404(ztp, ztp_lab):
     resp = ztp.get("/ztp_fetch/conf/Juniper-ex4300-48p/02-00-00-00-00-04.conf")
-    assert resp.status_code == 500
+    assert resp.status_code == 404
     assert b"mgmt_ip" in resp.data and b"access.conf.j2" in resp.data
     resp = ztp.get("/ztp_fetch/conf/Juniper-ex4300-48p/02-00-00-00-00-05.conf")
-    assert resp.status_code == 500
+    assert resp.status_code == 404
     assert b"nosuch.conf.j2" in resp.data
     devices, _ = _rows(ztp_lab)
     assert devices["02:00:00:00:00:04"]["state"] == "ZTP_ERROR"
