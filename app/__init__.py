@@ -2,7 +2,8 @@
 
 ``create_app(config)`` builds a Flask app around an immutable ``Config``:
 one database engine per process, one blueprint per area. Device-facing
-routes: ``/pnp/*`` (Cisco PnP), ``/images``, ``/configs``, ``/files``.
+routes: ``/pnp/*`` (Cisco PnP), ``/images``, ``/configs``, ``/files``;
+monitoring: ``/healthz``.
 """
 
 from __future__ import annotations
@@ -35,10 +36,12 @@ def create_app(config: Config | None = None, *, migrate: bool = False) -> Flask:
     app.extensions["pnp_sessions"] = make_sessionmaker(engine)
 
     from app.files.routes import bp as files_bp
+    from app.health import bp as health_bp
     from app.pnp.routes import bp as pnp_bp
 
     app.register_blueprint(pnp_bp)
     app.register_blueprint(files_bp)
+    app.register_blueprint(health_bp)
     return app
 
 
