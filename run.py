@@ -87,8 +87,20 @@ def _check_bind(config: Config) -> str | None:
 def serve(config: Config) -> None:
     """Run gunicorn in this process with the application factory."""
     from gunicorn.app.base import BaseApplication
+    from gunicorn.glogging import Logger
 
     from app import create_app
+    from app.signing import redact_token
+
+    class RedactingLogger(Logger):
+        """gunicorn's logger with signed-URL tokens masked in the access log."""
+
+        def atoms(self, resp, req, environ, request_time):
+            atoms = super().atoms(resp, req, environ, request_time)
+            for key in ("r", "U", "q", "f"):
+                if isinstance(atoms.get(key), str):
+                    atoms[key] = redact_token(atoms[key])
+            return atoms
 
     class PnpApplication(BaseApplication):
         def load_config(self):
@@ -99,6 +111,7 @@ def serve(config: Config) -> None:
                 "worker_class": "gthread", "timeout": 120, "graceful_timeout": 30,
                 "keepalive": 5, "accesslog": str(config.logs_dir / "access.log"),
                 "errorlog": "-", "loglevel": "warning", "proc_name": "pnp-server",
+                "logger_class": RedactingLogger,
             }
             for key, value in options.items():
                 self.cfg.set(key, value)

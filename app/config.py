@@ -55,8 +55,9 @@ _INT_FIELDS = {
     "port", "workers", "threads", "min_bootflash_free", "image_space_margin",
     "max_attempts", "idle_backoff", "reload_wait", "reload_timeout",
     "finished_backoff", "max_guestshell_checks", "guestshell_check_backoff",
-    "log_max_bytes", "log_backup_count",
+    "log_max_bytes", "log_backup_count", "config_url_max_age", "https_port",
 }
+_BOOL_FIELDS = {"signed_config_urls"}
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,14 @@ class Config:
     finished_backoff: int = 24 * 3600
     max_guestshell_checks: int = 5
     guestshell_check_backoff: int = 30
+    signed_config_urls: bool = False
+    config_url_secret: str = ""
+    config_url_max_age: int = 900
+    https_port: int = 0
+    tls_cert: str = ""
+    tls_key: str = ""
+    ca_bundle: str = ""
+    run_as: str = ""
     log_level: str = "INFO"
     log_max_bytes: int = 10 * 1024 * 1024
     log_backup_count: int = 5
@@ -178,6 +187,13 @@ def _coerce(values: dict) -> dict:
     try:
         for name in _INT_FIELDS & out.keys():
             out[name] = int(out[name])
+        for name in _BOOL_FIELDS & out.keys():
+            raw = out[name]
+            if isinstance(raw, str):
+                if raw.strip().lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off", ""):
+                    raise ValueError(f"{name.upper()}={raw!r} is not a boolean")
+                raw = raw.strip().lower() in ("1", "true", "yes", "on")
+            out[name] = bool(raw)
         if "retry_backoff" in out:
             raw = out["retry_backoff"]
             if isinstance(raw, str):
@@ -272,4 +288,13 @@ def validate(config: Config) -> list[str]:
         problems.append(f"configs/default.cfg is missing from {config.configs_dir}")
     if config.max_attempts < 1:
         problems.append("MAX_ATTEMPTS must be at least 1")
+    if config.signed_config_urls and len(config.config_url_secret) < 16:
+        problems.append("SIGNED_CONFIG_URLS needs CONFIG_URL_SECRET (16+ characters; set "
+                        "PNP_CONFIG_URL_SECRET in the environment, e.g. from `openssl rand -hex 32`)")
+    if config.https_port:
+        for value, label in ((config.tls_cert, "TLS_CERT"), (config.tls_key, "TLS_KEY")):
+            if not value or not Path(value).is_file():
+                problems.append(f"HTTPS_PORT is set but {label} {value!r} is not a readable file")
+    if config.ca_bundle and not Path(config.ca_bundle).is_file():
+        problems.append(f"CA_BUNDLE {config.ca_bundle!r} is not a file")
     return problems

@@ -165,7 +165,7 @@ def test_fleet_survives_sigkill_of_master_and_workers(lab, mariadb_fresh):
     _assert_no_job_after_success(mariadb_fresh)
     _assert_finished(server.url, mariadb_fresh, devices, results)
     acked = sum(len(v) for v in tracker.acked.values())
-    errors = sum(1 for d in devices for line in d.log if "poll error" in line or "failed" in line)
+    errors = sum(1 for d in devices for line in d.log if "poll error" in line)
     assert errors > 0, "no device noticed a kill: the kills did not hit the run"
     print(f"\ncrash recovery: seed {SEED}, {kills} SIGKILLs of master+workers survived, "
           f"{errors} connection errors seen by devices, {len(devices)} devices FINISHED, "

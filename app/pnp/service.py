@@ -20,6 +20,7 @@ from app.db import device_lock, utcnow
 from app.models import DeviceEvent, DeviceState
 from app.pnp import protocol as p
 from app.pnp import workflow as wf
+from app.signing import config_url_builder, redact_token
 
 log = logging.getLogger("pnp")
 
@@ -28,10 +29,11 @@ RAW_XML_LIMIT = 64 * 1024
 
 
 def redact(xml: str | bytes) -> str:
-    """Message text with credential attributes (``pwd``, ``usr``…) masked, for logs and history."""
+    """Message text with credential attributes (``pwd``, ``usr``…) and signed-URL tokens
+    masked, for logs and history."""
     if isinstance(xml, bytes):
         xml = xml.decode("utf-8", "replace")
-    return _SECRET_ATTR.sub(lambda m: f'{m.group(1)}="***"', xml)[:RAW_XML_LIMIT]
+    return redact_token(_SECRET_ATTR.sub(lambda m: f'{m.group(1)}="***"', xml))[:RAW_XML_LIMIT]
 
 
 def day0_lookup(config: Config) -> callable:
@@ -98,7 +100,8 @@ def work_request(sessions: sessionmaker[Session], config: Config, wr: p.WorkRequ
     turns them into a backoff).
     """
     now = utcnow()
-    ctx = wf.Context(now=now, config=config, day0=day0_lookup(config))
+    ctx = wf.Context(now=now, config=config, day0=day0_lookup(config),
+                     config_url=config_url_builder(config))
     defaults = {"first_seen": now, "state": wf.INITIAL_STATE.value, "attempts": 0,
                 "image_installs": 0, "guestshell_checks": 0, "tarball_transferred": False,
                 "script_transferred": False, "configured": False,
@@ -125,7 +128,8 @@ def work_response(sessions: sessionmaker[Session], config: Config, resp: p.WorkR
     with no row is logged and otherwise ignored.
     """
     now = utcnow()
-    ctx = wf.Context(now=now, config=config, day0=day0_lookup(config))
+    ctx = wf.Context(now=now, config=config, day0=day0_lookup(config),
+                     config_url=config_url_builder(config))
     correlator = resp.correlator or ""
     bye = p.build_bye(resp.udi.raw, correlator)
     with device_lock(sessions, resp.udi.sn) as (session, row):
