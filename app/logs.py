@@ -14,6 +14,7 @@ from concurrent_log_handler import ConcurrentRotatingFileHandler
 
 from app.config import Config
 
+
 class RedactFilter(logging.Filter):
     """Masks signed-URL tokens and ``pwd=``/``password=`` values in every record."""
 
