@@ -55,6 +55,7 @@ def banner(config: Config) -> str:
 
 Bind to IP-address      : {config.bind}
 Listen on port          : {config.port}{https}
+HTTPS listener          : {_https_line(config)}
 Server IP for devices   : {config.server_ip}
 Option 43 (Cisco PnP)   : 5A1N;B2;K4;I{config.server_ip};J{config.port}
 Image file(s) base URL  : {config.base_url}/images
@@ -70,22 +71,65 @@ Target images:
 """
 
 
+def _https_line(config: Config) -> str:
+    if not config.https_port:
+        return "(off: set HTTPS_PORT, TLS_CERT, TLS_KEY; docs/https.md)"
+    tls = config.tls_listener()
+    trust = f";T{config.trustpool_url};Z<NTP server>" if config.trustpool_url else ""
+    return (f"port {config.https_port}, {tls.base_url}; option 43 "
+            f"5A1N;B2;K5;I{config.server_ip};J{config.https_port}{trust}")
+
+
 def _check_bind(config: Config) -> str | None:
     family = socket.AF_INET6 if ":" in config.bind else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((config.bind, config.port))
-        except PermissionError:
-            return (f"cannot bind {config.bind}:{config.port}: ports below 1024 need root "
-                    "(sudo python3 run.py) or CAP_NET_BIND_SERVICE; or use --port 8080")
-        except OSError as exc:
-            return f"cannot bind {config.bind}:{config.port}: {exc.strerror}"
+    for port in (config.port, config.https_port):
+        if not port:
+            continue
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((config.bind, port))
+            except PermissionError:
+                return (f"cannot bind {config.bind}:{port}: ports below 1024 need root "
+                        "(sudo python3 run.py) or CAP_NET_BIND_SERVICE; or use --port 8080")
+            except OSError as exc:
+                return f"cannot bind {config.bind}:{port}: {exc.strerror}"
     return None
 
 
+def gunicorn_options(config: Config, tls: bool = False) -> dict:
+    """gunicorn settings for the HTTP listener, or with ``tls`` for the HTTPS one.
+
+    gunicorn applies one certificate to every bind of an arbiter, so HTTPS is a
+    second arbiter (see ``serve()``). With RUN_AS (and started as root) the
+    workers switch to that user after the master has bound the port.
+    """
+    port = config.https_port if tls else config.port
+    options = {
+        "bind": f"[{config.bind}]:{port}" if ":" in config.bind else f"{config.bind}:{port}",
+        "workers": config.workers, "threads": config.threads,
+        "worker_class": "gthread", "timeout": 120, "graceful_timeout": 30,
+        "keepalive": 5,
+        "accesslog": str(config.logs_dir / ("access-https.log" if tls else "access.log")),
+        "errorlog": "-", "loglevel": "warning",
+        "proc_name": "pnp-server-https" if tls else "pnp-server",
+    }
+    if tls:
+        options.update(certfile=config.tls_cert, keyfile=config.tls_key)
+    if config.run_as and os.geteuid() == 0:
+        import pwd
+
+        entry = pwd.getpwnam(config.run_as)
+        options.update(user=entry.pw_uid, group=entry.pw_gid, umask=0o027, initgroups=True)
+    return options
+
+
 def serve(config: Config) -> None:
-    """Run gunicorn in this process with the application factory."""
+    """Run gunicorn in this process; with HTTPS_PORT also a TLS arbiter in a child process.
+
+    The child is forked before any thread exists and dies with the parent
+    (PR_SET_PDEATHSIG), so ctrl+c, SIGTERM or SIGKILL of run.py stop both.
+    """
     from gunicorn.app.base import BaseApplication
     from gunicorn.glogging import Logger
 
@@ -103,23 +147,40 @@ def serve(config: Config) -> None:
             return atoms
 
     class PnpApplication(BaseApplication):
+        def __init__(self, app_config: Config, tls: bool):
+            self.app_config, self.tls = app_config, tls
+            super().__init__()
+
         def load_config(self):
-            options = {
-                "bind": f"[{config.bind}]:{config.port}" if ":" in config.bind
-                else f"{config.bind}:{config.port}",
-                "workers": config.workers, "threads": config.threads,
-                "worker_class": "gthread", "timeout": 120, "graceful_timeout": 30,
-                "keepalive": 5, "accesslog": str(config.logs_dir / "access.log"),
-                "errorlog": "-", "loglevel": "warning", "proc_name": "pnp-server",
-                "logger_class": RedactingLogger,
-            }
-            for key, value in options.items():
+            for key, value in gunicorn_options(self.app_config, self.tls).items():
                 self.cfg.set(key, value)
+            self.cfg.set("logger_class", RedactingLogger)
 
         def load(self):
-            return create_app(config)
+            return create_app(self.app_config.tls_listener() if self.tls else self.app_config)
 
-    PnpApplication().run()
+    if config.https_port:
+        parent = os.getpid()
+        child = os.fork()
+        if child == 0:
+            _die_with_parent(parent)
+            PnpApplication(config, tls=True).run()
+            os._exit(0)
+    PnpApplication(config, tls=False).run()
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGTERM this process when its parent dies (no orphaned TLS listener)."""
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(0)
 
 
 def _fail(message: str) -> None:

@@ -96,6 +96,7 @@ class Config:
     tls_key: str = ""
     ca_bundle: str = ""
     run_as: str = ""
+    url_scheme: str = "http"  # internal: "https" in the TLS listener's processes
     log_level: str = "INFO"
     log_max_bytes: int = 10 * 1024 * 1024
     log_backup_count: int = 5
@@ -121,9 +122,21 @@ class Config:
 
     @property
     def base_url(self) -> str:
-        """``http://<server_ip>[:port]``: the prefix of every URL handed to a device."""
+        """``http://<server_ip>[:port]``: the prefix of every URL handed to a device
+        (``https://…`` in the TLS listener, whose Config has ``url_scheme="https"``)."""
         host = f"[{self.server_ip}]" if ":" in self.server_ip else self.server_ip
-        return f"http://{host}" if self.port == 80 else f"http://{host}:{self.port}"
+        default = 443 if self.url_scheme == "https" else 80
+        return f"{self.url_scheme}://{host}" if self.port == default \
+            else f"{self.url_scheme}://{host}:{self.port}"
+
+    def tls_listener(self) -> Config:
+        """This Config as seen by the HTTPS listener: port HTTPS_PORT, https:// URLs."""
+        return dataclasses.replace(self, port=self.https_port, url_scheme="https")
+
+    @property
+    def trustpool_url(self) -> str:
+        """The stable HTTP URL of the CA bundle (option 43 ``T``), "" when CA_BUNDLE is unset."""
+        return f"{self.base_url}/ca/bundle.pem" if self.ca_bundle else ""
 
     def url(self, area: str, name: str) -> str:
         """Download URL of file ``name`` in ``area`` (images, configs, files)."""

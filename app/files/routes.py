@@ -52,6 +52,24 @@ def images(name: str) -> Response:
     return _serve("images", name)
 
 
+@bp.route("/ca/bundle.pem", methods=["GET", "HEAD"])
+def ca_bundle() -> Response:
+    """The CA bundle (PEM) devices put in their trustpool: option 43 ``T`` points here.
+
+    Served over plain HTTP on purpose (the device cannot verify HTTPS before it
+    has the bundle; pnp-protocol.md §12). 404 when CA_BUNDLE is not set.
+    """
+    path = get_config().ca_bundle
+    if not path:
+        abort(404)
+    from pathlib import Path
+
+    if not Path(path).is_file():
+        log.error("CA_BUNDLE %s is missing", path)
+        abort(404)
+    return send_file(path, mimetype="application/x-pem-file", conditional=True, max_age=0)
+
+
 @bp.route("/configs/<path:name>", methods=["GET", "HEAD"])
 def configs(name: str) -> Response:
     """A day-0 config from configs/; 403 when SIGNED_CONFIG_URLS requires a signed URL."""
