@@ -64,11 +64,64 @@ Other file(s) base URL  : {config.base_url}/files
 Dashboard               : {config.base_url}/dashboard
 Database                : {config.database_label}
 Workers x threads       : {config.workers} x {config.threads}
+Workers run as          : {_run_as_line(config)}
 Guestshell tarball      : {config.guestshell_tarball or '(not set: step skipped)'}
 Python script           : {config.python_script or '(not set: step skipped)'}
 Target images:
 {images}
 """
+
+
+def _run_as_line(config: Config) -> str:
+    if os.geteuid() != 0:
+        return f"uid {os.geteuid()} (not root: nothing to drop)"
+    if config.run_as:
+        return f"{config.run_as} (workers drop root after the port is bound)"
+    return "root (set RUN_AS = 'pnp' in settings.py to drop privileges; docs/least-privilege.md)"
+
+
+def _writable_by(path: Path, uid: int, gids: set[int]) -> bool:
+    st = path.stat()
+    if st.st_uid == uid:
+        return bool(st.st_mode & 0o200)
+    if st.st_gid in gids:
+        return bool(st.st_mode & 0o020)
+    return bool(st.st_mode & 0o002)
+
+
+def prepare_run_as(config: Config) -> str | None:
+    """Before dropping to RUN_AS: hand it logs/ and the SQLite file; None or a one-line problem.
+
+    Only acts when started as root with RUN_AS set. ``logs/`` (folder and files)
+    and the SQLite database file with its ``-wal``/``-shm`` companions are
+    chowned to the user. SQLite also creates files next to the database, so its
+    folder must be writable by the user: that folder is not chowned (it may be
+    the project folder); the problem is reported instead.
+    """
+    if not config.run_as or os.geteuid() != 0:
+        return None
+    import pwd
+
+    try:
+        entry = pwd.getpwnam(config.run_as)
+    except KeyError:
+        return f"RUN_AS user {config.run_as!r} does not exist (e.g. sudo useradd --system pnp)"
+    uid, gid = entry.pw_uid, entry.pw_gid
+    gids = set(os.getgrouplist(config.run_as, gid))
+    config.logs_dir.mkdir(parents=True, exist_ok=True)
+    for path in [config.logs_dir, *config.logs_dir.iterdir()]:
+        os.chown(path, uid, gid)
+    url = config.sqlalchemy_url
+    if url.startswith("sqlite:///"):
+        db = Path(url[len("sqlite:///"):])
+        for path in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
+            if path.exists():
+                os.chown(path, uid, gid)
+        if not _writable_by(db.parent, uid, gids):
+            return (f"RUN_AS {config.run_as}: SQLite needs {db.parent} writable by that user "
+                    f"(sudo chown {config.run_as} {db.parent}), or put the database in a folder of its "
+                    f"own: DATABASE_URL=sqlite:////var/lib/pnp/pnp.sqlite3")
+    return None
 
 
 def _https_line(config: Config) -> str:
@@ -120,7 +173,18 @@ def gunicorn_options(config: Config, tls: bool = False) -> dict:
         import pwd
 
         entry = pwd.getpwnam(config.run_as)
-        options.update(user=entry.pw_uid, group=entry.pw_gid, umask=0o027, initgroups=True)
+        # preload: the app (every import, the log handler) is built by the root master, so
+        # the workers need read access to nothing but the served folders and the database.
+        # gunicorn's initgroups=True skips setgid (the worker would keep gid 0), so the
+        # supplementary groups are set in post_fork (still root) and gunicorn then does
+        # setgid + setuid.
+        groups = os.getgrouplist(config.run_as, entry.pw_gid)
+
+        def post_fork(server, worker):
+            os.setgroups(groups)
+
+        options.update(user=entry.pw_uid, group=entry.pw_gid, umask=0o027, initgroups=False,
+                       preload_app=True, post_fork=post_fork)
     return options
 
 
@@ -157,7 +221,11 @@ def serve(config: Config) -> None:
             self.cfg.set("logger_class", RedactingLogger)
 
         def load(self):
-            return create_app(self.app_config.tls_listener() if self.tls else self.app_config)
+            app = create_app(self.app_config.tls_listener() if self.tls else self.app_config)
+            if self.cfg.preload_app:
+                app.extensions["pnp_engine"].dispose()  # no connection crosses the fork
+                prepare_run_as(self.app_config)  # log files the app just created
+            return app
 
     if config.https_port:
         parent = os.getpid()
@@ -225,6 +293,9 @@ def cli(ctx, settings_path, server_ip, port, bind, database, workers, threads, c
         upgrade(config.sqlalchemy_url)
     except Exception as exc:  # unreachable database, bad credentials: one line
         _fail(f"database {config.database_label}: {str(exc).splitlines()[0]}")
+    problem = prepare_run_as(config)
+    if problem:
+        _fail(problem)
     click.echo(banner(config))
     serve(config)
 

@@ -51,33 +51,39 @@ IDEMPOTENT_ONCE = {"image-install", "file-transfer", "config-upgrade", "cli-conf
 class ServerProcess:
     """run.py on a fixed port; ``kill()`` SIGKILLs its whole process group."""
 
-    def __init__(self, lab: Path, port: int, database_url: str) -> None:
+    def __init__(self, lab: Path, port: int, database_url: str, **extra) -> None:
         self.lab, self.port = lab, port
         self.url = f"http://127.0.0.1:{port}"
         values = {**FAST_SETTINGS, "PORT": port, "BIND": "127.0.0.1", "DATABASE_URL": database_url,
-                  "WORKERS": 2, "THREADS": 8, "MAX_ATTEMPTS": 20, "RELOAD_TIMEOUT": 20}
+                  "WORKERS": 2, "THREADS": 8, "MAX_ATTEMPTS": 20, "RELOAD_TIMEOUT": 20, **extra}
         self.settings = write_settings(lab / f"settings_crash_{port}.py", **values)
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 
-    def start(self, timeout: float = 60.0) -> None:
+    def start(self, timeout: float = 60.0, expect_exit: bool = False, wait_hello: bool = True) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PNP_") and k != "DATABASE_URL"}
         env.update(PNP_ROOT=str(self.lab), PYTHONUNBUFFERED="1")
-        log = (self.lab / "logs" / f"crash_server_{self.starts}.out").open("w")
+        self.log = self.lab / f"crash_server_{self.starts}.out"
+        log = self.log.open("w")
         self.proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--settings", str(self.settings)],
                                      cwd=self.lab, env=env, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         self.starts += 1
+        if not wait_hello:
+            return
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited {self.proc.returncode}")
+                if expect_exit:
+                    return
+                raise RuntimeError(f"server exited {self.proc.returncode}: "
+                                   f"{self.log.read_text(errors='replace')[-3000:]}")
             try:
                 if requests.get(self.url + "/pnp/HELLO", timeout=2).status_code == 200:
                     return
             except requests.RequestException:
                 time.sleep(0.2)
-        raise RuntimeError("server did not come back")
+        raise RuntimeError(f"server did not come back: {self.log.read_text(errors='replace')[-3000:]}")
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
