@@ -7,6 +7,8 @@ import threading
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import create_engine, text
 
 from app.config import Config, validate
@@ -101,3 +103,15 @@ def test_device_provisions_with_signed_config_url_and_token_not_logged(start_ser
         assert token not in logs, "signed-URL token written to a log"
         assert token not in history, "signed-URL token stored in device history"
     assert re.search(r"/configs/signed/\*\*\*/default\.cfg", logs)
+
+
+@settings(max_examples=100, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(token=st.text(min_size=1, max_size=200).filter(lambda t: "/" not in t),
+       name=st.text(min_size=1, max_size=60))
+def test_hostile_tokens_and_names_never_5xx(signed_app, lab, token, name):
+    from urllib.parse import quote
+
+    resp = signed_app.test_client().get(f"/configs/signed/{quote(token, safe='')}/{quote(name, safe='/')}")
+    assert resp.status_code in (403, 404, 308), resp.status_code
+    assert (lab / "configs" / "default.cfg").read_bytes()[:40] not in resp.data
