@@ -31,3 +31,22 @@ def test_healthz_database_down_is_503_and_pnp_gets_backoff(make_config):
                        data=fixture_text("resp_device-info-all_csr1000v_iosxe-17.3.4a.xml"))
     assert resp.status_code == 200 and b"bye" in resp.data
     app.extensions["pnp_engine"].dispose()
+
+
+def test_last_resort_handler_answers_backoff_not_500(app, monkeypatch, caplog):
+    """Fault injection (a bug in the service layer): the device still gets a PnP reply."""
+    from app.pnp import service
+    from tests.conftest import fixture_text
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("injected bug")
+
+    monkeypatch.setattr(service, "work_request", broken)
+    monkeypatch.setattr(service, "work_response", broken)
+    client = app.test_client()
+    resp = client.post("/pnp/WORK-REQUEST", data=fixture_text("wr_csr1000v_iosxe-17.3.4a_reload-reason.xml"))
+    assert resp.status_code == 200 and b"backoff" in resp.data and b"CiscoPnP-1.0" in resp.data
+    resp = client.post("/pnp/WORK-RESPONSE",
+                       data=fixture_text("resp_device-info-all_csr1000v_iosxe-17.3.4a.xml"))
+    assert resp.status_code == 200 and b"bye" in resp.data
+    assert sum("unexpected error" in r.getMessage() for r in caplog.records) == 2
