@@ -83,6 +83,7 @@ class ServerProcess:
                     return
             except requests.RequestException:
                 time.sleep(0.2)
+        self.kill()  # never leave a half-started server behind
         raise RuntimeError(f"server did not come back: {self.log.read_text(errors='replace')[-3000:]}")
 
     def kill(self) -> None:
