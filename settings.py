@@ -64,6 +64,21 @@ FINISHED_BACKOFF = 24 * 3600  # seconds a finished device is told to wait
 MAX_GUESTSHELL_CHECKS = 5  # "show app-hosting list" checks before ERROR
 GUESTSHELL_CHECK_BACKOFF = 30  # seconds between guestshell checks
 
+# --- Security ----------------------------------------------------------------------
+# Day-0 configs only through signed, expiring URLs bound to the serial number
+# (plain /configs/<file> then answers 403). The secret comes from the
+# environment, never from this file: PNP_CONFIG_URL_SECRET=$(openssl rand -hex 32)
+SIGNED_CONFIG_URLS = False
+CONFIG_URL_MAX_AGE = 900  # seconds a signed config URL stays valid
+# HTTPS listener next to the HTTP one (docs/https.md). 0 = off.
+HTTPS_PORT = 0  # e.g. 443 (option 43: K5;J443;T<trustpool URL>;Z<NTP>)
+TLS_CERT = ""  # PEM: server certificate (+ chain), SAN = SERVER_IP
+TLS_KEY = ""  # PEM: its private key (readable by root / the service user only)
+CA_BUNDLE = ""  # PEM served at http://<SERVER_IP>[:PORT]/ca/bundle.pem (option 43 T)
+# sudo python3 run.py: workers switch to this user after binding (docs/least-privilege.md).
+# Empty = stay root (not recommended). Not needed with deploy/pnp-server.service.
+RUN_AS = ""
+
 # --- Logging -----------------------------------------------------------------------------
 LOG_LEVEL = "INFO"  # DEBUG adds the raw XML of every exchange
 LOG_MAX_BYTES = 10 * 1024 * 1024

@@ -6,6 +6,7 @@ routes: ``/pnp/*`` (Cisco PnP), ``/ztp_fetch/*`` (Juniper ZTP), ``/images``,
 ``/configs``, ``/files``.
 Operator routes (login or token): ``/dashboard``, ``/devices/<SN>``,
 ``/inventory``, ``/api/v1``; CLI commands: ``flask devices|inventory|images|config|db``.
+Monitoring: ``/healthz``.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ def create_app(config: Config | None = None, *, migrate: bool = False,
     from app.console.rendered import bp as rendered_bp
     from app.console.routes import bp as console_bp
     from app.files.routes import bp as files_bp
+    from app.health import bp as health_bp
     from app.pnp.routes import bp as pnp_bp
     from app.ztp.juniper import csv_inventory
     from app.ztp.routes import LeadingSlashes
@@ -72,6 +74,7 @@ def create_app(config: Config | None = None, *, migrate: bool = False,
     app.register_blueprint(console_bp)
     app.register_blueprint(api_bp)
     register_cli(app)
+    app.register_blueprint(health_bp)
     return app
 
 

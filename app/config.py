@@ -56,9 +56,10 @@ _INT_FIELDS = {
     "max_attempts", "idle_backoff", "reload_wait", "reload_timeout",
     "finished_backoff", "max_guestshell_checks", "guestshell_check_backoff",
     "log_max_bytes", "log_backup_count", "dhcp_subnet_id", "dhcp_pnp_https_port",
-    "juniper_file_port", "stalled_after", "page_size",
+    "juniper_file_port", "stalled_after", "page_size", "config_url_max_age", "https_port",
 }
-_BOOL_FIELDS = {"dhcp_cisco", "dhcp_juniper", "dhcp_pnp_https", "dashboard_public", "require_claim"}
+_BOOL_FIELDS = {"dhcp_cisco", "dhcp_juniper", "dhcp_pnp_https", "dashboard_public", "require_claim",
+                "signed_config_urls"}
 _LIST_FIELDS = {"dhcp_routers", "dhcp_dns", "dhcp_ntp"}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -95,6 +96,15 @@ class Config:
     finished_backoff: int = 24 * 3600
     max_guestshell_checks: int = 5
     guestshell_check_backoff: int = 30
+    signed_config_urls: bool = False
+    config_url_secret: str = ""
+    config_url_max_age: int = 900
+    https_port: int = 0
+    tls_cert: str = ""
+    tls_key: str = ""
+    ca_bundle: str = ""
+    run_as: str = ""
+    url_scheme: str = "http"  # internal: "https" in the TLS listener's processes
     log_level: str = "INFO"
     log_max_bytes: int = 10 * 1024 * 1024
     log_backup_count: int = 5
@@ -153,15 +163,26 @@ class Config:
 
     @property
     def base_url(self) -> str:
-        """``http://<server_ip>[:port]``: the prefix of every URL handed to a device."""
+        """``http://<server_ip>[:port]``: the prefix of every URL handed to a device
+        (``https://…`` in the TLS listener, whose Config has ``url_scheme="https"``)."""
         host = f"[{self.server_ip}]" if ":" in self.server_ip else self.server_ip
         port = self.device_port
-        return f"http://{host}" if port == 80 else f"http://{host}:{port}"
+        default = 443 if self.url_scheme == "https" else 80
+        return f"{self.url_scheme}://{host}" if port == default else f"{self.url_scheme}://{host}:{port}"
 
     @property
     def device_port(self) -> int:
-        """The HTTP port devices connect to: PUBLIC_PORT behind a proxy, else PORT."""
+        """The port devices connect to: PUBLIC_PORT behind a proxy, else PORT."""
         return self.public_port or self.port
+
+    def tls_listener(self) -> Config:
+        """This Config as seen by the HTTPS listener: port HTTPS_PORT, https:// URLs."""
+        return dataclasses.replace(self, port=self.https_port, public_port=0, url_scheme="https")
+
+    @property
+    def trustpool_url(self) -> str:
+        """The stable HTTP URL of the CA bundle (option 43 ``T``), "" when CA_BUNDLE is unset."""
+        return f"{self.base_url}/ca/bundle.pem" if self.ca_bundle else ""
 
     def url(self, area: str, name: str) -> str:
         """Download URL of file ``name`` in ``area`` (images, configs, files)."""
@@ -373,4 +394,13 @@ def validate(config: Config) -> list[str]:
         problems.append(f"configs/default.cfg is missing from {config.configs_dir}")
     if config.max_attempts < 1:
         problems.append("MAX_ATTEMPTS must be at least 1")
+    if config.signed_config_urls and len(config.config_url_secret) < 16:
+        problems.append("SIGNED_CONFIG_URLS needs CONFIG_URL_SECRET (16+ characters; set "
+                        "PNP_CONFIG_URL_SECRET in the environment, e.g. from `openssl rand -hex 32`)")
+    if config.https_port:
+        for value, label in ((config.tls_cert, "TLS_CERT"), (config.tls_key, "TLS_KEY")):
+            if not value or not Path(value).is_file():
+                problems.append(f"HTTPS_PORT is set but {label} {value!r} is not a readable file")
+    if config.ca_bundle and not Path(config.ca_bundle).is_file():
+        problems.append(f"CA_BUNDLE {config.ca_bundle!r} is not a file")
     return problems

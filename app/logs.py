@@ -8,10 +8,27 @@ whose lock makes rotation safe across processes.
 from __future__ import annotations
 
 import logging
+import re
 
 from concurrent_log_handler import ConcurrentRotatingFileHandler
 
 from app.config import Config
+
+
+class RedactFilter(logging.Filter):
+    """Masks signed-URL tokens and ``pwd=``/``password=`` values in every record."""
+
+    _SECRET = re.compile(r"\b(pwd|password|secret|token)=(\"[^\"]*\"|'[^']*'|[^\s&\"']+)", re.IGNORECASE)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from app.signing import redact_token
+
+        message = record.getMessage()
+        clean = redact_token(self._SECRET.sub(lambda m: f"{m.group(1)}=***", message))
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
 
 FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
 
@@ -33,4 +50,5 @@ def setup_logging(config: Config) -> None:
                                             backupCount=config.log_backup_count,
                                             encoding="utf-8")
     handler.setFormatter(logging.Formatter(FORMAT))
+    handler.addFilter(RedactFilter())
     logger.addHandler(handler)

@@ -100,14 +100,18 @@ class FileEntry:
 
 
 class SimulatedDevice:
-    """One simulated ISR1k (or any IOS-XE PID) polling a PnP server at ``base_url``."""
+    """One simulated ISR1k (or any IOS-XE PID) polling a PnP server at ``base_url``.
+
+    ``verify`` is passed to requests for an ``https://`` base_url: a CA bundle path
+    (the trustpool the device got from option 43 T), True or False.
+    """
 
     def __init__(self, base_url: str, serial: str, pid: str = "C1131-8PWB", vid: str = "V01",
                  version: str = "17.9.4a", image_file: str = "c1100-universalk9.17.09.04a.SPA.bin",
                  bootflash_size: int = 7_000_000_000, bootflash_used: int = 1_200_000_000,
                  config_register: str = "0x2142", faults: Faults | None = None,
                  reload_seconds: float = 0.5, max_sleep: float = 2.0, time_scale: float = 1.0,
-                 http_timeout: float = 60.0) -> None:
+                 http_timeout: float = 60.0, verify: bool | str = True) -> None:
         self.base_url = base_url.rstrip("/")
         self.serial, self.pid, self.vid = serial, pid, vid
         self.udi = f"PID:{pid},VID:{vid},SN:{serial}"
@@ -119,6 +123,7 @@ class SimulatedDevice:
         self.reload_seconds, self.max_sleep, self.time_scale = reload_seconds, max_sleep, time_scale
         self.http = requests.Session()
         self.http.trust_env = False  # never a proxy: the server is on loopback
+        self.http.verify = verify  # https:// base_url: True (system CAs) or a CA bundle path
         self.http_timeout = http_timeout
         self.files: dict[str, FileEntry] = {}
         self.running_config: list[str] = []

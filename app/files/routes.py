@@ -16,6 +16,7 @@ from flask import Blueprint, Response, abort, request, send_file
 from werkzeug.security import safe_join
 
 from app import get_config
+from app.signing import InvalidConfigToken, verify_config
 
 bp = Blueprint("files", __name__)
 log = logging.getLogger("pnp.files")
@@ -58,9 +59,47 @@ def images(name: str) -> Response:
     return _serve("images", name)
 
 
+@bp.route("/ca/bundle.pem", methods=["GET", "HEAD"])
+def ca_bundle() -> Response:
+    """The CA bundle (PEM) devices put in their trustpool: option 43 ``T`` points here.
+
+    Served over plain HTTP on purpose (the device cannot verify HTTPS before it
+    has the bundle; pnp-protocol.md §12). 404 when CA_BUNDLE is not set.
+    """
+    path = get_config().ca_bundle
+    if not path:
+        abort(404)
+    from pathlib import Path
+
+    if not Path(path).is_file():
+        log.error("CA_BUNDLE %s is missing", path)
+        abort(404)
+    return send_file(path, mimetype="application/x-pem-file", conditional=True, max_age=0)
+
+
 @bp.route("/configs/<path:name>", methods=["GET", "HEAD"])
 def configs(name: str) -> Response:
-    """A day-0 config from configs/."""
+    """A day-0 config from configs/; 403 when SIGNED_CONFIG_URLS requires a signed URL."""
+    if get_config().signed_config_urls:
+        log.warning("refused plain configs/%s to %s: signed URLs required", name[:200],
+                    request.remote_addr)
+        return Response("day-0 configs are only served through signed URLs\n", status=403,
+                        mimetype="text/plain")
+    return _serve("configs", name)
+
+
+@bp.route("/configs/signed/<token>/<path:name>", methods=["GET", "HEAD"])
+def signed_config(token: str, name: str) -> Response:
+    """A day-0 config through a signed, expiring URL (app/signing.py); 403 when invalid."""
+    config = get_config()
+    if not config.signed_config_urls:
+        abort(404)
+    try:
+        serial = verify_config(config.config_url_secret, token, name, config.config_url_max_age)
+    except InvalidConfigToken as exc:
+        log.warning("refused signed configs/%s to %s: %s", name[:200], request.remote_addr, exc)
+        return Response(f"{exc}\n", status=403, mimetype="text/plain")
+    log.info("signed config %s for SN %s", name, serial)
     return _serve("configs", name)
 
 

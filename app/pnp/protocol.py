@@ -253,9 +253,24 @@ def parse_envelope(body: bytes | str) -> tuple[Udi, Element]:
     return udi, child
 
 
+# Longest values stored (device_state columns); real ones are far shorter (SN: 11 chars).
+MAX_UDI_CHARS, MAX_SN_CHARS, MAX_PID_CHARS, MAX_VID_CHARS, MAX_CORRELATOR_CHARS = 255, 64, 64, 16, 255
+
+
 def _require_serial(udi: Udi, where: str) -> None:
+    """Raise PnpParseError when the UDI has no SN or a part longer than the database keeps."""
     if not udi.sn:
-        raise PnpParseError(f"{where}: UDI {udi.raw!r} has no SN")
+        raise PnpParseError(f"{where}: UDI {udi.raw[:80]!r} has no SN")
+    for value, limit, label in ((udi.raw, MAX_UDI_CHARS, "UDI"), (udi.sn, MAX_SN_CHARS, "SN"),
+                                (udi.pid, MAX_PID_CHARS, "PID"), (udi.vid, MAX_VID_CHARS, "VID")):
+        if len(value) > limit:
+            raise PnpParseError(f"{where}: {label} of {len(value)} characters exceeds {limit}")
+
+
+def _check_correlator(correlator: str | None, where: str) -> None:
+    if correlator and len(correlator) > MAX_CORRELATOR_CHARS:
+        raise PnpParseError(f"{where}: correlator of {len(correlator)} characters exceeds "
+                            f"{MAX_CORRELATOR_CHARS}")
 
 
 def parse_work_request(body: bytes | str) -> WorkRequest:
@@ -277,8 +292,10 @@ def parse_work_request(body: bytes | str) -> WorkRequest:
         reason = ReloadReason(
             message=_text(reload_elem, "message"), code=_text(reload_elem, "code"),
             startup_config_present=_bool(_text(reload_elem, "startupConfigPresent") or None))
+    correlator = (info.get("correlator") or "").strip()
+    _check_correlator(correlator, "WORK-REQUEST")
     return WorkRequest(
-        udi=udi, correlator=(info.get("correlator") or "").strip(),
+        udi=udi, correlator=correlator,
         hostname=_text(device_id, "hostname"), mac_address=_text(device_id, "macAddress"),
         auth_required=bool(_bool(_text(device_id, "authRequired") or None)),
         reload_reason=reason)
@@ -363,6 +380,7 @@ def parse_work_response(body: bytes | str) -> WorkResponse:
         return WorkResponse(udi=udi, service=service, correlator=None, success=False,
                             error=_fault(resp))
     success = _bool(resp.get("success"))
+    _check_correlator(resp.get("correlator"), "WORK-RESPONSE")
     return WorkResponse(
         udi=udi, service=service, correlator=(resp.get("correlator") or "").strip() or None,
         success=success,

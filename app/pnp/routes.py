@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, g, request
 from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import HTTPException
 
 from app import get_config, get_sessions
 from app.pnp import protocol as p
@@ -31,6 +32,44 @@ def _bad(reason: str) -> Response:
     return Response(reason + "\n", status=400, mimetype="text/plain")
 
 
+class BodyError(Exception):
+    """The request body could not be read (broken chunked encoding, client gone)."""
+
+
+def _read_body() -> bytes:
+    """The raw request body; 413 above MAX_CONTENT_LENGTH (Werkzeug), BodyError when unreadable."""
+    try:
+        return request.get_data(cache=False)
+    except HTTPException:
+        raise  # 413 Request Entity Too Large, 400 client disconnected
+    except Exception as exc:  # noqa: BLE001 - gunicorn's InvalidChunkSize, NoMoreData, OSError…
+        raise BodyError(f"unreadable request body: {exc.__class__.__name__}") from exc
+
+
+@bp.errorhandler(BodyError)
+def _body_error(exc: BodyError) -> Response:
+    return _bad(str(exc))
+
+
+@bp.errorhandler(Exception)
+def _unexpected(exc: Exception) -> Response:
+    """Last line of defence (pitfall P5): a device never sees a 5xx.
+
+    HTTP errors (404, 405, 413) pass through. Anything else is logged with its
+    traceback and answered with a backoff when the UDI is known, else a 400.
+    """
+    if isinstance(exc, HTTPException):
+        return exc
+    log.exception("unexpected error on %s from %s", request.path, request.remote_addr)
+    udi = g.get("pnp_udi")
+    if udi is not None and g.get("pnp_reply") == "bye":
+        return _xml(p.build_bye(udi, g.get("pnp_correlator") or ""))
+    if udi is not None:
+        return _xml(p.build_backoff(udi, g.get("pnp_correlator") or "", DB_DOWN_BACKOFF,
+                                    "server error, try again later"))
+    return Response("message could not be processed\n", status=400, mimetype="text/plain")
+
+
 @bp.route("/HELLO", methods=["GET", "HEAD", "POST"])
 def hello() -> Response:
     """Discovery probe: 200 with an empty body for GET, HEAD and POST."""
@@ -43,11 +82,13 @@ def _exchange(kind: str, parse, handle, fallback) -> Response:
     ``fallback(message, reason)`` builds the XML sent when the message could
     not be handled (a backoff for work-requests, a bye for work-responses).
     """
-    raw = request.get_data(cache=False)
+    raw = _read_body()
     try:
         message = parse(raw)
     except p.PnpParseError as exc:
         return _bad(str(exc))
+    g.pnp_udi, g.pnp_correlator = message.udi.raw, getattr(message, "correlator", "")
+    g.pnp_reply = "bye" if kind == "work-response" else "backoff"
     log.debug("%s from %s: %s", kind, request.remote_addr, service.redact(raw))
     try:
         reply = handle(get_sessions(), get_config(), message, raw, request.remote_addr)

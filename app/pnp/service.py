@@ -22,6 +22,7 @@ from app.db import device_lock, utcnow
 from app.models import DeviceEvent, DeviceState, InventoryItem
 from app.pnp import protocol as p
 from app.pnp import workflow as wf
+from app.signing import config_url_builder, redact_token
 
 log = logging.getLogger("pnp")
 
@@ -30,10 +31,11 @@ RAW_XML_LIMIT = 64 * 1024
 
 
 def redact(xml: str | bytes) -> str:
-    """Message text with credential attributes (``pwd``, ``usr``…) masked, for logs and history."""
+    """Message text with credential attributes (``pwd``, ``usr``…) and signed-URL tokens
+    masked, for logs and history."""
     if isinstance(xml, bytes):
         xml = xml.decode("utf-8", "replace")
-    return _SECRET_ATTR.sub(lambda m: f'{m.group(1)}="***"', xml)[:RAW_XML_LIMIT]
+    return redact_token(_SECRET_ATTR.sub(lambda m: f'{m.group(1)}="***"', xml))[:RAW_XML_LIMIT]
 
 
 def day0_lookup(config: Config, item: day0.InventoryView | None = None) -> callable:
@@ -50,7 +52,8 @@ def _context(session: Session, config: Config, serial: str, now: datetime) -> wf
     item = day0.InventoryView.from_row(session.scalars(
         select(InventoryItem).where(InventoryItem.serial_number == serial)).one_or_none())
     return wf.Context(now=now, config=config, day0=day0_lookup(config, item),
-                      claimed=item is not None or not config.require_claim)
+                      claimed=item is not None or not config.require_claim,
+                      config_url=config_url_builder(config))
 
 
 @dataclass

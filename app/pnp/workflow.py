@@ -135,13 +135,23 @@ class Context:
     config for a serial; it may raise ValueError with a reason (e.g. a template
     missing a variable), which parks the device in ERROR. ``claimed`` is False
     for a serial that must wait (backoff) until an operator claims it
-    (REQUIRE_CLAIM with the serial not in the inventory).
+    (REQUIRE_CLAIM with the serial not in the inventory). ``config_url(serial,
+    name)`` builds the day-0 config download URL (signed when SIGNED_CONFIG_URLS
+    is on, see app/signing.py); None means the plain ``/configs/<name>`` URL.
     """
 
     now: datetime
     config: Config
     day0: Callable[[str], tuple[str, str]] = lambda serial: ("default.cfg", "")
     claimed: bool = True
+    config_url: Callable[[str, str], str] | None = None
+
+    def day0_url(self, serial: str, name: str) -> str:
+        """Download URL of day-0 config ``name`` for ``serial``: ``config_url`` when the
+        service layer provides one (signed, expiring URLs), else the plain /configs URL."""
+        if self.config_url is not None:
+            return self.config_url(serial, name)
+        return self.config.url("configs", name)
 
 
 WAITING_FOR_CLAIM = "serial not in the inventory: waiting to be claimed by an operator"
@@ -299,7 +309,7 @@ def _job_for(device: DeviceView, ctx: Context) -> Job | State | Decision:
             name, md5 = ctx.day0(device.serial_number)
         except ValueError as exc:
             return _fail(device, ctx, f"day-0 config: {exc}", hard=True)
-        body = p.config_upgrade_body(cfg.url("configs", name), md5)
+        body = p.config_upgrade_body(ctx.day0_url(device.serial_number, name), md5)
         return Job("config-upgrade", body, f"config-upgrade {name}")
     if state == State.CHECK_BOOTFLASH:
         return _device_info("filesystem")
