@@ -84,11 +84,37 @@ def _check_bind(config: Config) -> str | None:
     return None
 
 
+def prepare_metrics_dir(config: Config) -> Path:
+    """Set and empty PROMETHEUS_MULTIPROC_DIR before any worker starts.
+
+    prometheus-client's multiprocess mode keeps each worker's metrics in files
+    there; files left by a previous run would add old counts to the new ones.
+    Default: ``<tmp>/pnp-prometheus-<port>`` (one per server instance).
+    Must run before prometheus_client is imported.
+    """
+    import shutil
+    import tempfile
+
+    path = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+                or Path(tempfile.gettempdir()) / f"pnp-prometheus-{config.port}")
+    if path.is_dir():
+        for child in path.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+    path.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    return path
+
+
 def serve(config: Config) -> None:
     """Run gunicorn in this process with the application factory."""
     from gunicorn.app.base import BaseApplication
 
+    prepare_metrics_dir(config)
     from app import create_app
+    from app.metrics import worker_exit
 
     class PnpApplication(BaseApplication):
         def load_config(self):
@@ -99,6 +125,7 @@ def serve(config: Config) -> None:
                 "worker_class": "gthread", "timeout": 120, "graceful_timeout": 30,
                 "keepalive": 5, "accesslog": str(config.logs_dir / "access.log"),
                 "errorlog": "-", "loglevel": "warning", "proc_name": "pnp-server",
+                "child_exit": lambda _server, worker: worker_exit(worker.pid),
             }
             for key, value in options.items():
                 self.cfg.set(key, value)

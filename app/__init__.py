@@ -35,10 +35,12 @@ def create_app(config: Config | None = None, *, migrate: bool = False) -> Flask:
     app.extensions["pnp_sessions"] = make_sessionmaker(engine)
 
     from app.files.routes import bp as files_bp
+    from app.metrics import bp as metrics_bp
     from app.pnp.routes import bp as pnp_bp
 
     app.register_blueprint(pnp_bp)
     app.register_blueprint(files_bp)
+    app.register_blueprint(metrics_bp)
     return app
 
 

@@ -13,7 +13,7 @@ import logging
 from flask import Blueprint, Response, request
 from sqlalchemy.exc import SQLAlchemyError
 
-from app import get_config, get_sessions
+from app import get_config, get_sessions, metrics
 from app.pnp import protocol as p
 from app.pnp import service
 
@@ -31,6 +31,12 @@ def _bad(reason: str) -> Response:
     return Response(reason + "\n", status=400, mimetype="text/plain")
 
 
+def _count(message: str, reply: service.Reply) -> None:
+    metrics.REQUESTS.labels(message, reply.service).inc()
+    if reply.finished_seconds is not None:
+        metrics.PROVISIONING.observe(reply.finished_seconds)
+
+
 @bp.route("/HELLO", methods=["GET", "HEAD", "POST"])
 def hello() -> Response:
     """Discovery probe: 200 with an empty body for GET, HEAD and POST."""
@@ -44,6 +50,7 @@ def work_request() -> Response:
     try:
         wr = p.parse_work_request(raw)
     except p.PnpParseError as exc:
+        metrics.REJECTED.labels("work-request").inc()
         return _bad(str(exc))
     log.debug("WORK-REQUEST from %s: %s", request.remote_addr, service.redact(raw))
     try:
@@ -52,8 +59,10 @@ def work_request() -> Response:
     except SQLAlchemyError as exc:
         log.error("%s %s work-request: database unavailable: %s", wr.udi.sn, wr.correlator,
                   exc.__class__.__name__)
+        metrics.REQUESTS.labels("work-request", "backoff").inc()
         return _xml(p.build_backoff(wr.udi.raw, wr.correlator, DB_DOWN_BACKOFF,
                                     "server database unavailable"))
+    _count("work-request", reply)
     log.info("%s", reply.summary)
     log.debug("reply to %s: %s", wr.udi.sn, service.redact(reply.xml))
     return _xml(reply.xml)
@@ -66,6 +75,7 @@ def work_response() -> Response:
     try:
         resp = p.parse_work_response(raw)
     except p.PnpParseError as exc:
+        metrics.REJECTED.labels("work-response").inc()
         return _bad(str(exc))
     log.debug("WORK-RESPONSE from %s: %s", request.remote_addr, service.redact(raw))
     try:
@@ -74,6 +84,11 @@ def work_response() -> Response:
     except SQLAlchemyError as exc:
         log.error("%s %s %s response: database unavailable, result not recorded: %s",
                   resp.udi.sn, resp.correlator, resp.service, exc.__class__.__name__)
+        metrics.REQUESTS.labels("work-response", resp.service).inc()
         return _xml(p.build_bye(resp.udi.raw, resp.correlator or ""))
+    _count("work-response", reply)
+    if resp.service == "fault" or resp.success is False:
+        code = resp.error.code if resp.error and resp.error.code else resp.service
+        metrics.ERRORS.labels(resp.service, code[:64]).inc()
     log.info("%s", reply.summary)
     return _xml(reply.xml)

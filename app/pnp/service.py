@@ -51,10 +51,17 @@ def day0_lookup(config: Config) -> callable:
 
 @dataclass
 class Reply:
-    """The XML to send back and a one-line log summary."""
+    """The XML to send back and a one-line log summary.
+
+    ``service`` is the job sent (``backoff`` when none) for a work-request and
+    the answered service for a work-response; ``finished_seconds`` is set when
+    this message moved the device to FINISHED: seconds since its first contact.
+    """
 
     xml: str
     summary: str
+    service: str = ""
+    finished_seconds: float | None = None
 
 
 def _identity(wr: p.WorkRequest | None, udi: p.Udi, source_ip: str | None, now: datetime) -> dict:
@@ -82,6 +89,13 @@ def _store(session: Session, row: DeviceState, decision: wf.Decision, now: datet
             error_code=event.error_code or None, message=event.message[:8000], raw_xml=raw))
 
 
+def _finished_seconds(row: DeviceState, before: str, now: datetime) -> float | None:
+    """Seconds from first contact to now when this message moved the row to FINISHED."""
+    if row.state == wf.State.FINISHED.value and before != wf.State.FINISHED.value:
+        return max(0.0, (now - row.first_seen).total_seconds())
+    return None
+
+
 def render(decision: wf.Decision, udi: str, correlator: str) -> str:
     """The XML for a work-request decision: its job, else its backoff."""
     if decision.job is not None:
@@ -105,6 +119,7 @@ def work_request(sessions: sessionmaker[Session], config: Config, wr: p.WorkRequ
                 **_identity(wr, wr.udi, source_ip, now)}
     with device_lock(sessions, wr.udi.sn, defaults) as (session, row):
         created = row.first_seen == now
+        before = row.state
         for name, value in _identity(wr, wr.udi, source_ip, now).items():
             setattr(row, name, value)
         decision = wf.on_work_request(wf.DeviceView.from_row(row), wr, ctx)
@@ -113,8 +128,10 @@ def work_request(sessions: sessionmaker[Session], config: Config, wr: p.WorkRequ
             decision.events.insert(0, wf.Event("info", f"first contact from {source_ip} "
                                                        f"({wr.udi.raw})"))
         _store(session, row, decision, now, redact(raw), redact(xml))
+        finished = _finished_seconds(row, before, now)
     what = decision.job.summary if decision.job else f"backoff {decision.backoff_seconds}s"
-    return Reply(xml, f"{wr.udi.sn} {wr.correlator} work-request {decision.state.value}: {what}")
+    return Reply(xml, f"{wr.udi.sn} {wr.correlator} work-request {decision.state.value}: {what}",
+                 decision.job.service if decision.job else "backoff", finished)
 
 
 def work_response(sessions: sessionmaker[Session], config: Config, resp: p.WorkResponse,
@@ -138,11 +155,13 @@ def work_response(sessions: sessionmaker[Session], config: Config, resp: p.WorkR
             row.pid = row.pid or ""
         correlator = correlator or row.pending_correlator or ""
         bye = p.build_bye(resp.udi.raw, correlator)
+        before = row.state
         decision = wf.on_work_response(wf.DeviceView.from_row(row), resp, ctx)
         _store(session, row, decision, now, redact(raw), None)
+        finished = _finished_seconds(row, before, now)
     result = "success" if resp.success else (resp.error.code if resp.error else "failure")
     return Reply(bye, f"{resp.udi.sn} {correlator} {resp.service} {result} → "
-                      f"{decision.state.value}")
+                      f"{decision.state.value}", resp.service, finished)
 
 
 def set_state(sessions: sessionmaker[Session], serial: str, state: str,
