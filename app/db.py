@@ -9,6 +9,7 @@ one device: ``SELECT … FOR UPDATE`` on MariaDB, ``BEGIN IMMEDIATE`` on SQLite
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -29,7 +30,26 @@ def utcnow() -> datetime:
 
 
 def make_engine(url: str) -> Engine:
-    """A pooled engine for ``url``; SQLite gets WAL, a busy timeout and BEGIN IMMEDIATE."""
+    """A pooled engine for ``url``; SQLite gets WAL, a busy timeout and BEGIN IMMEDIATE.
+
+    With ``PNP_COUNT_STATEMENTS=1`` in the environment every SQL statement is
+    counted in the ``pnp_db_statements_total`` metric (used by bench/run).
+    """
+    engine = _make_engine(url)
+    if os.environ.get("PNP_COUNT_STATEMENTS") == "1":
+        from app.metrics import DB_STATEMENTS
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def _count(*_args):
+            DB_STATEMENTS.inc()
+
+        @event.listens_for(engine, "commit")
+        def _count_commit(*_args):
+            DB_STATEMENTS.inc()
+    return engine
+
+
+def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
 

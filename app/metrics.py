@@ -19,6 +19,8 @@ Metrics:
 * ``pnp_errors_total{service,code}``: failed work-responses (``code`` is the
   errorInfo code such as ``PnP Service Error 1702``; ``fault`` for faults).
 * ``pnp_rejected_total{message}``: malformed PnP messages answered 400.
+* ``pnp_db_statements_total``: SQL statements plus COMMITs, counted only when
+  ``PNP_COUNT_STATEMENTS=1`` (benchmarks).
 * ``pnp_file_bytes_served_total{area,via}``: bytes of /images, /configs and
   /files responses (``via`` is ``direct`` or ``x-accel-redirect``: then nginx
   sends the bytes and the counter holds the file size handed over).
@@ -49,6 +51,8 @@ ERRORS = Counter("pnp_errors", "Failed PnP work-responses, by service and error 
 REJECTED = Counter("pnp_rejected", "Malformed PnP messages answered 400", ["message"])
 FILE_BYTES = Counter("pnp_file_bytes_served", "Bytes of file responses (images, configs, files)",
                      ["area", "via"])
+DB_STATEMENTS = Counter("pnp_db_statements", "SQL statements and commits sent to the database "
+                        "(only with PNP_COUNT_STATEMENTS=1)")
 PROVISIONING = Histogram("pnp_provisioning_duration_seconds",
                          "Seconds from a device's first contact until FINISHED",
                          buckets=DURATION_BUCKETS)
@@ -95,7 +99,7 @@ def scrape(sessions: sessionmaker[Session]) -> bytes:
 
         multiprocess.MultiProcessCollector(registry)
     else:
-        for collector in (REQUESTS, ERRORS, REJECTED, FILE_BYTES, PROVISIONING):
+        for collector in (REQUESTS, ERRORS, REJECTED, FILE_BYTES, PROVISIONING, DB_STATEMENTS):
             registry.register(collector)
     registry.register(DeviceStateCollector(sessions))
     return generate_latest(registry)
