@@ -30,7 +30,7 @@ def create_app(config: Config | None = None, *, migrate: bool = False) -> Flask:
     setup_logging(config)
     if migrate:
         upgrade(config.sqlalchemy_url)
-    engine = make_engine(config.sqlalchemy_url)
+    engine = make_engine(config.sqlalchemy_url, pool_size=max(config.threads, 1) + 2)
     app.extensions["pnp_engine"] = engine
     app.extensions["pnp_sessions"] = make_sessionmaker(engine)
 
