@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Config, file_md5
@@ -142,9 +143,21 @@ def work_response(sessions: sessionmaker[Session], config: Config, resp: p.WorkR
     with no row is logged and otherwise ignored.
     """
     now = utcnow()
-    ctx = wf.Context(now=now, config=config, day0=day0_lookup(config))
     correlator = resp.correlator or ""
     bye = p.build_bye(resp.udi.raw, correlator)
+    if resp.service == "backoff" and resp.success is not False:
+        # The acknowledgement of a backoff changes nothing but the contact time
+        # (workflow._decide_response): one UPDATE, no row lock, no ORM flush.
+        # Half of a polling device's messages are these.
+        values = {"last_contact": now, **({"ip_address": source_ip[:45]} if source_ip else {})}
+        with sessions.begin() as session:
+            found = session.execute(
+                update(DeviceState).where(DeviceState.serial_number == resp.udi.sn)
+                .values(**values)
+                .execution_options(synchronize_session=False)).rowcount
+        what = "acknowledged" if found else "from an unknown device: ignored"
+        return Reply(bye, f"{resp.udi.sn} {correlator} backoff {what}", "backoff")
+    ctx = wf.Context(now=now, config=config, day0=day0_lookup(config))
     with device_lock(sessions, resp.udi.sn) as (session, row):
         if row is None:
             return Reply(bye, f"{resp.udi.sn} {correlator} {resp.service} response from an "
