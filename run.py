@@ -197,6 +197,30 @@ def gunicorn_options(config: Config, tls: bool = False) -> dict:
     return options
 
 
+def prepare_metrics_dir(config: Config) -> Path:
+    """Set and empty PROMETHEUS_MULTIPROC_DIR before any worker starts.
+
+    prometheus-client's multiprocess mode keeps each worker's metrics in files
+    there; files left by a previous run would add old counts to the new ones.
+    Default: ``<tmp>/pnp-prometheus-<port>`` (one per server instance).
+    Must run before prometheus_client is imported.
+    """
+    import shutil
+    import tempfile
+
+    path = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+                or Path(tempfile.gettempdir()) / f"pnp-prometheus-{config.port}")
+    if path.is_dir():
+        for child in path.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+    path.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    return path
+
+
 def serve(config: Config) -> None:
     """Run gunicorn in this process; with HTTPS_PORT also a TLS arbiter in a child process.
 
@@ -206,6 +230,7 @@ def serve(config: Config) -> None:
     from gunicorn.app.base import BaseApplication
     from gunicorn.glogging import Logger
 
+    prepare_metrics_dir(config)
     from app import create_app
     from app.signing import redact_token
 
@@ -219,13 +244,17 @@ def serve(config: Config) -> None:
                     atoms[key] = redact_token(atoms[key])
             return atoms
 
+    from app.metrics import worker_exit
+
     class PnpApplication(BaseApplication):
         def __init__(self, app_config: Config, tls: bool):
             self.app_config, self.tls = app_config, tls
             super().__init__()
 
         def load_config(self):
-            for key, value in gunicorn_options(self.app_config, self.tls).items():
+            options = gunicorn_options(self.app_config, self.tls)
+            options["child_exit"] = lambda _server, worker: worker_exit(worker.pid)
+            for key, value in options.items():
                 self.cfg.set(key, value)
             self.cfg.set("logger_class", RedactingLogger)
 

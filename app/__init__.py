@@ -42,7 +42,7 @@ def create_app(config: Config | None = None, *, migrate: bool = False,
     setup_logging(config)
     if migrate:
         upgrade(config.sqlalchemy_url)
-    engine = make_engine(config.sqlalchemy_url)
+    engine = make_engine(config.sqlalchemy_url, pool_size=max(config.threads, 1) + 2)
     app.extensions["pnp_engine"] = engine
     app.extensions["pnp_sessions"] = make_sessionmaker(engine)
 
@@ -54,6 +54,7 @@ def create_app(config: Config | None = None, *, migrate: bool = False,
     from app.console.routes import bp as console_bp
     from app.files.routes import bp as files_bp
     from app.health import bp as health_bp
+    from app.metrics import bp as metrics_bp
     from app.pnp.routes import bp as pnp_bp
     from app.ztp.juniper import csv_inventory
     from app.ztp.routes import LeadingSlashes
@@ -75,6 +76,7 @@ def create_app(config: Config | None = None, *, migrate: bool = False,
     app.register_blueprint(api_bp)
     register_cli(app)
     app.register_blueprint(health_bp)
+    app.register_blueprint(metrics_bp)
     return app
 
 

@@ -9,17 +9,20 @@ one device: ``SELECT … FOR UPDATE`` on MariaDB, ``BEGIN IMMEDIATE`` on SQLite
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.models import DeviceState
 
+LOOPBACK = ("127.0.0.1", "::1", "localhost", None)
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
@@ -28,8 +31,34 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def make_engine(url: str) -> Engine:
-    """A pooled engine for ``url``; SQLite gets WAL, a busy timeout and BEGIN IMMEDIATE."""
+def make_engine(url: str, pool_size: int = 10) -> Engine:
+    """A pooled engine for ``url``; SQLite gets WAL, a busy timeout and BEGIN IMMEDIATE.
+
+    ``pool_size`` is the number of MariaDB connections kept open per process:
+    give it the worker's thread count so that a busy worker never opens and
+    closes connections per request (each PyMySQL connect builds a TLS context
+    and logs in: measured at ~40 % of the worker's time, see BENCHMARKS.md).
+    A MariaDB on loopback (127.0.0.1, ::1, localhost) is reached without TLS
+    unless the URL asks for ssl options.
+
+    With ``PNP_COUNT_STATEMENTS=1`` in the environment every SQL statement is
+    counted in the ``pnp_db_statements_total`` metric (used by bench/run).
+    """
+    engine = _make_engine(url, pool_size)
+    if os.environ.get("PNP_COUNT_STATEMENTS") == "1":
+        from app.metrics import DB_STATEMENTS
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def _count(*_args):
+            DB_STATEMENTS.inc()
+
+        @event.listens_for(engine, "commit")
+        def _count_commit(*_args):
+            DB_STATEMENTS.inc()
+    return engine
+
+
+def _make_engine(url: str, pool_size: int) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
 
@@ -47,8 +76,14 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_recycle=3600, pool_size=10,
-                         max_overflow=20, isolation_level="READ COMMITTED")
+    connect_args = {}
+    parsed = make_url(url)
+    if (parsed.drivername.endswith("pymysql") and parsed.host in LOOPBACK
+            and not any(k.startswith("ssl") for k in parsed.query)):
+        connect_args["ssl_disabled"] = True  # TLS to ourselves: only costs a context per connect
+    return create_engine(url, pool_pre_ping=True, pool_recycle=3600, pool_size=pool_size,
+                         max_overflow=10, isolation_level="READ COMMITTED",
+                         connect_args=connect_args)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

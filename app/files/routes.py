@@ -15,7 +15,7 @@ import logging
 from flask import Blueprint, Response, abort, request, send_file
 from werkzeug.security import safe_join
 
-from app import get_config
+from app import get_config, metrics
 from app.signing import InvalidConfigToken, verify_config
 
 bp = Blueprint("files", __name__)
@@ -48,9 +48,14 @@ def _serve(area: str, name: str) -> Response:
         response = Response(status=200)
         response.headers["X-Accel-Redirect"] = f"{config.x_accel_redirect_prefix}/{area}/{name}"
         response.headers["Content-Type"] = "application/octet-stream"
+        if request.method == "GET":
+            metrics.FILE_BYTES.labels(area, "x-accel-redirect").inc(Path(path).stat().st_size)
         return response
-    return send_file(path, conditional=True, max_age=0, etag=True,
-                     mimetype="application/octet-stream")
+    response = send_file(path, conditional=True, max_age=0, etag=True,
+                         mimetype="application/octet-stream")
+    if request.method == "GET" and response.status_code in (200, 206):
+        metrics.FILE_BYTES.labels(area, "direct").inc(response.content_length or 0)
+    return response
 
 
 @bp.route("/images/<path:name>", methods=["GET", "HEAD"])

@@ -14,7 +14,7 @@ from flask import Blueprint, Response, g, request
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
-from app import get_config, get_sessions
+from app import get_config, get_sessions, metrics
 from app.pnp import protocol as p
 from app.pnp import service
 
@@ -70,6 +70,12 @@ def _unexpected(exc: Exception) -> Response:
     return Response("message could not be processed\n", status=400, mimetype="text/plain")
 
 
+def _count(message: str, reply: service.Reply) -> None:
+    metrics.REQUESTS.labels(message, reply.service).inc()
+    if reply.finished_seconds is not None:
+        metrics.PROVISIONING.observe(reply.finished_seconds)
+
+
 @bp.route("/HELLO", methods=["GET", "HEAD", "POST"])
 def hello() -> Response:
     """Discovery probe: 200 with an empty body for GET, HEAD and POST."""
@@ -86,6 +92,7 @@ def _exchange(kind: str, parse, handle, fallback) -> Response:
     try:
         message = parse(raw)
     except p.PnpParseError as exc:
+        metrics.REJECTED.labels(kind).inc()
         return _bad(str(exc))
     g.pnp_udi, g.pnp_correlator = message.udi.raw, getattr(message, "correlator", "")
     g.pnp_reply = "bye" if kind == "work-response" else "backoff"
@@ -95,10 +102,15 @@ def _exchange(kind: str, parse, handle, fallback) -> Response:
     except SQLAlchemyError as exc:
         log.error("%s %s: database unavailable, nothing recorded: %s", message.udi.sn, kind,
                   exc.__class__.__name__)
+        metrics.REQUESTS.labels(kind, getattr(message, "service", "backoff")).inc()
         return _xml(fallback(message, "server database unavailable"))
     except Exception:  # a server bug must not leave the device without an answer
         log.exception("%s %s: internal error", message.udi.sn, kind)
         return _xml(fallback(message, "server error, see pnp_debug.log"))
+    _count(kind, reply)
+    if isinstance(message, p.WorkResponse) and (message.is_fault or message.success is False):
+        code = message.error.code if message.error and message.error.code else message.service
+        metrics.ERRORS.labels(message.service, code[:64]).inc()
     log.info("%s", reply.summary)
     log.debug("reply to %s: %s", message.udi.sn, service.redact(reply.xml))
     return _xml(reply.xml)
