@@ -368,3 +368,19 @@ def test_console_settings_come_from_the_environment_and_stay_out_of_repr():
     assert Config.load(None, env={"PNP_SECRET_KEY": "k"}, resolve_images=False).session_secret == "k"
     with pytest.raises(ConfigError, match="DASHBOARD_PUBLIC"):
         Config.load(None, env={"PNP_DASHBOARD_PUBLIC": "maybe"}, resolve_images=False)
+
+
+def test_dashboard_says_the_database_is_down(make_config):
+    """No database (nothing listens on 127.0.0.1:1): the page says so with a 503, and the htmx
+    refresh gets a banner (200, so htmx swaps it and keeps polling) instead of an error."""
+    from app import create_app
+
+    app = create_app(make_config(database_url="mysql+pymysql://nobody:pw-secret@127.0.0.1:1/none",
+                                 dashboard_public=True))
+    client = app.test_client()
+    page = client.get("/dashboard")
+    assert page.status_code == 503 and b"Database unavailable" in page.data
+    assert b"127.0.0.1:1" in page.data and b"pw-secret" not in page.data
+    partial = client.get("/dashboard/table?state=ERROR", headers={"HX-Request": "true"})
+    assert partial.status_code == 200 and b"Database unavailable" in partial.data
+    assert b'hx-get="/dashboard/table?state=ERROR"' in partial.data

@@ -9,10 +9,12 @@ same service layer as the API and the CLI; every form carries a CSRF token
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from urllib.parse import urlparse
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from sqlalchemy.exc import SQLAlchemyError
 
 from app import auth, get_config, get_sessions
 from app import operator as op
@@ -21,6 +23,7 @@ from app.db import utcnow
 from app.pnp import workflow as wf
 
 bp = Blueprint("console", __name__)
+log = logging.getLogger("pnp.console")
 REFRESH_SECONDS = 5
 
 
@@ -150,6 +153,17 @@ def _table_context() -> dict:
 
     return {"page": page, "query": query, "args": args, "link": link,
             "stalled_after": get_config().stalled_after}
+
+
+@bp.errorhandler(SQLAlchemyError)
+def database_down(exc: SQLAlchemyError):
+    """The database cannot be reached: say so (503), and keep the htmx refresh going so the
+    dashboard recovers by itself (htmx does not swap error responses, hence 200 for it)."""
+    reason = f"{exc.__class__.__name__} ({get_config().database_label})"
+    log.error("console %s: database unavailable: %s", request.path, exc.__class__.__name__)
+    if request.headers.get("HX-Request"):
+        return render_template("console/_db_down.html", reason=reason, retry_url=request.full_path)
+    return render_template("console/db_down.html", reason=reason), 503
 
 
 @bp.get("/dashboard")
