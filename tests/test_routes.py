@@ -152,7 +152,7 @@ def test_internal_error_still_answers_the_device(client, app, monkeypatch):
     monkeypatch.setattr(workflow, "on_work_request", broken)  # stands in for an unknown bug
     r = client.post("/pnp/WORK-REQUEST", data=WR)
     assert r.status_code == 200 and b"urn:cisco:pnp:backoff" in r.data
-    assert "internal error" in (app.config["PNP"].logs_dir / "pnp_debug.log").read_text()
+    assert "unexpected error" in (app.config["PNP"].logs_dir / "pnp_debug.log").read_text()
     assert _rows(app) == ([], []), "the failed transaction is rolled back"
 
 

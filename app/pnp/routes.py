@@ -83,7 +83,8 @@ def hello() -> Response:
 
 
 def _exchange(kind: str, parse, handle, fallback) -> Response:
-    """Parse, handle under the row lock, reply; database trouble or a bug gets ``fallback``.
+    """Parse, handle under the row lock, reply; database trouble gets ``fallback``
+    (a bug is answered by ``_unexpected`` from what ``g`` holds).
 
     ``fallback(message, reason)`` builds the XML sent when the message could
     not be handled (a backoff for work-requests, a bye for work-responses).
@@ -104,9 +105,6 @@ def _exchange(kind: str, parse, handle, fallback) -> Response:
                   exc.__class__.__name__)
         metrics.REQUESTS.labels(kind, getattr(message, "service", "backoff")).inc()
         return _xml(fallback(message, "server database unavailable"))
-    except Exception:  # a server bug must not leave the device without an answer
-        log.exception("%s %s: internal error", message.udi.sn, kind)
-        return _xml(fallback(message, "server error, see pnp_debug.log"))
     _count(kind, reply)
     if isinstance(message, p.WorkResponse) and (message.is_fault or message.success is False):
         code = message.error.code if message.error and message.error.code else message.service
