@@ -139,3 +139,7 @@ PAGE_SIZE = 50  # devices per dashboard page (the API takes ?per_page= up to 500
 # operator claims it (dashboard "Claim", API POST /api/v1/devices/<SN>/claim,
 # CLI "devices claim"). False: unknown serials are provisioned with default.cfg.
 REQUIRE_CLAIM = False
+# Failed logins allowed per client address (then 429 until the window passes).
+LOGIN_RATE_LIMIT = "10 per minute"
+# Where the counts live: "memory://" is per gunicorn worker; "redis://127.0.0.1:6379" shares them.
+RATELIMIT_STORAGE_URI = "memory://"

@@ -75,6 +75,9 @@ def create_app(config: Config | None = None, *, migrate: bool = False,
     app.register_blueprint(console_bp)
     app.register_blueprint(api_bp)
     register_cli(app)
+    from app.auth import init_login_rate_limit
+
+    init_login_rate_limit(app, config)
     app.register_blueprint(health_bp)
     app.register_blueprint(metrics_bp)
     return app

@@ -109,3 +109,25 @@ def api_auth(view):
         abort(401, description="authentication required: Authorization: Bearer <ADMIN_TOKEN> "
                                "or a logged-in session")
     return wrapper
+
+
+def init_login_rate_limit(app, config) -> None:
+    """Limit failed logins per client address (Flask-Limiter): ``LOGIN_RATE_LIMIT``
+    (e.g. ``"10 per minute"``) counts only answers that are not a successful login;
+    past it the login form answers 429. Counters live in ``RATELIMIT_STORAGE_URI``:
+    ``memory://`` is per gunicorn worker (so the effective limit is workers × the
+    setting); point it at ``redis://…`` or ``memcached://…`` for one shared count.
+    """
+    from flask_limiter import Limiter
+    from flask_limiter.util import get_remote_address
+
+    if not config.login_rate_limit:
+        return
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", False)
+    limiter = Limiter(get_remote_address, app=app, storage_uri=config.ratelimit_storage_uri)
+    app.extensions["login_limiter"] = limiter
+    view = app.view_functions["console.login"]
+    app.view_functions["console.login"] = limiter.limit(
+        config.login_rate_limit, methods=["POST"],
+        deduct_when=lambda response: response.status_code != 302,
+        error_message="too many failed logins from this address: wait a minute")(view)

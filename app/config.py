@@ -141,6 +141,8 @@ class Config:
     stalled_after: int = 900
     page_size: int = 50
     require_claim: bool = False
+    login_rate_limit: str = "10 per minute"  # failed logins per client address; "" = no limit
+    ratelimit_storage_uri: str = "memory://"  # per worker; redis://host:6379 for one shared count
     root: Path = PROJECT_ROOT
     extra: dict = field(default_factory=dict)
 

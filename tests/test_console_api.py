@@ -78,6 +78,29 @@ def test_login_wrong_password_then_right_one(client):
     assert client.get("/api/v1/devices").status_code == 200  # the session works for the API too
 
 
+def test_failed_logins_are_rate_limited_per_address(make_config):
+    from app import create_app
+
+    app = create_app(make_config(admin_password=PASSWORD, login_rate_limit="3 per minute"), migrate=True)
+    client = app.test_client()
+    assert [log_in(client, "nope").status_code for _ in range(3)] == [401, 401, 401]
+    blocked = log_in(client)  # even the right password waits now
+    assert blocked.status_code == 429 and b"too many failed logins" in blocked.data
+    other = app.test_client()
+    token = csrf_from(other.get("/login", environ_base={"REMOTE_ADDR": "192.0.2.7"}).get_data(as_text=True))
+    ok = other.post("/login", data={"csrf_token": token, "user": "admin", "password": PASSWORD},
+                    environ_base={"REMOTE_ADDR": "192.0.2.7"})
+    assert ok.status_code == 302, "another address is not blocked"
+
+
+def test_successful_logins_do_not_count(make_config):
+    from app import create_app
+
+    app = create_app(make_config(admin_password=PASSWORD, login_rate_limit="2 per minute"), migrate=True)
+    client = app.test_client()
+    assert [log_in(client).status_code for _ in range(4)] == [302] * 4
+
+
 def test_login_refuses_open_redirect(client):
     token = csrf_from(client.get("/login").get_data(as_text=True))
     response = client.post("/login?next=//evil.example/x", data={
