@@ -446,12 +446,20 @@ class SimulatedDevice:
             self.faults.drop_responses -= 1
             self.note("dropped a work-response")
             return 0.1
-        self.http.post(f"{self.base_url}/pnp/WORK-RESPONSE", data=answer,
-                       headers={"Content-Type": "text/xml"}, timeout=self.http_timeout)
-        if reload_after:
-            if self.faults.early_poll:
+        try:
+            self.http.post(f"{self.base_url}/pnp/WORK-RESPONSE", data=answer,
+                           headers={"Content-Type": "text/xml"}, timeout=self.http_timeout)
+        except requests.RequestException as exc:
+            if not reload_after:
+                raise
+            # Like IOS-XE: a job with <reload> reloads the device whether or not the
+            # server took the work-response.
+            self.note(f"work-response lost ({exc.__class__.__name__}); reloading anyway")
+        else:
+            if reload_after and self.faults.early_poll:
                 self.faults.early_poll = False
                 self.poll_once()
+        if reload_after:
             self.reload()
             return 0.0
         if self._backoff_seconds is not None:
