@@ -120,6 +120,10 @@ def prepare_run_as(config: Config) -> str | None:
     config.logs_dir.mkdir(parents=True, exist_ok=True)
     for path in [config.logs_dir, *config.logs_dir.iterdir()]:
         os.chown(path, uid, gid)
+    metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")  # set by prepare_metrics_dir
+    if metrics_dir and Path(metrics_dir).is_dir():
+        for path in [Path(metrics_dir), *Path(metrics_dir).iterdir()]:
+            os.chown(path, uid, gid)  # workers write their metric files there
     url = config.sqlalchemy_url
     if url.startswith("sqlite:///"):
         db = Path(url[len("sqlite:///"):])
