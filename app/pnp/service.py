@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import day0
@@ -48,12 +48,19 @@ def day0_lookup(config: Config, item: day0.InventoryView | None = None) -> calla
 
 
 def _context(session: Session, config: Config, serial: str, now: datetime) -> wf.Context:
-    """The workflow Context for ``serial``: its inventory row decides day-0 and claim."""
-    item = day0.InventoryView.from_row(session.scalars(
-        select(InventoryItem).where(InventoryItem.serial_number == serial)).one_or_none())
-    return wf.Context(now=now, config=config, day0=day0_lookup(config, item),
-                      claimed=item is not None or not config.require_claim,
-                      config_url=config_url_builder(config))
+    """The workflow Context for ``serial``: its inventory row decides day-0 and claim.
+
+    The inventory row is read only when needed (REQUIRE_CLAIM, or the day-0 step),
+    not on every message.
+    """
+    def inventory_item() -> day0.InventoryView | None:
+        return day0.InventoryView.from_row(session.scalars(
+            select(InventoryItem).where(InventoryItem.serial_number == serial)).one_or_none())
+
+    claimed = inventory_item() is not None if config.require_claim else True
+    return wf.Context(now=now, config=config,
+                      day0=lambda sn: day0_lookup(config, inventory_item())(sn),
+                      claimed=claimed, config_url=config_url_builder(config))
 
 
 @dataclass
@@ -82,18 +89,20 @@ def _identity(wr: p.WorkRequest | None, udi: p.Udi, source_ip: str | None, now: 
 
 def _store(session: Session, row: DeviceState, decision: wf.Decision, now: datetime,
            raw_in: str, raw_out: str | None) -> None:
+    """Apply the decision's column changes to the row and write its events.
+
+    The events go in as one executemany (one multi-row INSERT on MariaDB), not one
+    ORM round trip each.
+    """
     for name, value in decision.changes.items():
         setattr(row, name, value)
-    for event in decision.events:
-        raw = None
-        if event.kind == "response":
-            raw = raw_in
-        elif event.kind == "job":
-            raw = raw_out
-        session.add(DeviceEvent(
-            device_id=row.id, at=now, kind=event.kind, service=event.service or None,
-            correlator=event.correlator or None, success=event.success,
-            error_code=event.error_code or None, message=event.message[:8000], raw_xml=raw))
+    raw_for = {"response": raw_in, "job": raw_out}
+    events = [{"device_id": row.id, "at": now, "kind": e.kind, "service": e.service or None,
+               "correlator": e.correlator or None, "success": e.success,
+               "error_code": e.error_code or None, "message": e.message[:8000],
+               "raw_xml": raw_for.get(e.kind)} for e in decision.events]
+    if events:
+        session.execute(insert(DeviceEvent.__table__), events)  # Core executemany
 
 
 def _finished_seconds(row: DeviceState, before: str, now: datetime) -> float | None:
