@@ -115,3 +115,25 @@ def test_hostile_tokens_and_names_never_5xx(signed_app, lab, token, name):
     resp = signed_app.test_client().get(f"/configs/signed/{quote(token, safe='')}/{quote(name, safe='/')}")
     assert resp.status_code in (403, 404, 308), resp.status_code
     assert (lab / "configs" / "default.cfg").read_bytes()[:40] not in resp.data
+
+
+def test_rendered_templates_are_signed_too(signed_app, lab: Path):
+    """A templated day-0 config (configs/rendered/<SN>.cfg) is refused in plain and served only
+    through a signed URL for that serial (its variables may hold secrets)."""
+    from app import get_sessions
+    from app.operator import import_inventory
+
+    (lab / "configs" / "branch.cfg.j2").write_text("hostname {{ hostname }}\nenable secret {{ secret }}\n")
+    with signed_app.app_context():
+        result = import_inventory(get_sessions(), signed_app.config["PNP"],
+                                  "serial,hostname,template,secret\nFGL7,r7,branch.cfg.j2,hunter2\n")
+    assert result.ok, result.errors
+    client = signed_app.test_client()
+    assert client.get("/configs/rendered/FGL7.cfg").status_code == 403
+    url = config_url_builder(signed_app.config["PNP"])("FGL7", "rendered/FGL7.cfg")
+    path = "/" + url.split("127.0.0.1", 1)[1].split("/", 1)[1]
+    resp = client.get(path)
+    assert resp.status_code == 200 and b"hostname r7" in resp.data and b"hunter2" in resp.data
+    other = config_url_builder(signed_app.config["PNP"])("FGL8", "rendered/FGL8.cfg")
+    token = other.split("/configs/signed/")[1].split("/")[0]
+    assert client.get(f"/configs/signed/{token}/rendered/FGL7.cfg").status_code == 403

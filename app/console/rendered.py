@@ -22,7 +22,17 @@ log = logging.getLogger("pnp.files")
 
 @bp.route("/configs/rendered/<serial>.cfg", methods=["GET", "HEAD"])
 def rendered_config(serial: str) -> Response:
-    """The rendered day-0 config of ``serial`` (text/plain)."""
+    """The rendered day-0 config of ``serial``; 403 when SIGNED_CONFIG_URLS requires a signed URL."""
+    if get_config().signed_config_urls:
+        log.warning("refused plain configs/rendered/%s.cfg to %s: signed URLs required", serial[:64],
+                    request.remote_addr)
+        return Response("day-0 configs are only served through signed URLs\n", status=403,
+                        mimetype="text/plain")
+    return rendered_response(serial)
+
+
+def rendered_response(serial: str) -> Response:
+    """Render ``serial``'s day-0 template and answer it; 404 with the reason when it cannot be."""
     try:
         day0 = op.render_day0(get_sessions(), get_config(), serial)
     except Day0Error as exc:

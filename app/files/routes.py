@@ -105,6 +105,10 @@ def signed_config(token: str, name: str) -> Response:
         log.warning("refused signed configs/%s to %s: %s", name[:200], request.remote_addr, exc)
         return Response(f"{exc}\n", status=403, mimetype="text/plain")
     log.info("signed config %s for SN %s", name, serial)
+    if name == f"rendered/{serial}.cfg":  # an inventory template, rendered on request
+        from app.console.rendered import rendered_response
+
+        return rendered_response(serial)
     return _serve("configs", name)
 
 
