@@ -23,12 +23,9 @@ log = logging.getLogger("pnp.files")
 @bp.route("/configs/rendered/<serial>.cfg", methods=["GET", "HEAD"])
 def rendered_config(serial: str) -> Response:
     """The rendered day-0 config of ``serial``; 403 when SIGNED_CONFIG_URLS requires a signed URL."""
-    if get_config().signed_config_urls:
-        log.warning("refused plain configs/rendered/%s.cfg to %s: signed URLs required", serial[:64],
-                    request.remote_addr)
-        return Response("day-0 configs are only served through signed URLs\n", status=403,
-                        mimetype="text/plain")
-    return rendered_response(serial)
+    from app.files.routes import unsigned_refusal
+
+    return unsigned_refusal(f"rendered/{serial}.cfg") or rendered_response(serial)
 
 
 def rendered_response(serial: str) -> Response:

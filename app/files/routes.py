@@ -85,12 +85,15 @@ def ca_bundle() -> Response:
 @bp.route("/configs/<path:name>", methods=["GET", "HEAD"])
 def configs(name: str) -> Response:
     """A day-0 config from configs/; 403 when SIGNED_CONFIG_URLS requires a signed URL."""
-    if get_config().signed_config_urls:
-        log.warning("refused plain configs/%s to %s: signed URLs required", name[:200],
-                    request.remote_addr)
-        return Response("day-0 configs are only served through signed URLs\n", status=403,
-                        mimetype="text/plain")
-    return _serve("configs", name)
+    return unsigned_refusal(name) or _serve("configs", name)
+
+
+def unsigned_refusal(name: str) -> Response | None:
+    """The 403 for a plain (unsigned) day-0 config request when SIGNED_CONFIG_URLS is on, else None."""
+    if not get_config().signed_config_urls:
+        return None
+    log.warning("refused plain configs/%s to %s: signed URLs required", name[:200], request.remote_addr)
+    return Response("day-0 configs are only served through signed URLs\n", status=403, mimetype="text/plain")
 
 
 @bp.route("/configs/signed/<token>/<path:name>", methods=["GET", "HEAD"])
