@@ -147,7 +147,10 @@ def parse_vci(vci: str, models: Iterable[str] = ()) -> tuple[str, str | None]:
     Models contain dashes (``Juniper-ex4300-48p``), so "last token = serial" is
     wrong (dhcp-and-juniper-ztp.md §1.3). The **longest known model** (from
     ``models``, the catalogue) that the VCI equals or continues with ``-`` wins;
-    what follows is the serial hint. For a model not in the catalogue the
+    what follows is the serial hint when it has no lower-case letter (Juniper
+    serials are upper case; ``Juniper-qfx5100-96s-8q`` with only ``qfx5100``
+    known gives model ``qfx5100``, no serial; a last upper-case token is still
+    taken: ``Juniper-qfx5100-96s-8q-WS3718`` -> serial ``WS3718``). For a model not in the catalogue the
     lower-case tokens are the model and a trailing token with an upper-case
     letter (Juniper serials: ``PE3714AB0001``, ``DD576``) is the serial.
     The ``Juniper-`` prefix is matched case-insensitively. Raises ZtpError(400)
@@ -165,7 +168,13 @@ def parse_vci(vci: str, models: Iterable[str] = ()) -> tuple[str, str | None]:
         if lowered == model:
             return model, None
         if lowered.startswith(model + "-"):
-            return model, rest[len(model) + 1:]
+            hint = rest[len(model) + 1:]
+            # Juniper serials are upper case (PE3714AB0001, DD576); a lower-case rest is a longer,
+            # uncatalogued model (qfx5100-96s-8q under qfx5100): no serial then.
+            if hint == hint.upper():
+                return model, hint
+            last = hint.rsplit("-", 1)[-1]
+            return model, last if "-" in hint and last == last.upper() and not last.isdigit() else None
     if len(tokens) > 1 and any(c.isupper() for c in tokens[-1]):
         return "-".join(tokens[:-1]).lower(), tokens[-1]
     return lowered, None

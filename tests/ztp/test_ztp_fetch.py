@@ -90,7 +90,10 @@ def test_parse_mac_upper_case():
     ("Juniper-ex4300-XY12", "ex4300", "XY12"),
     ("Juniper-qfx5100-48s-6q", "qfx5100-48s-6q", None),
     ("Juniper-qfx5100-48s-6q-DN817", "qfx5100-48s-6q", "DN817"),
-    ("Juniper-qfx5100-96s-8q", "qfx5100", "96s-8q"),  # longest KNOWN model; the rest is only a hint
+    ("Juniper-qfx5100-96s-8q", "qfx5100", None),  # longest KNOWN model; a lower-case rest is no serial
+    ("Juniper-qfx5100-96s-8q-WS3718", "qfx5100", "WS3718"),
+    ("Juniper-qfx5100-96s-8", "qfx5100", None),
+    ("Juniper-qfx5100-XH3718-A", "qfx5100", "XH3718-A"),
     ("Juniper-mx10003", "mx10003", None),  # not in the catalogue
     ("Juniper-ptx1000-DD576", "ptx1000", "DD576"),  # not in the catalogue: upper-case token = serial
     ("juniper-EX4300-48P", "ex4300-48p", None),
