@@ -90,14 +90,27 @@ def make_config(lab: Path):
 
 
 @pytest.fixture
-def app(make_config):
-    """The Flask app on a migrated SQLite file in the lab folder."""
+def make_app(make_config):
+    """Factory: the Flask app for ``make_config(**overrides)`` on a migrated database;
+    its engine is disposed at teardown."""
     from app import create_app
 
-    application = create_app(make_config(), migrate=True)
-    application.config["TESTING"] = True
-    yield application
-    application.extensions["pnp_engine"].dispose()
+    apps = []
+
+    def make(**overrides):
+        application = create_app(make_config(**overrides), migrate=True)
+        application.config["TESTING"] = True
+        apps.append(application)
+        return application
+    yield make
+    for application in apps:
+        application.extensions["pnp_engine"].dispose()
+
+
+@pytest.fixture
+def app(make_app):
+    """The Flask app on a migrated SQLite file in the lab folder."""
+    return make_app()
 
 
 @pytest.fixture

@@ -42,10 +42,8 @@ def test_setting_needs_a_secret(make_config):
 
 
 @pytest.fixture
-def signed_app(make_config):
-    from app import create_app
-
-    application = create_app(make_config(signed_config_urls=True, config_url_secret=SECRET), migrate=True)
+def signed_app(make_app):
+    application = make_app(signed_config_urls=True, config_url_secret=SECRET)
     yield application
     application.extensions["pnp_engine"].dispose()
 

@@ -22,13 +22,8 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture
-def console(make_config):
-    from app import create_app
-
-    application = create_app(make_config(admin_password=PASSWORD, admin_token=TOKEN), migrate=True)
-    application.config["TESTING"] = True
-    yield application
-    application.extensions["pnp_engine"].dispose()
+def console(make_app):
+    return make_app(admin_password=PASSWORD, admin_token=TOKEN)
 
 
 @pytest.fixture
@@ -78,10 +73,8 @@ def test_login_wrong_password_then_right_one(client):
     assert client.get("/api/v1/devices").status_code == 200  # the session works for the API too
 
 
-def test_failed_logins_are_rate_limited_per_address(make_config):
-    from app import create_app
-
-    app = create_app(make_config(admin_password=PASSWORD, login_rate_limit="3 per minute"), migrate=True)
+def test_failed_logins_are_rate_limited_per_address(make_app):
+    app = make_app(admin_password=PASSWORD, login_rate_limit="3 per minute")
     client = app.test_client()
     assert [log_in(client, "nope").status_code for _ in range(3)] == [401, 401, 401]
     blocked = log_in(client)  # even the right password waits now
@@ -93,10 +86,8 @@ def test_failed_logins_are_rate_limited_per_address(make_config):
     assert ok.status_code == 302, "another address is not blocked"
 
 
-def test_successful_logins_do_not_count(make_config):
-    from app import create_app
-
-    app = create_app(make_config(admin_password=PASSWORD, login_rate_limit="2 per minute"), migrate=True)
+def test_successful_logins_do_not_count(make_app):
+    app = make_app(admin_password=PASSWORD, login_rate_limit="2 per minute")
     client = app.test_client()
     assert [log_in(client).status_code for _ in range(4)] == [302] * 4
 
@@ -108,10 +99,8 @@ def test_login_refuses_open_redirect(client):
     assert response.headers["Location"] == "/dashboard"
 
 
-def test_no_password_set_means_nobody_logs_in(make_config):
-    from app import create_app
-
-    application = create_app(make_config(), migrate=True)
+def test_no_password_set_means_nobody_logs_in(make_app):
+    application = make_app()
     c = application.test_client()
     page = c.get("/login").get_data(as_text=True)
     assert "PNP_ADMIN_PASSWORD" in page
@@ -122,10 +111,8 @@ def test_no_password_set_means_nobody_logs_in(make_config):
     application.extensions["pnp_engine"].dispose()
 
 
-def test_public_dashboard_setting_opens_read_only_pages_only(make_config):
-    from app import create_app
-
-    application = create_app(make_config(admin_password=PASSWORD, dashboard_public=True), migrate=True)
+def test_public_dashboard_setting_opens_read_only_pages_only(make_app):
+    application = make_app(admin_password=PASSWORD, dashboard_public=True)
     c = application.test_client()
     hello(c, "FGL0000P001")
     assert c.get("/dashboard").status_code == 200
@@ -207,10 +194,8 @@ def test_device_list_filters_sorts_paginates_and_counts(client, console):
     assert client.get("/api/v1/devices?page=x", headers=AUTH).status_code == 400
 
 
-def test_silent_device_is_stalled(make_config):
-    from app import create_app
-
-    application = create_app(make_config(admin_token=TOKEN, stalled_after=0), migrate=True)
+def test_silent_device_is_stalled(make_app):
+    application = make_app(admin_token=TOKEN, stalled_after=0)
     c = application.test_client()
     hello(c, "FGL0000S001")
     import time
@@ -292,17 +277,15 @@ def test_openapi_document_describes_the_routes(client, console):
 
 
 @pytest.mark.mariadb
-def test_list_counts_inventory_and_actions_on_mariadb(make_config, mariadb_fresh):
+def test_list_counts_inventory_and_actions_on_mariadb(make_app, mariadb_fresh):
     """The same queries (EXISTS, GROUP BY, JSON variables, delete) on MariaDB."""
     from sqlalchemy import create_engine, text
-
-    from app import create_app
 
     engine = create_engine(mariadb_fresh)
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM inventory"))
     engine.dispose()
-    application = create_app(make_config(database_url=mariadb_fresh, admin_token=TOKEN), migrate=True)
+    application = make_app(database_url=mariadb_fresh, admin_token=TOKEN)
     c = application.test_client()
     for i in range(3):
         hello(c, f"FGL0000M{i:03d}")

@@ -27,7 +27,7 @@ import pytest
 import requests
 from sqlalchemy import update
 
-from app import create_app, get_sessions
+from app import get_sessions
 from app.models import DeviceState
 from tests.conftest import IMAGE_NAME, fixture_text
 
@@ -55,13 +55,13 @@ def test_p8_replayed_response_does_not_advance(client, app):
         assert row.state == "SAVE_CONFIG_REGISTER" and row.pending_service == "cli-exec"
 
 
-def test_p10_no_http_call_to_itself(make_config, monkeypatch):
+def test_p10_no_http_call_to_itself(make_app, monkeypatch):
     """Deciding image-install checks the file on disk: no connection is opened while handling it.
 
     socket.create_connection is replaced by a tripwire (the server would have to open a
     connection to call itself; nothing else in the request path connects anywhere on SQLite).
     """
-    app = create_app(make_config(server_ip="127.0.0.2", port=9), migrate=True)
+    app = make_app(server_ip="127.0.0.2", port=9)
     client = app.test_client()
     client.post("/pnp/WORK-REQUEST", data=WR)
     with app.app_context(), get_sessions()() as s:

@@ -156,10 +156,8 @@ def test_internal_error_still_answers_the_device(client, app, monkeypatch):
     assert _rows(app) == ([], []), "the failed transaction is rolled back"
 
 
-def test_source_ip_from_proxy_when_configured(make_config):
-    from app import create_app
-
-    app = create_app(make_config(proxy_hops=1), migrate=True)
+def test_source_ip_from_proxy_when_configured(make_app):
+    app = make_app(proxy_hops=1)
     app.test_client().post("/pnp/WORK-REQUEST", data=WR, headers={"X-Forwarded-For": "192.0.2.77"})
     rows, _ = _rows(app)
     assert rows[0].ip_address == "192.0.2.77"

@@ -35,19 +35,13 @@ def ztp_lab(lab):
     return lab
 
 
-def _app(make_config, **overrides):
-    from app import create_app
-
-    application = create_app(make_config(juniper_models=MODELS, **overrides), migrate=True)
-    application.config["TESTING"] = True
-    return application
+def _app(make_app, **overrides):
+    return make_app(juniper_models=MODELS, **overrides)
 
 
 @pytest.fixture
-def ztp_app(ztp_lab, make_config):
-    application = _app(make_config)
-    yield application
-    application.extensions["pnp_engine"].dispose()
+def ztp_app(ztp_lab, make_app):
+    return _app(make_app)
 
 
 @pytest.fixture
@@ -242,8 +236,8 @@ def test_image_name_must_be_the_official_one(ztp):
 # --------------------------------------------------------------------------- X-Accel-Redirect
 
 
-def test_x_accel_redirect(ztp_lab, make_config):
-    application = _app(make_config, x_accel_redirect_prefix="/protected")
+def test_x_accel_redirect(ztp_lab, make_app):
+    application = _app(make_app, x_accel_redirect_prefix="/protected")
     try:
         client = application.test_client()
         resp = client.get("/ztp_fetch/conf/Juniper-ex4300-48p/02-00-00-00-00-01.conf")
@@ -296,17 +290,17 @@ def test_cisco_rows_default_to_vendor_cisco(ztp, ztp_lab):
     assert vendors == [("cisco", None), ("juniper", MAC)]
 
 
-def test_juniper_rows_on_the_dashboard_listing(make_config):
+def test_juniper_rows_on_the_dashboard_listing(make_app):
     """A Juniper device that fetched its config counts as Provisioned (2 of 2), one that
     failed as Error and stalled; neither is mistaken for a stalled Cisco device."""
     from datetime import timedelta
 
-    from app import create_app, get_sessions
+    from app import get_sessions
     from app.db import utcnow
     from app.models import DeviceState
     from app.operator import DeviceQuery, list_devices
 
-    app = create_app(make_config(), migrate=True)
+    app = make_app()
     old = utcnow() - timedelta(days=2)
     with app.app_context():
         sessions = get_sessions()
