@@ -175,3 +175,11 @@ def test_only_day0_cfg_files_are_served_from_configs(client, lab, path):
 def test_public_port_goes_into_device_urls(make_config):
     cfg = make_config(port=8080, public_port=80)
     assert cfg.url("images", "x.bin") == "http://127.0.0.1/images/x.bin"
+
+
+def test_response_with_bare_udi_keeps_the_known_pid(client, app):
+    client.post("/pnp/WORK-REQUEST", data=WR)
+    client.post("/pnp/WORK-RESPONSE", data=fixture_text("resp_fault_reconstructed.xml")
+                .replace("PID:CSR1000V,VID:V00,SN:99CWJ5DOLWQ", "SN:99CWJ5DOLWQ"))
+    rows, _ = _rows(app)
+    assert (rows[0].pid, rows[0].vid, rows[0].attempts) == ("CSR1000V", "V00", 1)

@@ -79,7 +79,11 @@ class Reply:
 
 
 def _identity(wr: p.WorkRequest | None, udi: p.Udi, source_ip: str | None, now: datetime) -> dict:
-    fields = {"pid": udi.pid, "vid": udi.vid, "udi": udi.raw[:255], "last_contact": now}
+    fields = {"udi": udi.raw[:255], "last_contact": now}
+    if udi.pid:  # a UDI without PID or VID keeps what the device said before
+        fields["pid"] = udi.pid[:64]
+    if udi.vid:
+        fields["vid"] = udi.vid[:16]
     if source_ip:
         fields["ip_address"] = source_ip[:45]
     if wr is not None and wr.hostname:
@@ -172,15 +176,12 @@ def work_response(sessions: sessionmaker[Session], config: Config, resp: p.WorkR
                 .execution_options(synchronize_session=False)).rowcount
         what = "acknowledged" if found else "from an unknown device: ignored"
         return Reply(bye, f"{resp.udi.sn} {correlator} backoff {what}", "backoff")
-    ctx = wf.Context(now=now, config=config, day0=day0_lookup(config))
     with device_lock(sessions, resp.udi.sn) as (session, row):
         if row is None:
             return Reply(bye, f"{resp.udi.sn} {correlator} {resp.service} response from an "
                               "unknown device: ignored")
         for name, value in _identity(None, resp.udi, source_ip, now).items():
             setattr(row, name, value)
-        if not resp.udi.pid:  # keep what the work-request told us
-            row.pid = row.pid or ""
         correlator = correlator or row.pending_correlator or ""
         ctx = _context(session, config, resp.udi.sn, now)
         bye = p.build_bye(resp.udi.raw, correlator)
