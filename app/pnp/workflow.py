@@ -42,7 +42,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 
 from app.config import Config
@@ -458,7 +458,6 @@ def _decide_request(device: DeviceView, request: p.WorkRequest, ctx: Context,
 
 
 def _replace(device: DeviceView, **changes) -> DeviceView:
-    from dataclasses import replace
     return replace(device, **changes)
 
 
@@ -707,7 +706,7 @@ def _guestshell_check_done(device: DeviceView, response: p.WorkResponse, ctx: Co
 def _guestshell_action_done(device: DeviceView, response: p.WorkResponse, ctx: Context) -> Decision:
     problem = exec_error(response.exec_output)
     if problem:
-        return _fail(device, ctx, f"{response.exec_output and problem}")
+        return _fail(device, ctx, f"guestshell command failed: {problem}")
     decision = _transition(device, State.CHECK_GUESTSHELL)
     decision.changes["retry_after"] = _after_check_delay(ctx)
     return decision
