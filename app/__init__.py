@@ -1,22 +1,51 @@
 """Application factory of the PnP/ZTP server (Flask tutorial style).
 
-``create_app(config)`` builds a Flask app around an immutable ``Config``:
-one database engine per process, one blueprint per area. Device-facing
-routes: ``/pnp/*`` (Cisco PnP), ``/ztp_fetch/*`` (Juniper ZTP), ``/images``,
-``/configs``, ``/files``.
-Operator routes (login or token): ``/dashboard``, ``/devices/<SN>``,
-``/inventory``, ``/api/v1``; CLI commands: ``flask devices|inventory|images|config|db``.
-Monitoring: ``/healthz``.
+``create_app(config)`` builds a Flask app around an immutable ``Config``: one
+database engine per process (app/storage/db.py), one blueprint per area.
+
+Where things live (each folder one room; imports only go down this list):
+
+* ``app/cli/``: every ``python3 run.py …`` command (server, devices, inventory,
+  images, db, dhcp);
+* HTTP: ``app/pnp/routes.py`` (``/pnp/*``), ``app/files/routes.py``
+  (``/images``, ``/configs``, ``/files``), ``app/ztp/routes.py``
+  (``/ztp_fetch``), ``app/console/`` (``/dashboard``…), ``app/api/``
+  (``/api/v1``), ``app/observability/`` (``/healthz``, ``/metrics``);
+* operator layer: ``app/ops/`` (queries, actions, inventory import shared by
+  console, API and CLI);
+* ``app/pnp/service.py``: applies workflow decisions under the row lock;
+* ``app/pnp/workflow.py``: the 13 steps, pure functions;
+* ``app/pnp/protocol.py``: PnP XML parse and build;
+* ``app/storage/``: engine, sessions, models, the per-device lock, migrations;
+* ``app/config.py``, ``app/common/``: settings and small pure helpers;
+* ``app/dhcp/``: the DHCP library (no Flask).
+
+tests/test_architecture.py checks that no import circles or upward imports appear.
 """
 
 from __future__ import annotations
 
-from flask import Flask, current_app
-from sqlalchemy.orm import Session, sessionmaker
+import os
 
+from flask import Flask
+from flask_wtf.csrf import generate_csrf
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app.api.routes import bp as api_bp
 from app.config import PROJECT_ROOT, Config
-from app.db import make_engine, make_sessionmaker, upgrade
-from app.logs import setup_logging
+from app.console.routes import bp as console_bp
+from app.files.routes import bp as files_bp
+from app.observability.health import bp as health_bp
+from app.observability.logs import setup_logging
+from app.observability.metrics import bp as metrics_bp
+from app.observability.metrics import count_statements
+from app.ops.auth import init_login_rate_limit
+from app.pnp.routes import bp as pnp_bp
+from app.storage.db import make_engine, make_sessionmaker
+from app.storage.migrate import upgrade
+from app.ztp.juniper import csv_inventory
+from app.ztp.routes import LeadingSlashes
+from app.ztp.routes import bp as ztp_bp
 
 
 def create_app(config: Config | None = None, *, migrate: bool = False,
@@ -34,8 +63,6 @@ def create_app(config: Config | None = None, *, migrate: bool = False,
                 static_folder="static")
     app.config["PNP"] = config
     if config.proxy_hops:
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
         hops = config.proxy_hops
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024  # PnP messages are a few kB
@@ -43,51 +70,18 @@ def create_app(config: Config | None = None, *, migrate: bool = False,
     if migrate:
         upgrade(config.sqlalchemy_url)
     engine = make_engine(config.sqlalchemy_url, pool_size=max(config.threads, 1) + 2)
+    if os.environ.get("PNP_COUNT_STATEMENTS") == "1":
+        count_statements(engine)
     app.extensions["pnp_engine"] = engine
     app.extensions["pnp_sessions"] = make_sessionmaker(engine)
-
-    from flask_wtf.csrf import generate_csrf
-
-    from app.api.routes import bp as api_bp
-    from app.cli import register_cli
-    from app.console.rendered import bp as rendered_bp
-    from app.console.routes import bp as console_bp
-    from app.files.routes import bp as files_bp
-    from app.health import bp as health_bp
-    from app.metrics import bp as metrics_bp
-    from app.pnp.routes import bp as pnp_bp
-    from app.ztp.juniper import csv_inventory
-    from app.ztp.routes import LeadingSlashes
-    from app.ztp.routes import bp as ztp_bp
-
     app.extensions["ztp_inventory"] = ztp_inventory or csv_inventory(config.juniper_inventory_path)
     # Operator console: signed session cookie; CSRF tokens per form (Flask-WTF).
     app.secret_key = config.session_secret
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
                       WTF_CSRF_TIME_LIMIT=None)
     app.jinja_env.globals["csrf_token"] = generate_csrf
-
-    app.register_blueprint(pnp_bp)
-    app.register_blueprint(rendered_bp)  # before files: /configs/rendered/<SN>.cfg
-    app.register_blueprint(files_bp)
-    app.register_blueprint(ztp_bp)
+    for blueprint in (pnp_bp, files_bp, ztp_bp, console_bp, api_bp, health_bp, metrics_bp):
+        app.register_blueprint(blueprint)
     app.wsgi_app = LeadingSlashes(app.wsgi_app)
-    app.register_blueprint(console_bp)
-    app.register_blueprint(api_bp)
-    register_cli(app)
-    from app.auth import init_login_rate_limit
-
     init_login_rate_limit(app, config)
-    app.register_blueprint(health_bp)
-    app.register_blueprint(metrics_bp)
     return app
-
-
-def get_config() -> Config:
-    """The Config of the current application."""
-    return current_app.config["PNP"]
-
-
-def get_sessions() -> sessionmaker[Session]:
-    """The session factory of the current application."""
-    return current_app.extensions["pnp_sessions"]

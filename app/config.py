@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 from sqlalchemy.engine import make_url
 
-from app.versions import normalise_version
+from app.common.versions import normalise_version
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MD5_CACHE_NAME = ".md5-cache.json"
@@ -406,3 +406,10 @@ def validate(config: Config) -> list[str]:
     if config.ca_bundle and not Path(config.ca_bundle).is_file():
         problems.append(f"CA_BUNDLE {config.ca_bundle!r} is not a file")
     return problems
+
+
+def get_config() -> Config:
+    """The Config of the current Flask application (``create_app`` stored it)."""
+    from flask import current_app
+
+    return current_app.config["PNP"]

@@ -1,9 +1,9 @@
-"""Alembic environment: the URL comes from the caller (app.db.upgrade) or from settings."""
+"""Alembic environment: the URL comes from the caller (app.storage.migrate.upgrade) or from settings."""
 
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from app.models import Base
+from app.storage.models import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -120,7 +120,16 @@ def client(app):
 
 @pytest.fixture
 def runner(app):
-    return app.test_cli_runner()
+    """Flask's CLI runner whose ``invoke(args=[...])`` runs the operator commands of run.py."""
+    import click
+
+    from app.cli.commands import GROUPS
+
+    group = click.Group("pnp", commands={g.name: g for g in GROUPS})
+    cli_runner = app.test_cli_runner()
+    invoke = cli_runner.invoke
+    cli_runner.invoke = lambda cli=None, args=None, **kw: invoke(cli or group, args, **kw)
+    return cli_runner
 
 
 @pytest.fixture(scope="session")
@@ -151,7 +160,7 @@ def mariadb_fresh(mariadb_url):
     """The session MariaDB database, emptied of devices (schema kept)."""
     from sqlalchemy import create_engine, text
 
-    from app.db import upgrade
+    from app.storage.migrate import upgrade
 
     upgrade(mariadb_url)
     engine = create_engine(mariadb_url)

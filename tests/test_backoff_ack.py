@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from app.models import DeviceEvent, DeviceState
+from app.storage.models import DeviceEvent, DeviceState
 from simulator import SimulatedDevice
 
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from sqlalchemy import create_engine, text
 
 from app.config import Config, validate
-from app.signing import InvalidConfigToken, config_url_builder, redact_token, sign_config, verify_config
+from app.files.signing import InvalidConfigToken, config_url_builder, redact_token, sign_config, verify_config
 from simulator import SimulatedDevice
 from tests.test_smoke_e2e import _assert_finished
 
@@ -118,8 +118,8 @@ def test_hostile_tokens_and_names_never_5xx(signed_app, lab, token, name):
 def test_rendered_templates_are_signed_too(signed_app, lab: Path):
     """A templated day-0 config (configs/rendered/<SN>.cfg) is refused in plain and served only
     through a signed URL for that serial (its variables may hold secrets)."""
-    from app import get_sessions
-    from app.operator import import_inventory
+    from app.ops import import_inventory
+    from app.storage.db import get_sessions
 
     (lab / "configs" / "branch.cfg.j2").write_text("hostname {{ hostname }}\nenable secret {{ secret }}\n")
     with signed_app.app_context():

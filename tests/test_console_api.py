@@ -11,9 +11,9 @@ import re
 import pytest
 from sqlalchemy import insert
 
-from app.db import utcnow
-from app.models import DeviceState
 from app.pnp import service
+from app.storage.db import utcnow
+from app.storage.models import DeviceState
 from simulator import SimulatedDevice
 
 TOKEN = "t0ken-for-tests"

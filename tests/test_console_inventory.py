@@ -15,8 +15,8 @@ import pytest
 import requests
 
 from app.config import Config
-from app.day0 import Day0Error, InventoryView, resolve
-from app.operator import parse_inventory_csv
+from app.files.day0 import Day0Error, InventoryView, resolve
+from app.ops import parse_inventory_csv
 from simulator import SimulatedDevice
 
 TOKEN = "inventory-token"

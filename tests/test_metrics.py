@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -72,10 +71,10 @@ def _drive(devices, tally):
 
 @pytest.mark.e2e
 @pytest.mark.mariadb
-def test_metrics_add_up_across_three_workers(start_server, mariadb_fresh):
+def test_metrics_add_up_across_three_workers(start_server, mariadb_fresh, tmp_path, monkeypatch):
+    metrics_dir = tmp_path / "prometheus"  # an operator-given folder: kept, emptied at start
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
     server = start_server(database_url=mariadb_fresh, WORKERS=3)
-    port = int(server.url.rsplit(":", 1)[1])
-    metrics_dir = os.path.join(tempfile.gettempdir(), f"pnp-prometheus-{port}")
     tally = Tally()
     _drive([SimulatedDevice(server.url, f"FGL2548P{i:03d}", reload_seconds=0.3,
                             faults=Faults(transfer_errors=1 if i < 2 else 0))

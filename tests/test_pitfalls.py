@@ -27,8 +27,8 @@ import pytest
 import requests
 from sqlalchemy import update
 
-from app import get_sessions
-from app.models import DeviceState
+from app.storage.db import get_sessions
+from app.storage.models import DeviceState
 from tests.conftest import IMAGE_NAME, fixture_text
 
 WR = fixture_text("wr_csr1000v_iosxe-17.3.4a_reload-reason.xml")

@@ -7,8 +7,8 @@ import xml.etree.ElementTree as ET
 import pytest
 from sqlalchemy import select
 
-from app import get_sessions
-from app.models import DeviceEvent, DeviceState
+from app.storage.db import get_sessions
+from app.storage.models import DeviceEvent, DeviceState
 from tests.conftest import IMAGE_NAME, fixture_text
 
 WR = fixture_text("wr_csr1000v_iosxe-17.3.4a_reload-reason.xml")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.operator import SORT_COLUMNS, Lifecycle
+from app.ops import SORT_COLUMNS, Lifecycle
 from app.pnp.workflow import State
 
 

@@ -14,9 +14,11 @@ from datetime import datetime
 from flask import Blueprint, Response, abort, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from app import auth, get_config, get_sessions
-from app import operator as op
+from app import ops as op
 from app.api.openapi import openapi_document
+from app.config import get_config
+from app.ops import auth
+from app.storage.db import get_sessions
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -155,7 +157,7 @@ def delete(serial: str):
 @auth.api_auth
 def config_preview(serial: str):
     """The day-0 config the device gets (text/plain), or 422 with the reason."""
-    from app.day0 import Day0Error
+    from app.files.day0 import Day0Error
 
     try:
         day0 = op.render_day0(get_sessions(), get_config(), serial)

@@ -2,7 +2,7 @@
 
 Pages are server-rendered Jinja2 (templates/console/); the dashboard table
 and the device status block are re-fetched every 5 s by htmx
-(app/static/htmx.min.js, no CDN). Every change goes through app.operator, the
+(app/static/htmx.min.js, no CDN). Every change goes through app.ops, the
 same service layer as the API and the CLI; every form carries a CSRF token
 (Flask-WTF). The read-only pages need a login unless DASHBOARD_PUBLIC.
 """
@@ -16,11 +16,12 @@ from urllib.parse import urlparse
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy.exc import SQLAlchemyError
 
-from app import auth, get_config, get_sessions
-from app import operator as op
+from app import ops as op
+from app.config import get_config
 from app.console.forms import ActionForm, ImportForm, LoginForm, ResumeForm
-from app.db import utcnow
+from app.ops import auth
 from app.pnp import workflow as wf
+from app.storage.db import get_sessions, utcnow
 
 bp = Blueprint("console", __name__)
 log = logging.getLogger("pnp.console")
@@ -215,7 +216,7 @@ def device_status(serial: str):
 @auth.login_required
 def device_config(serial: str):
     """Preview: the day-0 config the device gets, as text (or the reason it cannot)."""
-    from app.day0 import Day0Error
+    from app.files.day0 import Day0Error
 
     try:
         rendered = op.render_day0(get_sessions(), get_config(), serial)

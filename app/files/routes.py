@@ -1,22 +1,33 @@
 """``/images/<f>``, ``/configs/<f>``, ``/files/<f>``: files devices download.
 
-Streamed from disk by Werkzeug (Content-Length, HEAD, Range, conditional
-GET; gunicorn uses sendfile), so memory stays flat for a 1 GB image. Names
-are joined with ``safe_join``: nothing outside the three folders is served,
-nor hidden files such as ``images/.md5-cache.json``. With
-``X_ACCEL_REDIRECT_PREFIX`` set, the response only names the file and nginx
-streams it (see deploy/nginx.conf).
+Streamed through app/files/serving.py (Werkzeug, or nginx with
+``X_ACCEL_REDIRECT_PREFIX``). Names are joined with ``safe_join``: nothing
+outside the three folders is served, nor hidden files such as
+``images/.md5-cache.json``.
+
+``/configs/rendered/<SN>.cfg`` is the inventory template of a device, rendered
+on request: the workflow hands this URL out in config-upgrade when the device
+has no static ``configs/<SN>.cfg`` and its inventory row names a template. An
+error (missing variable...) answers 404 with the reason: never a
+half-rendered config. ``/configs/signed/<token>/<name>`` serves either kind
+through a signed, expiring URL (app/files/signing.py).
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from flask import Blueprint, Response, abort, request, send_file
 from werkzeug.security import safe_join
 
-from app import get_config, metrics
-from app.signing import InvalidConfigToken, verify_config
+from app import ops
+from app.config import get_config
+from app.files.day0 import Day0Error
+from app.files.serving import file_response
+from app.files.signing import InvalidConfigToken, verify_config
+from app.observability import metrics
+from app.storage.db import get_sessions
 
 bp = Blueprint("files", __name__)
 log = logging.getLogger("pnp.files")
@@ -38,23 +49,14 @@ def _serve(area: str, name: str) -> Response:
     path = safe_join(str(folder), name)
     if path is None:
         abort(404)
-    from pathlib import Path
-
     if not Path(path).is_file():
         abort(404)
     log.info("%s %s/%s to %s (range %s)", request.method, area, name, request.remote_addr,
              request.headers.get("Range", "-"))
-    if config.x_accel_redirect_prefix:
-        response = Response(status=200)
-        response.headers["X-Accel-Redirect"] = f"{config.x_accel_redirect_prefix}/{area}/{name}"
-        response.headers["Content-Type"] = "application/octet-stream"
-        if request.method == "GET":
-            metrics.FILE_BYTES.labels(area, "x-accel-redirect").inc(Path(path).stat().st_size)
-        return response
-    response = send_file(path, conditional=True, max_age=0, etag=True,
-                         mimetype="application/octet-stream")
+    response, via = file_response(Path(path), f"{area}/{name}", config.x_accel_redirect_prefix)
     if request.method == "GET" and response.status_code in (200, 206):
-        metrics.FILE_BYTES.labels(area, "direct").inc(response.content_length or 0)
+        size = Path(path).stat().st_size if via == "x-accel-redirect" else response.content_length
+        metrics.FILE_BYTES.labels(area, via).inc(size or 0)
     return response
 
 
@@ -74,8 +76,6 @@ def ca_bundle() -> Response:
     path = get_config().ca_bundle
     if not path:
         abort(404)
-    from pathlib import Path
-
     if not Path(path).is_file():
         log.error("CA_BUNDLE %s is missing", path)
         abort(404)
@@ -109,8 +109,6 @@ def signed_config(token: str, name: str) -> Response:
         return Response(f"{exc}\n", status=403, mimetype="text/plain")
     log.info("signed config %s for SN %s", name, serial)
     if name == f"rendered/{serial}.cfg":  # an inventory template, rendered on request
-        from app.console.rendered import rendered_response
-
         return rendered_response(serial)
     return _serve("configs", name)
 
@@ -119,3 +117,25 @@ def signed_config(token: str, name: str) -> Response:
 def files(name: str) -> Response:
     """A guestshell tarball, python script or other file from files/."""
     return _serve("files", name)
+
+
+@bp.route("/configs/rendered/<serial>.cfg", methods=["GET", "HEAD"])
+def rendered_config(serial: str) -> Response:
+    """The rendered day-0 config of ``serial``; 403 when SIGNED_CONFIG_URLS requires a signed URL."""
+    return unsigned_refusal(f"rendered/{serial}.cfg") or rendered_response(serial)
+
+
+def rendered_response(serial: str) -> Response:
+    """Render ``serial``'s day-0 template and answer it; 404 with the reason when it cannot be."""
+    try:
+        day0 = ops.render_day0(get_sessions(), get_config(), serial)
+    except Day0Error as exc:
+        log.warning("configs/rendered/%s.cfg to %s: %s", serial, request.remote_addr, exc)
+        return Response(f"day-0 config error: {exc}\n", status=404, mimetype="text/plain")
+    if day0.source != "template":
+        return Response(f"{serial} has no day-0 template; its config is /configs/{day0.name}\n",
+                        status=404, mimetype="text/plain")
+    log.info("%s configs/rendered/%s.cfg to %s", request.method, serial, request.remote_addr)
+    response = Response(day0.text, mimetype="application/octet-stream")
+    response.headers["Content-MD5-Hex"] = day0.md5
+    return response

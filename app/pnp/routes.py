@@ -14,9 +14,11 @@ from flask import Blueprint, Response, g, request
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
-from app import get_config, get_sessions, metrics
+from app.config import get_config
+from app.observability import metrics
 from app.pnp import protocol as p
 from app.pnp import service
+from app.storage.db import get_sessions
 
 bp = Blueprint("pnp", __name__, url_prefix="/pnp")
 log = logging.getLogger("pnp")

@@ -16,13 +16,14 @@ from datetime import datetime
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import day0
 from app.config import Config
-from app.db import device_lock, utcnow
-from app.models import DeviceEvent, DeviceState, InventoryItem
+from app.files import day0
+from app.files.signing import config_url_builder, redact_token
 from app.pnp import protocol as p
 from app.pnp import workflow as wf
-from app.signing import config_url_builder, redact_token
+from app.storage.db import utcnow
+from app.storage.lock import device_lock
+from app.storage.models import DeviceEvent, DeviceState, InventoryItem
 
 log = logging.getLogger("pnp")
 
@@ -40,7 +41,7 @@ def redact(xml: str | bytes) -> str:
 
 def day0_lookup(config: Config, item: day0.InventoryView | None = None) -> callable:
     """``serial → (name under /configs/, md5)``: ``configs/<SN>.cfg``, else the inventory
-    template rendered (``rendered/<SN>.cfg``), else ``default.cfg`` (see app.day0).
+    template rendered (``rendered/<SN>.cfg``), else ``default.cfg`` (see app.files.day0).
 
     Raises ValueError (Day0Error) with the reason when none can be produced.
     """

@@ -45,9 +45,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 
+from app.common.versions import same_version
 from app.config import Config
 from app.pnp import protocol as p
-from app.versions import same_version
 
 
 class State(enum.StrEnum):

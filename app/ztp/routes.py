@@ -19,10 +19,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from flask import Blueprint, Response, current_app, request, send_file
+from flask import Blueprint, Response, current_app, request
 from sqlalchemy.exc import SQLAlchemyError
 
-from app import get_config, get_sessions
+from app.config import get_config
+from app.files.serving import file_response
+from app.storage.db import get_sessions
 from app.ztp import juniper, service
 
 bp = Blueprint("ztp", __name__)
@@ -56,12 +58,8 @@ def _file_response(path: Path | None, body: bytes | None, filename: str, accel: 
     config = get_config()
     if body is not None:
         response = Response(body, mimetype="application/octet-stream")
-    elif config.x_accel_redirect_prefix and accel:
-        response = Response(status=200)
-        response.headers["X-Accel-Redirect"] = f"{config.x_accel_redirect_prefix}/{accel}"
-        response.headers["Content-Type"] = "application/octet-stream"
     else:
-        response = send_file(path, conditional=True, max_age=0, etag=True, mimetype="application/octet-stream")
+        response, _via = file_response(path, accel or "", config.x_accel_redirect_prefix if accel else "")
     response.headers["Content-Disposition"] = f"attachment; filename={filename}"
     response.headers["X-Accel-Buffering"] = "no"
     return response

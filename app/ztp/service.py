@@ -13,7 +13,7 @@ Storage rules (documented for the dashboard):
 * events: kind ``fetch`` (service ``ztp-conf`` or ``ztp-image``, success
   true) or ``error`` (success false, ``error_code`` = HTTP status).
 
-Each change runs under the row lock of app.db.device_lock, like PnP.
+Each change runs under the row lock of app.storage.lock.device_lock, like PnP.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ import logging
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db import device_lock, utcnow
-from app.models import DeviceEvent
+from app.storage.db import utcnow
+from app.storage.lock import device_lock
+from app.storage.models import DeviceEvent
 from app.ztp.juniper import FetchRequest
 
 __all__ = ["CONFIG_FETCHED", "IMAGE_FETCHED", "ZTP_ERROR", "record_fetch"]

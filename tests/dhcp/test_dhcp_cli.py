@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import run
+from app.cli import cli
 from app.dhcp import KeaControl, kea_loads, parse_option43
 from tests.conftest import write_settings
 
@@ -60,7 +60,7 @@ def invoke(lab: Path, *args: str, settings: dict | None = None, **extra):
     values = {**BASE, **(settings or {}), **extra}
     path = write_settings(lab / "settings_dhcp.py", **values)
     env = {"PNP_ROOT": str(lab), "DATABASE_URL": ""}
-    return CliRunner().invoke(run.cli, ["--settings", str(path), "dhcp", *args], env=env, catch_exceptions=False)
+    return CliRunner().invoke(cli, ["--settings", str(path), "dhcp", *args], env=env, catch_exceptions=False)
 
 
 def _classes(config: dict) -> dict[str, dict]:

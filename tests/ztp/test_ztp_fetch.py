@@ -295,10 +295,9 @@ def test_juniper_rows_on_the_dashboard_listing(make_app):
     failed as Error and stalled; neither is mistaken for a stalled Cisco device."""
     from datetime import timedelta
 
-    from app import get_sessions
-    from app.db import utcnow
-    from app.models import DeviceState
-    from app.operator import DeviceQuery, list_devices
+    from app.ops import DeviceQuery, list_devices
+    from app.storage.db import get_sessions, utcnow
+    from app.storage.models import DeviceState
 
     app = make_app()
     old = utcnow() - timedelta(days=2)

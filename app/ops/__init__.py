@@ -2,7 +2,7 @@
 
 The dashboard (HTML forms), the JSON API (/api/v1) and the CLI all call these
 functions, so an action means the same everywhere. Reads are plain queries;
-actions lock the device row (``app.db.device_lock`` via
+actions lock the device row (``app.storage.lock.device_lock`` via
 ``app.pnp.service.set_state``) exactly like a PnP message does, so an operator
 edit and a device's request never interleave.
 
@@ -47,12 +47,13 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import day0
 from app.config import Config
-from app.db import device_lock, utcnow
-from app.models import DeviceEvent, DeviceState, InventoryItem
+from app.files import day0
 from app.pnp import service
 from app.pnp import workflow as wf
+from app.storage.db import utcnow
+from app.storage.lock import device_lock
+from app.storage.models import DeviceEvent, DeviceState, InventoryItem
 from app.ztp import service as ztp
 
 log = logging.getLogger("pnp.operator")

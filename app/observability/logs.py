@@ -21,7 +21,7 @@ class RedactFilter(logging.Filter):
     _SECRET = re.compile(r"\b(pwd|password|secret|token)=(\"[^\"]*\"|'[^']*'|[^\s&\"']+)", re.IGNORECASE)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from app.signing import redact_token
+        from app.files.signing import redact_token
 
         message = record.getMessage()
         clean = redact_token(self._SECRET.sub(lambda m: f"{m.group(1)}=***", message))

@@ -1,8 +1,8 @@
-"""Operator CLI: ``flask --app app devices list`` or ``python3 run.py devices list``.
+"""Operator commands of ``python3 run.py``: ``devices``, ``inventory``, ``images``, ``config``, ``db``.
 
 Groups: ``devices`` (list, show, set-state, retry, reset, claim, delete),
 ``inventory`` (import, list), ``images`` (add, list), ``config`` (render), ``db``
-(upgrade). Every change goes through app.operator, the same service layer as
+(upgrade). Every change goes through app.ops, the same service layer as
 the console and the API. Errors exit with status 1 and a one-line message.
 """
 
@@ -13,11 +13,11 @@ import sys
 from datetime import datetime
 
 import click
-from flask import Flask
 from flask.cli import AppGroup
 
-from app import get_config, get_sessions
-from app import operator as op
+from app import ops as op
+from app.config import get_config
+from app.storage.db import get_sessions
 
 devices = AppGroup("devices", help="List, inspect and act on devices.")
 inventory = AppGroup("inventory", help="Import and list the inventory (planned devices).")
@@ -214,8 +214,8 @@ def images_add(image, pid_glob, version):
     import shutil
     from pathlib import Path
 
+    from app.common.versions import normalise_version, version_from_image_name
     from app.config import file_md5
-    from app.versions import normalise_version, version_from_image_name
 
     config = get_config()
     source = Path(image).resolve()
@@ -238,7 +238,7 @@ def images_add(image, pid_glob, version):
 @click.argument("serial")
 def config_render(serial):
     """Print the day-0 config SERIAL gets (static, template or default)."""
-    from app.day0 import Day0Error
+    from app.files.day0 import Day0Error
 
     try:
         day0 = op.render_day0(get_sessions(), get_config(), serial)
@@ -251,7 +251,7 @@ def config_render(serial):
 @db.command("upgrade")
 def db_upgrade():
     """Apply the database migrations."""
-    from app.db import upgrade
+    from app.storage.migrate import upgrade
 
     config = get_config()
     upgrade(config.sqlalchemy_url)
@@ -260,8 +260,3 @@ def db_upgrade():
 
 GROUPS = (devices, inventory, images, config_group, db)
 
-
-def register_cli(app: Flask) -> None:
-    """Add the operator command groups to ``app.cli`` (``flask --app app ...``)."""
-    for group in GROUPS:
-        app.cli.add_command(group)

@@ -15,7 +15,7 @@ from functools import wraps
 
 from flask import abort, redirect, request, session, url_for
 
-from app import get_config
+from app.config import get_config
 
 SESSION_KEY = "pnp_operator"
 

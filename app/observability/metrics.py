@@ -35,10 +35,12 @@ from flask import Blueprint, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
+from sqlalchemy import Engine, event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.models import DeviceState
+from app.pnp.workflow import State
+from app.storage.db import get_sessions
+from app.storage.models import DeviceState
 
 #: Provisioning takes minutes to hours (an image download and a reload).
 DURATION_BUCKETS = (30, 60, 120, 300, 600, 900, 1200, 1800, 2700, 3600, 7200, 14400, 43200,
@@ -69,8 +71,6 @@ class DeviceStateCollector(Collector):
         self.sessions = sessions
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        from app.pnp.workflow import State
-
         with self.sessions() as session:
             rows = session.execute(select(DeviceState.state, func.count())
                                    .group_by(DeviceState.state)).all()
@@ -80,6 +80,21 @@ class DeviceStateCollector(Collector):
         for state, n in sorted(counts.items()):
             family.add_metric([state], n)
         yield family
+
+
+def count_statements(engine: Engine) -> None:
+    """Count every SQL statement and COMMIT of ``engine`` in ``pnp_db_statements_total``.
+
+    ``create_app`` calls this when ``PNP_COUNT_STATEMENTS=1`` is in the
+    environment (bench/run measures statements per PnP message with it).
+    """
+    @event.listens_for(engine, "before_cursor_execute")
+    def _count(*_args):
+        DB_STATEMENTS.inc()
+
+    @event.listens_for(engine, "commit")
+    def _count_commit(*_args):
+        DB_STATEMENTS.inc()
 
 
 def multiprocess_dir() -> str | None:
@@ -119,7 +134,5 @@ bp = Blueprint("metrics", __name__)
 @bp.get("/metrics")
 def metrics() -> Response:
     """Prometheus scrape endpoint (text format 0.0.4)."""
-    from app import get_sessions
-
     return Response(scrape(get_sessions()), status=200, mimetype=None,
                     headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -1,0 +1,283 @@
+"""Starting the server: settings, the start banner, gunicorn, privilege drop.
+
+``build_config()`` reads settings.py (or ``--settings FILE``) and the ``PNP_*``
+environment; ``banner()`` is what ``run.py`` prints; ``serve()`` runs gunicorn
+(workers × threads from the settings) and, with HTTPS_PORT, a TLS listener.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+from pathlib import Path
+
+from app.config import PROJECT_ROOT, Config, ConfigError
+
+ROOT = PROJECT_ROOT
+
+
+def load_settings(path: str | None):
+    """Import the operator's settings file as a module (default: ./settings.py)."""
+    path = Path(path or os.environ.get("PNP_SETTINGS") or ROOT / "settings.py")
+    if not path.is_file():
+        raise ConfigError(f"settings file {path} not found")
+    spec = importlib.util.spec_from_file_location("pnp_settings", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # a typo in settings.py: say where, in one line
+        raise ConfigError(f"{path}: {exc.__class__.__name__}: {exc}") from exc
+    return module
+
+
+def build_config(settings_path: str | None, **overrides) -> Config:
+    """The Config for this run; ConfigError carries a one-line reason."""
+    return Config.load(load_settings(settings_path), **overrides)
+
+
+def banner(config: Config) -> str:
+    """The start banner: where we listen, the URLs devices get, the database, the images."""
+    images = "\n".join(
+        f"  {e.pid:<16} {e.file} ({e.version}, md5 {e.md5 or '?'}, {e.size} bytes)"
+        for e in config.images) or "  (none: devices keep their running image)"
+    https = "" if config.port != 443 else " (port 443 without TLS)"
+    login = (f"login {config.admin_user}" if config.admin_password
+             else "no login possible: set PNP_ADMIN_PASSWORD")
+    if config.dashboard_public:
+        login += ", read-only view public"
+    if config.admin_token:
+        login += ", API token set"
+    return f"""Running PnP server (gunicorn). Stop with ctrl+c
+
+Bind to IP-address      : {config.bind}
+Listen on port          : {config.port}{https}
+HTTPS listener          : {_https_line(config)}
+Server IP for devices   : {config.server_ip}
+Option 43 (Cisco PnP)   : 5A1N;B2;K4;I{config.server_ip};J{config.device_port}
+Image file(s) base URL  : {config.base_url}/images
+Config file(s) base URL : {config.base_url}/configs
+Other file(s) base URL  : {config.base_url}/files
+Juniper ZTP             : {config.base_url}/ztp_fetch/<mode>/<VCI>/<mac> ({len(config.juniper_models)} models)
+Dashboard               : {config.base_url}/dashboard ({login})
+Database                : {config.database_label}
+Workers x threads       : {config.workers} x {config.threads}
+Workers run as          : {_run_as_line(config)}
+Guestshell tarball      : {config.guestshell_tarball or '(not set: step skipped)'}
+Python script           : {config.python_script or '(not set: step skipped)'}
+Target images:
+{images}
+"""
+
+
+def _run_as_line(config: Config) -> str:
+    if os.geteuid() != 0:
+        return f"uid {os.geteuid()} (not root: nothing to drop)"
+    if config.run_as:
+        return f"{config.run_as} (workers drop root after the port is bound)"
+    return "root (set RUN_AS = 'pnp' in settings.py to drop privileges; docs/least-privilege.md)"
+
+
+def _writable_by(path: Path, uid: int, gids: set[int]) -> bool:
+    st = path.stat()
+    if st.st_uid == uid:
+        return bool(st.st_mode & 0o200)
+    if st.st_gid in gids:
+        return bool(st.st_mode & 0o020)
+    return bool(st.st_mode & 0o002)
+
+
+def prepare_run_as(config: Config) -> str | None:
+    """Before dropping to RUN_AS: hand it logs/ and the SQLite file; None or a one-line problem.
+
+    Only acts when started as root with RUN_AS set. ``logs/`` (folder and files)
+    and the SQLite database file with its ``-wal``/``-shm`` companions are
+    chowned to the user. SQLite also creates files next to the database, so its
+    folder must be writable by the user: that folder is not chowned (it may be
+    the project folder); the problem is reported instead.
+    """
+    if not config.run_as or os.geteuid() != 0:
+        return None
+    import pwd
+
+    try:
+        entry = pwd.getpwnam(config.run_as)
+    except KeyError:
+        return f"RUN_AS user {config.run_as!r} does not exist (e.g. sudo useradd --system pnp)"
+    uid, gid = entry.pw_uid, entry.pw_gid
+    gids = set(os.getgrouplist(config.run_as, gid))
+    config.logs_dir.mkdir(parents=True, exist_ok=True)
+    for path in [config.logs_dir, *config.logs_dir.iterdir()]:
+        os.chown(path, uid, gid)
+    metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")  # set by prepare_metrics_dir
+    if metrics_dir and Path(metrics_dir).is_dir():
+        for path in [Path(metrics_dir), *Path(metrics_dir).iterdir()]:
+            os.chown(path, uid, gid)  # workers write their metric files there
+    url = config.sqlalchemy_url
+    if url.startswith("sqlite:///"):
+        db = Path(url[len("sqlite:///"):])
+        for path in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
+            if path.exists():
+                os.chown(path, uid, gid)
+        if not _writable_by(db.parent, uid, gids):
+            return (f"RUN_AS {config.run_as}: SQLite needs {db.parent} writable by that user "
+                    f"(sudo chown {config.run_as} {db.parent}), or put the database in a folder of its "
+                    f"own: DATABASE_URL=sqlite:////var/lib/pnp/pnp.sqlite3")
+    return None
+
+
+def _https_line(config: Config) -> str:
+    if not config.https_port:
+        return "(off: set HTTPS_PORT, TLS_CERT, TLS_KEY; docs/https.md)"
+    tls = config.tls_listener()
+    trust = f";T{config.trustpool_url};Z<NTP server>" if config.trustpool_url else ""
+    return (f"port {config.https_port}, {tls.base_url}; option 43 "
+            f"5A1N;B2;K5;I{config.server_ip};J{config.https_port}{trust}")
+
+
+def check_bind(config: Config) -> str | None:
+    family = socket.AF_INET6 if ":" in config.bind else socket.AF_INET
+    for port in (config.port, config.https_port):
+        if not port:
+            continue
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((config.bind, port))
+            except PermissionError:
+                return (f"cannot bind {config.bind}:{port}: ports below 1024 need root "
+                        "(sudo python3 run.py) or CAP_NET_BIND_SERVICE; or use --port 8080")
+            except OSError as exc:
+                return f"cannot bind {config.bind}:{port}: {exc.strerror}"
+    return None
+
+
+def gunicorn_options(config: Config, tls: bool = False) -> dict:
+    """gunicorn settings for the HTTP listener, or with ``tls`` for the HTTPS one.
+
+    gunicorn applies one certificate to every bind of an arbiter, so HTTPS is a
+    second arbiter (see ``serve()``). With RUN_AS (and started as root) the
+    workers switch to that user after the master has bound the port.
+    """
+    port = config.https_port if tls else config.port
+    options = {
+        "bind": f"[{config.bind}]:{port}" if ":" in config.bind else f"{config.bind}:{port}",
+        "workers": config.workers, "threads": config.threads,
+        "worker_class": "gthread", "timeout": 120, "graceful_timeout": 30,
+        "keepalive": 5,
+        "accesslog": str(config.logs_dir / ("access-https.log" if tls else "access.log")),
+        "errorlog": "-", "loglevel": "warning",
+        "proc_name": "pnp-server-https" if tls else "pnp-server",
+    }
+    if tls:
+        options.update(certfile=config.tls_cert, keyfile=config.tls_key)
+    if config.run_as and os.geteuid() == 0:
+        import pwd
+
+        entry = pwd.getpwnam(config.run_as)
+        # preload: the app (every import, the log handler) is built by the root master, so
+        # the workers need read access to nothing but the served folders and the database.
+        # gunicorn's initgroups=True skips setgid (the worker would keep gid 0), so the
+        # supplementary groups are set in post_fork (still root) and gunicorn then does
+        # setgid + setuid.
+        groups = os.getgrouplist(config.run_as, entry.pw_gid)
+
+        def post_fork(server, worker):
+            os.setgroups(groups)
+
+        options.update(user=entry.pw_uid, group=entry.pw_gid, umask=0o027, initgroups=False,
+                       preload_app=True, post_fork=post_fork)
+    return options
+
+
+def prepare_metrics_dir(config: Config) -> Path:
+    """Set and empty PROMETHEUS_MULTIPROC_DIR before any worker starts.
+
+    prometheus-client's multiprocess mode keeps each worker's metrics in files
+    there; files left by a previous run would add old counts to the new ones.
+    run.py gives each run its own folder before prometheus_client is imported
+    (its ``metrics_dir()``); the fallback ``<tmp>/pnp-prometheus-<port>`` only
+    serves a server started some other way.
+    """
+    import shutil
+    import tempfile
+
+    path = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+                or Path(tempfile.gettempdir()) / f"pnp-prometheus-{config.port}")
+    if path.is_dir():
+        for child in path.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+    path.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    return path
+
+
+def serve(config: Config) -> None:
+    """Run gunicorn in this process; with HTTPS_PORT also a TLS arbiter in a child process.
+
+    The child is forked before any thread exists and dies with the parent
+    (PR_SET_PDEATHSIG), so ctrl+c, SIGTERM or SIGKILL of run.py stop both.
+    """
+    from gunicorn.app.base import BaseApplication
+    from gunicorn.glogging import Logger
+
+    prepare_metrics_dir(config)
+    from app import create_app
+    from app.files.signing import redact_token
+
+    class RedactingLogger(Logger):
+        """gunicorn's logger with signed-URL tokens masked in the access log."""
+
+        def atoms(self, resp, req, environ, request_time):
+            atoms = super().atoms(resp, req, environ, request_time)
+            for key in ("r", "U", "q", "f"):
+                if isinstance(atoms.get(key), str):
+                    atoms[key] = redact_token(atoms[key])
+            return atoms
+
+    from app.observability.metrics import worker_exit
+
+    class PnpApplication(BaseApplication):
+        def __init__(self, app_config: Config, tls: bool):
+            self.app_config, self.tls = app_config, tls
+            super().__init__()
+
+        def load_config(self):
+            options = gunicorn_options(self.app_config, self.tls)
+            options["child_exit"] = lambda _server, worker: worker_exit(worker.pid)
+            for key, value in options.items():
+                self.cfg.set(key, value)
+            self.cfg.set("logger_class", RedactingLogger)
+
+        def load(self):
+            app = create_app(self.app_config.tls_listener() if self.tls else self.app_config)
+            if self.cfg.preload_app:
+                app.extensions["pnp_engine"].dispose()  # no connection crosses the fork
+                prepare_run_as(self.app_config)  # log files the app just created
+            return app
+
+    if config.https_port:
+        parent = os.getpid()
+        child = os.fork()
+        if child == 0:
+            _die_with_parent(parent)
+            PnpApplication(config, tls=True).run()
+            os._exit(0)
+    PnpApplication(config, tls=False).run()
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGTERM this process when its parent dies (no orphaned TLS listener)."""
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(0)

@@ -1,0 +1,71 @@
+"""Engine and sessions (flaskr's ``db.py``): one pooled engine per process.
+
+``make_engine()`` builds the engine (``pool_pre_ping`` so a restarted MariaDB is
+reconnected transparently; SQLite gets WAL and ``BEGIN IMMEDIATE``),
+``make_sessionmaker()`` the session factory that ``create_app`` keeps in
+``app.extensions``, and ``get_sessions()`` hands it to request code. The
+per-device lock is in app/storage/lock.py, migrations in app/storage/migrate.py.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from flask import current_app
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost", None)
+
+
+def utcnow() -> datetime:
+    """Naive UTC now, the form every DateTime column stores."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def make_engine(url: str, pool_size: int = 10) -> Engine:
+    """A pooled engine for ``url``; SQLite gets WAL, a busy timeout and BEGIN IMMEDIATE.
+
+    ``pool_size`` is the number of MariaDB connections kept open per process:
+    give it the worker's thread count so that a busy worker never opens and
+    closes connections per request (each PyMySQL connect builds a TLS context
+    and logs in: measured at ~40 % of the worker's time, see BENCHMARKS.md).
+    A MariaDB on loopback (127.0.0.1, ::1, localhost) is reached without TLS
+    unless the URL asks for ssl options.
+    """
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_conn, _record):
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=60000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    connect_args = {}
+    parsed = make_url(url)
+    if (parsed.drivername.endswith("pymysql") and parsed.host in LOOPBACK
+            and not any(k.startswith("ssl") for k in parsed.query)):
+        connect_args["ssl_disabled"] = True  # TLS to ourselves: only costs a context per connect
+    return create_engine(url, pool_pre_ping=True, pool_recycle=3600, pool_size=pool_size,
+                         max_overflow=10, isolation_level="READ COMMITTED",
+                         connect_args=connect_args)
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    """Session factory; objects stay readable after commit."""
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def get_sessions() -> sessionmaker[Session]:
+    """The session factory of the current Flask application (``create_app`` made it)."""
+    return current_app.extensions["pnp_sessions"]
