@@ -21,14 +21,25 @@ from pathlib import Path
 
 
 def metrics_dir() -> None:
-    """Give this run its own PROMETHEUS_MULTIPROC_DIR, removed when the run ends cleanly.
+    """Prepare PROMETHEUS_MULTIPROC_DIR before anything of ``app`` is imported.
 
     prometheus-client decides at its first import whether metrics are shared
-    between processes, so this runs before anything of ``app`` is imported.
-    gunicorn's workers write their metric files there (app/observability/metrics.py).
-    An operator-given PROMETHEUS_MULTIPROC_DIR is kept (and emptied at start).
+    between processes, and gunicorn's workers write their metric files there
+    (app/observability/metrics.py). Without the variable each run gets its own
+    folder, removed when the run ends cleanly; an operator-given folder is
+    created if needed and emptied (files of an earlier run would add old
+    counts to the new ones).
     """
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        path = Path(given)
+        if path.is_dir():
+            for child in path.iterdir():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
+        path.mkdir(parents=True, exist_ok=True)
         return
     path = tempfile.mkdtemp(prefix="pnp-prometheus-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = path

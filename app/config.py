@@ -14,6 +14,7 @@ import fnmatch
 import importlib
 import json
 import os
+import re
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from app.common.versions import normalise_version
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MD5_CACHE_NAME = ".md5-cache.json"
+_JUNOS_MODEL = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 
 class ConfigError(ValueError):
@@ -384,8 +386,6 @@ def validate(config: Config) -> list[str]:
                         (config.python_script, "PYTHON_SCRIPT")):
         if name and not (config.files_dir / name).is_file():
             problems.append(f"{label} {name} is missing from {config.files_dir}")
-    from app.ztp.juniper import check_model
-
     for model, image in config.juniper_models.items():
         problem = check_model(model)
         if problem:
@@ -406,6 +406,14 @@ def validate(config: Config) -> list[str]:
     if config.ca_bundle and not Path(config.ca_bundle).is_file():
         problems.append(f"CA_BUNDLE {config.ca_bundle!r} is not a file")
     return problems
+
+
+def check_model(model: str) -> str | None:
+    """None when ``model`` is a Junos model as sent in option 60 (``ex4300-48p``), else the problem."""
+    if not isinstance(model, str) or not _JUNOS_MODEL.match(model):
+        return (f"model {model!r} must be lower-case letters/digits separated by '-' "
+                "as Junos sends it in option 60 (e.g. 'ex4300-48p')")
+    return None
 
 
 def get_config() -> Config:

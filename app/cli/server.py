@@ -109,7 +109,7 @@ def prepare_run_as(config: Config) -> str | None:
     config.logs_dir.mkdir(parents=True, exist_ok=True)
     for path in [config.logs_dir, *config.logs_dir.iterdir()]:
         os.chown(path, uid, gid)
-    metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")  # set by prepare_metrics_dir
+    metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")  # set by run.py (metrics_dir)
     if metrics_dir and Path(metrics_dir).is_dir():
         for path in [Path(metrics_dir), *Path(metrics_dir).iterdir()]:
             os.chown(path, uid, gid)  # workers write their metric files there
@@ -190,31 +190,6 @@ def gunicorn_options(config: Config, tls: bool = False) -> dict:
     return options
 
 
-def prepare_metrics_dir(config: Config) -> Path:
-    """Set and empty PROMETHEUS_MULTIPROC_DIR before any worker starts.
-
-    prometheus-client's multiprocess mode keeps each worker's metrics in files
-    there; files left by a previous run would add old counts to the new ones.
-    run.py gives each run its own folder before prometheus_client is imported
-    (its ``metrics_dir()``); the fallback ``<tmp>/pnp-prometheus-<port>`` only
-    serves a server started some other way.
-    """
-    import shutil
-    import tempfile
-
-    path = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-                or Path(tempfile.gettempdir()) / f"pnp-prometheus-{config.port}")
-    if path.is_dir():
-        for child in path.iterdir():
-            if child.is_dir() and not child.is_symlink():
-                shutil.rmtree(child)
-            else:
-                child.unlink()
-    path.mkdir(parents=True, exist_ok=True)
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
-    return path
-
-
 def serve(config: Config) -> None:
     """Run gunicorn in this process; with HTTPS_PORT also a TLS arbiter in a child process.
 
@@ -224,7 +199,6 @@ def serve(config: Config) -> None:
     from gunicorn.app.base import BaseApplication
     from gunicorn.glogging import Logger
 
-    prepare_metrics_dir(config)
     from app import create_app
     from app.files.signing import redact_token
 

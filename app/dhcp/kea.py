@@ -140,6 +140,14 @@ def default_hooks_dir() -> str:
 # --------------------------------------------------------------------------- reading / writing
 
 
+def _string_end(text: str, start: int) -> int:
+    """Index just past the JSON string that opens at ``text[start]`` (a ``"``), escapes honoured."""
+    j, n = start + 1, len(text)
+    while j < n and text[j] != '"':
+        j += 2 if text[j] == "\\" else 1
+    return min(j + 1, n)
+
+
 def _strip_comments(text: str) -> str:
     """Remove Kea's ``//``, ``#`` and ``/* */`` comments outside JSON strings (newlines kept)."""
     out: list[str] = []
@@ -147,11 +155,9 @@ def _strip_comments(text: str) -> str:
     while i < n:
         ch = text[i]
         if ch == '"':
-            j = i + 1
-            while j < n and text[j] != '"':
-                j += 2 if text[j] == "\\" else 1
-            out.append(text[i : j + 1])
-            i = j + 1
+            j = _string_end(text, i)
+            out.append(text[i:j])
+            i = j
         elif ch == "#" or text.startswith("//", i):
             j = text.find("\n", i)
             i = n if j < 0 else j
@@ -174,11 +180,9 @@ def _strip_trailing_commas(text: str) -> str:
     while i < n:
         ch = text[i]
         if ch == '"':
-            j = i + 1
-            while j < n and text[j] != '"':
-                j += 2 if text[j] == "\\" else 1
-            out.append(text[i : j + 1])
-            i = j + 1
+            j = _string_end(text, i)
+            out.append(text[i:j])
+            i = j
             continue
         if ch == ",":
             j = i + 1

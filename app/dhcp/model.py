@@ -18,6 +18,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from app.common.mac import normalize_mac
+
+from .option43 import check_port as _check_port
+from .option43 import is_hostname, pnp_option43
+
 __all__ = [
     "CiscoPidClass",
     "DhcpSpec",
@@ -34,8 +39,6 @@ Vendor = Literal["cisco", "juniper"]
 TransferMode = Literal["http", "https", "tftp", "ftp"]
 ConfigMode = Literal["per-mac", "static"]
 
-_HOST_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
-_MAC_HEX = re.compile(r"^[0-9a-f]{12}$")
 # Junos sends lower-case model names in option 60 (Juniper-ex4300-48p,
 # Juniper-qfx5100-48s-6q); matching is case-sensitive, so accept only those.
 _JUNIPER_MODEL = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -58,40 +61,11 @@ def _check_text(what: str, value: str) -> str:
     return value
 
 
-def _check_port(what: str, port: int) -> int:
-    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        raise ValueError(f"{what} must be an integer in 1-65535, got {port!r}")
-    return port
-
-
 def _ipv4(what: str, value: str) -> ipaddress.IPv4Address:
     try:
         return ipaddress.IPv4Address(value)
     except (ipaddress.AddressValueError, ValueError, TypeError):
         raise ValueError(f"{what} must be an IPv4 address, got {value!r}") from None
-
-
-def is_hostname(value: str) -> bool:
-    """True for an RFC 1123 host name (labels of letters, digits, '-'), not an IP literal."""
-    if not isinstance(value, str) or not value or len(value.rstrip(".")) > 253:
-        return False
-    labels = value.rstrip(".").split(".")
-    if not all(_HOST_LABEL.match(label) for label in labels):
-        return False
-    return not labels[-1].isdigit()  # "192.0.2.10" is an address, not a name
-
-
-def normalize_mac(value: str) -> str:
-    """Return ``aa:bb:cc:dd:ee:ff`` for a MAC written with ':', '-', '.' or nothing, any case.
-
-    Raises ValueError if it is not 6 bytes of hex.
-    """
-    if not isinstance(value, str):
-        raise ValueError(f"MAC address must be a string, got {value!r}")
-    digits = re.sub(r"[:.\-]", "", value.strip()).lower()
-    if not _MAC_HEX.match(digits):
-        raise ValueError(f"invalid MAC address {value!r}")
-    return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
 
 
 def _tuple(obj: object, name: str) -> None:
@@ -127,8 +101,6 @@ class PnpServer:
     debug: bool = False
 
     def __post_init__(self) -> None:
-        from .option43 import pnp_option43  # late import: option43 imports this module
-
         pnp_option43(self)  # validates; raises ValueError
 
 

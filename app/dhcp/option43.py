@@ -11,16 +11,49 @@ off/on; ``5A`` alone is accepted), then ``;``-separated tokens in any order:
 from __future__ import annotations
 
 import ipaddress
-from typing import TYPE_CHECKING
+import re
+from typing import Protocol
 from urllib.parse import urlsplit
-
-if TYPE_CHECKING:
-    from .model import PnpServer
 
 __all__ = ["MAX_OPTION_LEN", "parse_option43", "pnp_option43"]
 
 #: A DHCPv4 option carries at most 255 bytes of data.
 MAX_OPTION_LEN = 255
+
+
+
+class PnpServer(Protocol):
+    """What :func:`pnp_option43` reads of a PnP server (app/dhcp/model.py's PnpServer)."""
+
+    ip: str | None
+    port: int
+    https: bool
+    https_port: int
+    trustpool_url: str | None
+    ntp: str | None
+    hostname: str | None
+    debug: bool
+
+
+def check_port(what: str, port: int) -> int:
+    """``port`` when it is an integer in 1-65535; ValueError naming ``what`` otherwise."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ValueError(f"{what} must be an integer in 1-65535, got {port!r}")
+    return port
+
+
+_HOST_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+
+
+def is_hostname(value: str) -> bool:
+    """True for an RFC 1123 host name (labels of letters, digits, '-'), not an IP literal."""
+    if not isinstance(value, str) or not value or len(value.rstrip(".")) > 253:
+        return False
+    labels = value.rstrip(".").split(".")
+    if not all(_HOST_LABEL.match(label) for label in labels):
+        return False
+    return not labels[-1].isdigit()  # "192.0.2.10" is an address, not a name
+
 
 _HEADERS = {"5A": False, "5A1N": False, "5A1D": True}
 _KNOWN = "BIJKTZ"
@@ -28,8 +61,6 @@ _KNOWN = "BIJKTZ"
 
 def _address_type(addr: str) -> str:
     """``"2"`` for IPv4, ``"3"`` for IPv6, ``"1"`` for a host name; ValueError otherwise."""
-    from .model import is_hostname
-
     try:
         ip = ipaddress.ip_address(addr)
     except ValueError:
@@ -132,8 +163,6 @@ def pnp_option43(server: PnpServer) -> str:
     raised for anything that breaks pnp-protocol.md §1.3
     (``I`` missing, port not 1-65535, ``K5`` without ``T``/``Z``, ...).
     """
-    from .model import _check_port
-
     addr = server.hostname if server.hostname is not None else server.ip
     if not addr:
         raise ValueError("PnP server needs ip or hostname (option 43 token I is required)")
@@ -150,12 +179,12 @@ def pnp_option43(server: PnpServer) -> str:
     if b == "3":
         addr = str(ipaddress.IPv6Address(addr))  # canonical form
     if server.https:
-        port = _check_port("PnP https_port", server.https_port)
+        port = check_port("PnP https_port", server.https_port)
         if not server.trustpool_url or not server.ntp:
             raise ValueError("PnP over HTTPS (K5) needs trustpool_url (T) and ntp (Z)")
         tokens = [f"B{b}", "K5", f"I{addr}", f"J{port}"]
     else:
-        port = _check_port("PnP port", server.port)
+        port = check_port("PnP port", server.port)
         tokens = [f"B{b}", "K4", f"I{addr}", f"J{port}"]
     # T and Z are written whenever given (the grammar allows them with K4 too).
     if server.trustpool_url:

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import jinja2
-from jinja2.sandbox import SandboxedEnvironment
 
+from app.common.templating import template_environment
 from app.config import Config
 
 RENDERED_PREFIX = "rendered"
@@ -66,12 +66,6 @@ class Day0:
         return hashlib.md5(self.text.encode(), usedforsecurity=False).hexdigest()
 
 
-def _environment(config: Config) -> SandboxedEnvironment:
-    return SandboxedEnvironment(loader=jinja2.FileSystemLoader(str(config.configs_dir)),
-                                undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                                autoescape=False)
-
-
 def render_template(config: Config, item: InventoryView) -> str:
     """Render ``item.template`` from ``configs/`` with the item's variables.
 
@@ -81,7 +75,7 @@ def render_template(config: Config, item: InventoryView) -> str:
               "hostname": item.hostname or item.variables.get("hostname", ""),
               "pid": item.pid}
     try:
-        template = _environment(config).get_template(item.template)
+        template = template_environment(config.configs_dir).get_template(item.template)
         return template.render(**values)
     except jinja2.TemplateNotFound as exc:
         raise Day0Error(f"template {exc.name!r} not found in configs/") from exc

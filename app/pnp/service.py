@@ -165,10 +165,7 @@ def work_response(sessions: sessionmaker[Session], config: Config, resp: p.WorkR
     now = utcnow()
     correlator = resp.correlator or ""
     bye = p.build_bye(resp.udi.raw, correlator)
-    if resp.service == "backoff" and resp.success is not False:
-        # The acknowledgement of a backoff changes nothing but the contact time
-        # (workflow._decide_response): one UPDATE, no row lock, no ORM flush.
-        # Half of a polling device's messages are these.
+    if wf.acknowledges_backoff(resp):  # one UPDATE, no row lock, no ORM flush
         values = {"last_contact": now, **({"ip_address": source_ip[:45]} if source_ip else {})}
         with sessions.begin() as session:
             found = session.execute(
@@ -196,11 +193,12 @@ def work_response(sessions: sessionmaker[Session], config: Config, resp: p.WorkR
 
 
 def set_state(sessions: sessionmaker[Session], serial: str, state: str,
-              reason: str = "operator", changes: dict | None = None) -> bool:
-    """Operator action: move a device to ``state`` (a workflow state name), clearing
-    the pending job, attempts and retry timer; ``changes`` sets further columns
-    (e.g. clearing the last error). Returns False for an unknown serial.
-    Raises ValueError for an unknown state.
+              reason: str = "operator", *, start_over: bool = False,
+              changes: dict | None = None) -> bool:
+    """Operator action: move a device to ``state`` (a workflow state name) under its row
+    lock, with the columns ``workflow.operator_move`` says such a move changes, and
+    record it in the history. ``changes`` sets further columns. Returns False for an
+    unknown serial. Raises ValueError for an unknown state.
     """
     target = wf.State(state)
     now = utcnow()
@@ -208,12 +206,8 @@ def set_state(sessions: sessionmaker[Session], serial: str, state: str,
         if row is None:
             return False
         old = row.state
-        row.state, row.pending_service, row.pending_correlator = target.value, None, None
-        row.workflow_state = target.value
-        row.attempts, row.retry_after, row.guestshell_checks = 0, None, 0
-        if target != wf.State.FINISHED:
-            row.finished_at = None
-        for name, value in (changes or {}).items():
+        move = wf.operator_move(old, target, start_over=start_over)
+        for name, value in {**move, **(changes or {})}.items():
             setattr(row, name, value)
         session.add(DeviceEvent(device_id=row.id, at=now, kind="state",
                                 message=f"{old} → {target.value} ({reason})"))

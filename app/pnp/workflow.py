@@ -190,6 +190,61 @@ class Decision:
     events: list[Event] = field(default_factory=list)
 
 
+# --- operator rules: moves, retries, backoff acknowledgements ---------------------------
+
+#: What belongs to the step a device is in: dropped whenever it is moved from outside the
+#: workflow (an operator action, or a hand edit of ``state`` in SQL).
+STEP_RESET = {"pending_service": None, "pending_correlator": None, "attempts": 0,
+              "retry_after": None, "guestshell_checks": 0}
+#: The last error and the step it stopped in.
+CLEAR_ERROR = {"last_error_code": None, "last_error_message": None, "failed_state": None}
+#: What "start over at step 1" forgets besides: everything the steps learned or did.
+PROGRESS_RESET = {"image_installs": 0, "reload_requested_at": None, "tarball_transferred": False,
+                  "script_transferred": False, "configured": False, "guestshell_state": None,
+                  "script_output": None, "target_image": None, "target_version": None}
+
+
+def operator_move(current: str, target: State, *, start_over: bool = False) -> dict:
+    """Column changes for an operator moving a device from ``current`` to ``target``.
+
+    The target step starts afresh at the next work-request: its pending job,
+    attempts, retry timer and guestshell checks go, and so does the last
+    error. Moving a device to ERROR by hand keeps the step it was in as
+    ``failed_state`` (a retry resumes it). ``start_over`` (reset) also forgets
+    the progress of every step.
+    """
+    changes = {"state": target.value, "workflow_state": target.value, **STEP_RESET, **CLEAR_ERROR}
+    if target == State.ERROR:
+        changes["failed_state"] = current if current in State.__members__ else None
+    if target != State.FINISHED:
+        changes["finished_at"] = None
+    if start_over:
+        changes.update(PROGRESS_RESET)
+    return changes
+
+
+def step_to_retry(state: str, failed_state: str | None) -> State:
+    """The step a retry resumes: for ERROR the step that failed (``failed_state``, stored
+    when the device went to ERROR), for BOOTFLASH_NO_SPACE the bootflash check, else the
+    current step; step 1 when nothing better is known."""
+    if state == State.BOOTFLASH_NO_SPACE:
+        return State.CHECK_BOOTFLASH
+    if state == State.ERROR:
+        state = failed_state or ""
+    if state in State.__members__ and State(state) not in PARKED:
+        return State(state)
+    return INITIAL_STATE
+
+
+def acknowledges_backoff(response: p.WorkResponse) -> bool:
+    """True for the work-response that acknowledges a backoff (not a refusal of one).
+
+    It changes nothing but the device's contact time, so the service layer
+    stores it without the row lock (half of a polling device's messages are these).
+    """
+    return response.service == "backoff" and response.success is not False
+
+
 # --- small helpers -------------------------------------------------------------------------
 
 
@@ -244,7 +299,8 @@ def _fail(device: DeviceView, ctx: Context, message: str, code: str = "",
         why = message if hard else f"{message} (gave up after {attempts} attempts)"
         decision = Decision(state=State.ERROR, changes={
             **error_fields, "state": State.ERROR.value, "attempts": attempts,
-            "last_error_message": f"{current.value}: {why}", "retry_after": None})
+            "last_error_message": f"{current.value}: {why}", "retry_after": None,
+            "failed_state": current.value})
         decision.events += [event, Event("state", f"{device.state} → ERROR: {why}")]
         return decision
     delay = retry_delay(ctx.config, attempts)
@@ -389,8 +445,7 @@ def _adopt_operator_edit(device: DeviceView) -> tuple[DeviceView, list[Event], d
     """
     if not device.workflow_state or device.workflow_state == device.state:
         return device, [], {}
-    reset = {"pending_service": None, "pending_correlator": None, "attempts": 0,
-             "retry_after": None, "guestshell_checks": 0}
+    reset = dict(STEP_RESET)
     event = Event("state", f"{device.workflow_state} → {device.state} (changed outside the "
                            "workflow; starting that step afresh)")
     return _replace(device, **reset), [event], reset

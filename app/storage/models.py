@@ -79,6 +79,8 @@ class DeviceState(Base):
     retry_after: Mapped[datetime | None] = mapped_column(DateTime)
     last_error_code: Mapped[str | None] = mapped_column(String(64))
     last_error_message: Mapped[str | None] = mapped_column(Text)
+    # The step a device in ERROR stopped in (a retry resumes it); None otherwise.
+    failed_state: Mapped[str | None] = mapped_column(String(32))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     events: Mapped[list[DeviceEvent]] = relationship(

@@ -21,13 +21,17 @@ inventory only needs another such callable.
 
 from __future__ import annotations
 
-import csv
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
+
+from app.common.inventory_csv import parse_inventory_csv
+from app.common.mac import mac_dashed, normalize_mac
+from app.common.templating import template_environment
+from app.config import check_model
 
 __all__ = [
     "ConfigChoice",
@@ -49,12 +53,7 @@ __all__ = [
 InventoryLookup = Callable[[str], "Mapping[str, str] | None"]
 
 MODES = ("conf", "image")
-_MAC_FORMS = (
-    re.compile(r"^([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})$"),
-    re.compile(r"^([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$"),
-)
 _SUFFIXES = (".conf", ".img")
-_MODEL = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _VCI_TOKEN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._]*$")
 _VCI_PREFIX = "juniper-"
 
@@ -108,37 +107,20 @@ class ConfigChoice:
     variables: Mapping[str, str] = field(default_factory=dict)
 
 
-def check_model(model: str) -> str | None:
-    """None when ``model`` is a Junos model as sent in option 60 (``ex4300-48p``), else the problem."""
-    if not isinstance(model, str) or not _MODEL.match(model):
-        return (f"model {model!r} must be lower-case letters/digits separated by '-' "
-                "as Junos sends it in option 60 (e.g. 'ex4300-48p')")
-    return None
-
-
-def mac_dashed(mac: str) -> str:
-    """``aa:bb:cc:dd:ee:ff`` -> ``aa-bb-cc-dd-ee-ff``."""
-    return mac.replace(":", "-")
-
-
 def parse_mac(text: str) -> str:
-    """Normalise a MAC from the URL to ``aa:bb:cc:dd:ee:ff``.
+    """Normalise a MAC from the URL to ``aa:bb:cc:dd:ee:ff`` (app/common/mac.py: every form).
 
-    Accepts ``aa-bb-cc-dd-ee-ff``, ``aa:bb:cc:dd:ee:ff`` (mixed separators too)
-    or 12 hex digits, any case, optionally followed by ``.conf`` or ``.img``.
-    Raises ZtpError(400) otherwise.
+    An optional ``.conf`` or ``.img`` suffix is dropped. Raises ZtpError(400) otherwise.
     """
-    value = text.strip().lower()
+    value = text.strip()
     for suffix in _SUFFIXES:
-        if value.endswith(suffix):
+        if value.lower().endswith(suffix):
             value = value[: -len(suffix)]
             break
-    for form in _MAC_FORMS:
-        match = form.match(value)
-        if match:
-            return ":".join(match.groups())
-    raise ZtpError(400, f"invalid MAC address {text!r}: expected aa-bb-cc-dd-ee-ff or aa:bb:cc:dd:ee:ff "
-                        "(optionally followed by .conf or .img)")
+    try:
+        return normalize_mac(value)
+    except ValueError as exc:
+        raise ZtpError(400, f"{exc} (optionally followed by .conf or .img)") from None
 
 
 def parse_vci(vci: str, models: Iterable[str] = ()) -> tuple[str, str | None]:
@@ -210,11 +192,6 @@ def _is_script(head: bytes) -> bool:
     return head.lstrip(b"\xef\xbb\xbf").startswith(b"#!")
 
 
-def _template_env(folder: Path) -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(folder)), undefined=jinja2.StrictUndefined,
-                              keep_trailing_newline=True, autoescape=False)
-
-
 def choose_config(req: FetchRequest, folder: Path, inventory: InventoryLookup | None) -> ConfigChoice:
     """The config for the request's MAC from ``folder`` (``configs/juniper``).
 
@@ -244,7 +221,7 @@ def choose_config(req: FetchRequest, folder: Path, inventory: InventoryLookup | 
     if not variables.get("serial"):
         variables["serial"] = req.serial or ""
     try:
-        text = _template_env(folder).get_template(template).render(**variables)
+        text = template_environment(folder).get_template(template).render(**variables)
     except jinja2.TemplateNotFound:
         raise ZtpError(404, f"template {template!r} of MAC {req.mac_dashed} is missing from configs/juniper") from None
     except jinja2.TemplateError as exc:
@@ -256,35 +233,19 @@ def choose_config(req: FetchRequest, folder: Path, inventory: InventoryLookup | 
 
 
 def read_inventory_csv(path: Path) -> list[dict[str, str]]:
-    """Rows of an inventory CSV (header line required; ``#`` lines skipped; values stripped).
+    """Rows of an inventory CSV file as flat dicts (known columns and variables side by side).
 
-    Known columns: ``mac``, ``ip``, ``hostname``, ``serial``, ``pid``,
-    ``vendor``, ``model``, ``template``; any other column is a template
-    variable. A missing file gives []. Raises ValueError for a row with a bad
-    MAC or a MAC listed twice (with the line number).
+    Parsed by app/common/inventory_csv.py keyed by ``mac`` (every MAC form; a
+    row without a MAC is kept but matches nothing). A missing file gives [].
+    Raises ValueError naming the file and line for a bad row or a MAC listed twice.
     """
     if not path.is_file():
         return []
-    rows: list[dict[str, str]] = []
-    seen: dict[str, int] = {}
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        lines = (line for line in fh if not line.lstrip().startswith("#"))
-        reader = csv.DictReader(lines)
-        for row in reader:
-            clean = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items() if k}
-            if not any(clean.values()):
-                continue
-            if clean.get("mac"):
-                try:
-                    clean["mac"] = parse_mac(clean["mac"])
-                except ZtpError as exc:
-                    raise ValueError(f"{path} line {reader.line_num}: {exc}") from None
-                if clean["mac"] in seen:
-                    raise ValueError(f"{path} line {reader.line_num}: MAC {clean['mac']} already on line "
-                                     f"{seen[clean['mac']]}")
-                seen[clean["mac"]] = reader.line_num
-            rows.append(clean)
-    return rows
+    rows, errors = parse_inventory_csv(path.read_text(encoding="utf-8-sig"), key="mac")
+    if errors:
+        raise ValueError(f"{path} {errors[0]}")
+    return [{**row["variables"], **{k: v for k, v in row.items() if k not in ("line", "variables")}}
+            for row in rows]
 
 
 def csv_inventory(path: Path) -> InventoryLookup:
