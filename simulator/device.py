@@ -11,7 +11,7 @@ Messages are built from the real captures in ``simulator/messages/``
 (CSR1000V 17.3.4a work-request and device-info), with UDI, correlator and
 values rewritten; services without a public capture (cli-exec, cli-config,
 file-transfer, image-install) follow the XSD shapes of
-shared/reference/pnp-protocol.md §8.
+docs/protocol.md §8.
 
 Failures can be injected with ``Faults``. The simulator is independent of
 the server code on purpose: it parses the server's XML itself.

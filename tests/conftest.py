@@ -47,7 +47,7 @@ FAST_SETTINGS = {
 
 
 def fixture_text(name: str) -> str:
-    """A real PnP message from simulator/messages/ (copied from shared/fixtures/pnp)."""
+    """A real PnP message from simulator/messages/ (real device messages, see simulator/messages/README.md)."""
     return (FIXTURES / name).read_text()
 
 

@@ -1,4 +1,4 @@
-"""Config secrecy (issue 6 point 5, pitfall P12): signed, expiring day-0 config URLs."""
+"""Config secrecy (docs/protocol.md pitfall P12): signed, expiring day-0 config URLs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Crash recovery: SIGKILL the whole gunicorn process group at random moments (issue 6 point 1).
+"""Crash recovery: SIGKILL the whole gunicorn process group at random moments.
 
 50 simulated devices provision against the real server (run.py, MariaDB)
 while the test kills master and workers with SIGKILL (``os.killpg``: no

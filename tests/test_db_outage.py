@@ -1,4 +1,4 @@
-"""Database outage: a private MariaDB is killed mid-run and started again (issue 6 point 2).
+"""Database outage: a private MariaDB is killed mid-run and started again.
 
 The test runs its own ``mariadbd`` (tests/own_mariadb.py) on another loopback
 port with its own datadir, so the machine's shared MariaDB is never touched.

@@ -1,6 +1,6 @@
 """Hostile input against every route: corpus + hypothesis, Flask test client and real server.
 
-Rules checked for every input (issue 6 point 3, pitfall P5):
+Rules checked for every input (docs/protocol.md pitfall P5):
 
 * never a 5xx, never an empty body on a PnP route that answered 200;
 * a clear 4xx (400/404/405/413) for anything that is not a PnP message;

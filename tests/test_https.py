@@ -1,4 +1,4 @@
-"""HTTPS listener (issue 6 point 6): a device provisions over TLS against a CA made here.
+"""HTTPS listener: a device provisions over TLS against a CA made here.
 
 The test creates a CA and a server certificate for 127.0.0.1 with
 ``cryptography``, starts run.py with HTTPS_PORT/TLS_CERT/TLS_KEY/CA_BUNDLE

@@ -1,4 +1,4 @@
-"""Least privilege (issue 6 point 7): ``sudo python3 run.py`` with RUN_AS drops root in the workers.
+"""Least privilege: ``sudo python3 run.py`` with RUN_AS drops root in the workers.
 
 Runs only as root (as CI does). The lab is copied to a world-traversable
 folder (pytest's tmp folders are 0700, which ``nobody`` could not enter). The

@@ -1,4 +1,4 @@
-"""One test (or a pointer to it) per pitfall of shared/reference/pitfalls-and-prior-art.md.
+"""One test (or a pointer to it) per pitfall of docs/protocol.md §15.
 
 P1 file systems .......... test_workflow.py::test_bootflash_selected_by_name_not_position,
                            test_protocol.py::test_device_info_single_filesystem_flash0

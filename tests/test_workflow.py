@@ -1,9 +1,9 @@
 """The workflow state machine as pure functions: state + device report in, next state + job out.
 
-Covers the pitfalls of shared/reference/pitfalls-and-prior-art.md that live in
+Covers the pitfalls of docs/protocol.md §15 that live in
 the workflow: P1 (file systems), P2 (versions, install mode), P3 (total over
 states), P4 (faults), P7 (retry limits, hard errors), P8 (correlators), P9
-(results verified), and the reload handling of pnp-protocol.md §10.
+(results verified), and the reload handling of docs/protocol.md §10.
 """
 
 from __future__ import annotations
@@ -242,7 +242,7 @@ def test_pid_without_catalogue_entry_keeps_its_image(ctx):
     assert decision.state == State.TRANSFER_TARBALL
 
 
-# --- step 4: reload handling (pnp-protocol.md §10) -------------------------------------------------------------
+# --- step 4: reload handling (docs/protocol.md §10) -------------------------------------------------------------
 
 
 def test_install_ack_waits_for_reload_then_verifies(ctx):

@@ -4,7 +4,7 @@ actions, inventory import, day-0 preview. OpenAPI 3.1 document at /api/v1/openap
 Authentication: ``Authorization: Bearer <ADMIN_TOKEN>``, or a logged-in
 console session (unsafe methods then need the ``X-CSRFToken`` header). Errors
 are JSON ``{"error": "..."}`` with a 4xx status. Every change goes through
-app.operator, the same service layer as the console and the CLI.
+app.ops, the same service layer as the console and the CLI.
 """
 
 from __future__ import annotations

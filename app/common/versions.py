@@ -5,7 +5,7 @@ Image file names zero-pad the version (``c1100-universalk9.17.12.03a.SPA.bin``
 Both normalise to the tuple ``(17, 12, 3, 'a')``. Engineering builds such as
 ``17.17.1prd14`` compare only exactly; classic IOS strings such as
 ``15.5(20140930:030825)`` are not comparable (None).
-Source: shared/reference/pitfalls-and-prior-art.md P2.
+Source: docs/protocol.md pitfall P2.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Pure library: no Flask, nothing else from ``app``. Build a :class:`DhcpSpec`
 from the dataclasses, then call :func:`kea_config` / :func:`kea_merge`
 (kea-dhcp4 JSON), :func:`dhcpd_config` (dhcpd.conf text) or
 :func:`app.dhcp.kea_api.kea_push` (running Kea). Reference:
-shared/reference/dhcp-and-juniper-ztp.md and pnp-protocol.md §1.3.
+docs/protocol.md §16-§17 and docs/protocol.md §1.3.
 """
 
 from .dhcpd import DhcpdOptions, dhcpd_config

@@ -1,7 +1,7 @@
 """ISC dhcpd 4.4 configuration for Cisco PnP and Juniper ZTP (legacy target).
 
 ISC DHCP is end of life (4.4.3-P1, 2022); Kea is the main target. What is
-emitted (dhcp-and-juniper-ztp.md §4, validated with dhcpd 4.4.3-P1 on Debian 12):
+emitted (docs/protocol.md §17.5, validated with dhcpd 4.4.3-P1 on Debian 12):
 
 * ``option tftp-server-address code 150 = array of ip-address;`` and
   ``option space juniper;`` with the option-43 sub-options (codes 0-5, 7, 8),
@@ -142,7 +142,7 @@ def dhcpd_config(spec: DhcpSpec, options: DhcpdOptions | None = None) -> str:
 
     Deterministic: same inputs, same bytes (models longest first, PIDs most
     specific first, hosts by MAC). Passes ``dhcpd -t -cf <file>``. Raises
-    ValueError like the dataclasses. Source: dhcp-and-juniper-ztp.md §4.
+    ValueError like the dataclasses. Source: docs/protocol.md §17.5.
     """
     options = options or DhcpdOptions()
     s = spec.subnet
@@ -179,7 +179,7 @@ def dhcpd_config(spec: DhcpSpec, options: DhcpdOptions | None = None) -> str:
                 "option cisco-vivco code 124 = string;",
                 "",
             ]
-        out += ["# Cisco PnP: option 43 is the raw PnP string (pnp-protocol.md 1.3).", *_cisco(spec), ""]
+        out += ["# Cisco PnP: option 43 is the raw PnP string (docs/protocol.md §1.3).", *_cisco(spec), ""]
     if spec.juniper is not None:
         out += [
             "# Juniper ZTP: one class per known model (longest first, mutually exclusive), then the rest.",

@@ -1,6 +1,6 @@
 """ISC Kea 2.2 (kea-dhcp4) configuration for Cisco PnP and Juniper ZTP: whole config and merge.
 
-What is emitted (dhcp-and-juniper-ztp.md §3, validated with Kea 2.2.0 on Debian 12):
+What is emitted (docs/protocol.md §17.2, validated with Kea 2.2.0 on Debian 12):
 
 * global ``option-def``: the Juniper option-43 sub-options (codes 0-5, 7, 8) in
   space ``vendor-encapsulated-options-space`` and option 150
@@ -9,10 +9,10 @@ What is emitted (dhcp-and-juniper-ztp.md §3, validated with Kea 2.2.0 on Debian
   option): per-PID Cisco classes ``cisco-pnp-<pid>`` (option 124, PID at byte
   offset 6), the generic ``cisco-pnp`` (option 60 ``ciscopnp``), each with a
   class-level option-def of code 43 as ``string`` and the raw PnP string
-  (§3.2 trap 1); the Juniper model classes ``juniper-<model>`` (longest model
+  (docs/protocol.md §17.3, trap 1); the Juniper model classes ``juniper-<model>`` (longest model
   first) and the generic ``juniper``, each with the COMPLETE sub-option set
   plus option 150, because Kea does not merge sub-options across scopes
-  (§3.2 trap 2, fix A);
+  (docs/protocol.md §17.3, trap 2, fix A);
 * the ``libdhcp_flex_option.so`` hook adding sub-option 1
   ``'ztp_fetch/conf/' + option[vendor-class-identifier].text + '/' +
   hexstring(pkt4.mac, '-') + '.conf'`` for class ``juniper`` (``add`` keeps a
@@ -55,7 +55,7 @@ __all__ = [
 
 #: Option space of the option-43 sub-options in Kea.
 VENDOR_SPACE = "vendor-encapsulated-options-space"
-#: Juniper ZTP option-43 sub-options, all text (dhcp-and-juniper-ztp.md §1.2).
+#: Juniper ZTP option-43 sub-options, all text (docs/protocol.md §16.2).
 JUNIPER_SUBOPTIONS: Mapping[int, str] = {
     0: "image-file-name",
     1: "config-file-name",
@@ -72,7 +72,7 @@ FLEX_OPTION_LIB = "libdhcp_flex_option.so"
 DEFAULT_HOOKS_DIR = "/usr/lib/x86_64-linux-gnu/kea/hooks"
 #: ``user-context["managed-by"]`` of the reservations this module writes.
 MANAGED_BY = "ztp-dhcp-helper"
-#: Sub-option 1 built per request (ottorei/juniper-ztp-kea-dhcp; dhcp-and-juniper-ztp.md §1.4, §3.1).
+#: Sub-option 1 built per request (ottorei/juniper-ztp-kea-dhcp; docs/protocol.md §16.4, §3.1).
 PER_MAC_CONFIG_EXPR = (
     "'ztp_fetch/conf/' + option[vendor-class-identifier].text + '/' + hexstring(pkt4.mac, '-') + '.conf'"
 )
@@ -123,7 +123,7 @@ def default_hooks_dir() -> str:
     Python's ``MULTIARCH``), any ``/usr/lib/*-linux-gnu*/kea/hooks``,
     ``/usr/lib64/kea/hooks``, ``/usr/lib/kea/hooks``, ``/usr/local/lib/kea/hooks``.
     Kea 2.2 needs the full path of a hook (a bare name fails with HOOKS_OPEN_ERROR,
-    dhcp-and-juniper-ztp.md §3.4).
+    docs/protocol.md §17.4).
     """
     candidates: list[str] = []
     multiarch = sysconfig.get_config_var("MULTIARCH")
@@ -238,7 +238,7 @@ def _cisco_class(name: str, test: str, option43: str) -> dict[str, Any]:
     return {
         "name": name,
         "test": test,
-        # Built-in 43 is an empty container: the raw string needs a class-level def (§3.2 trap 1).
+        # Built-in 43 is an empty container: the raw string needs a class-level def (docs/protocol.md §17.3, trap 1).
         "option-def": [{"name": _OPT43, "code": 43, "type": "string"}],
         "option-data": [{"name": _OPT43, "data": option43, "always-send": True}],
     }
@@ -315,7 +315,7 @@ def _flex_options(spec: DhcpSpec, classes: Sequence[Mapping[str, Any]]) -> list[
             }
         ],
     }
-    # flex_option accepts an undefined guard class silently (§3.2): check it here.
+    # flex_option accepts an undefined guard class silently (docs/protocol.md §17.3): check it here.
     names = {c["name"] for c in classes}
     guards = [entry["client-class"]] + [s["client-class"] for s in entry["sub-options"] if "client-class" in s]
     for guard in guards:
@@ -519,7 +519,7 @@ def kea_merge(existing: str | Mapping[str, Any], spec: DhcpSpec, options: KeaOpt
     Idempotent: merging twice gives the same result as merging once. Raises
     ValueError when the text cannot be read, has no ``Dhcp4`` map, another
     subnet overlaps the spec's, or a kept reservation holds one of the
-    inventory's addresses. Source: dhcp-and-juniper-ztp.md §3.
+    inventory's addresses. Source: docs/protocol.md §17.2.
     """
     options = options or KeaOptions()
     config = kea_loads(existing) if isinstance(existing, str) else copy.deepcopy(dict(existing))
@@ -560,7 +560,7 @@ def kea_config(spec: DhcpSpec, options: KeaOptions | None = None) -> dict[str, A
     memfile lease database, valid lifetime, loggers from ``options``), so the
     owned items are exactly those a merge writes. Deterministic: same inputs,
     same dict. Raises ValueError like the dataclasses. Source:
-    dhcp-and-juniper-ztp.md §3.1, §5 (Kea 2.2 syntax: ``control-socket`` map,
+    docs/protocol.md §17.2, §5 (Kea 2.2 syntax: ``control-socket`` map,
     full hook path, explicit subnet ``id``).
     """
     options = options or KeaOptions()

@@ -1,6 +1,6 @@
 """Push the helper's items into a running kea-dhcp4 (Kea 2.2 management API).
 
-Flow (dhcp-and-juniper-ztp.md §6, the francoismdj/netbox-kea-dhcp "safe update"):
+Flow (docs/protocol.md §17.7, the francoismdj/netbox-kea-dhcp "safe update"):
 ``config-get`` -> :func:`app.dhcp.kea.kea_merge` in memory -> ``config-test``
 (abort on failure, nothing applied) -> ``config-set`` (memory) ->
 ``config-write`` (persist into the file Kea was started with).
@@ -144,7 +144,7 @@ def kea_push(
     merged config. A config that ``config-test`` rejects is never applied: a
     :class:`KeaError` carrying Kea's text is raised instead (also for a failing
     set/write). ValueError comes from the merge (see :func:`kea_merge`).
-    Source: dhcp-and-juniper-ztp.md §6.
+    Source: docs/protocol.md §17.7.
     """
     ctl = control if isinstance(control, KeaControl) else KeaControl(control)
     merged = kea_merge(ctl.config_get(), spec, options)

@@ -7,7 +7,7 @@ lists are stored as tuples, MAC addresses as lower-case ``aa:bb:cc:dd:ee:ff``.
 Nothing here imports Flask or the rest of ``app``; the generators in
 ``app.dhcp.kea`` and ``app.dhcp.dhcpd`` take a :class:`DhcpSpec`.
 
-Sources: dhcp-and-juniper-ztp.md §1-§4, pnp-protocol.md §1.2-§1.3.
+Sources: docs/protocol.md §16-§17, docs/protocol.md §1.2-§1.3.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ class PnpServer:
     ``ntp`` (``Z``, NTP server address, so the agent can check certificate
     dates). ``debug`` gives ``5A1D`` (console traces) instead of ``5A1N``.
 
-    Raises ValueError when the builder rules of pnp-protocol.md §1.3 are broken
+    Raises ValueError when the builder rules of docs/protocol.md §1.3 are broken
     (``I`` required, port 1-65535, ``K5`` needs ``T`` and ``Z``, ``B`` matches ``I``).
     """
 
@@ -112,7 +112,7 @@ class CiscoPidClass:
     (``C11`` catches every ``C1111-*``/``C1131-*``). ``server`` overrides the
     default :class:`PnpServer` for these devices; ``None`` sends the default
     option-43 string (the class then only classifies).
-    Source: dhcp-and-juniper-ztp.md §2 and §3.2 (trap 3).
+    Source: docs/protocol.md §17.1 and §3.2 (trap 3).
     """
 
     pid_prefix: str
@@ -135,7 +135,7 @@ class Subnet:
     """The IPv4 subnet the ZTP devices boot in.
 
     ``subnet`` is a CIDR (``192.0.2.0/24``), ``id`` the Kea subnet id (explicit,
-    mandatory from Kea 2.6, dhcp-and-juniper-ztp.md §3.2), ``pool_start`` /
+    mandatory from Kea 2.6, docs/protocol.md §17.3), ``pool_start`` /
     ``pool_end`` the dynamic range, ``routers`` option 3, ``dns`` option 6,
     ``domain`` option 15, ``ntp`` option 42 (lists keep their order: it is a
     priority). Raises ValueError when an address is not in the subnet, the pool
@@ -196,7 +196,7 @@ class InventoryDevice:
     """An inventory device; with a MAC it becomes a host reservation (MAC -> IP, hostname).
 
     ``mac`` is the MAC of the interface that runs DHCP (for Juniper: the ZTP
-    interface, not necessarily the chassis MAC, dhcp-and-juniper-ztp.md §1.3).
+    interface, not necessarily the chassis MAC, docs/protocol.md §16.3).
     Devices without ``mac`` get no reservation (DHCP cannot see a serial).
     ``ip`` (IPv4) and/or ``hostname`` are what is reserved; ``serial``, ``pid``,
     ``model`` only document the reservation (Kea ``user-context``, dhcpd comment).
@@ -232,7 +232,7 @@ class JuniperFileServer:
 
     ``ip`` goes into option 150 (which names the file server for every transfer
     mode, HTTP included), ``transfer_mode`` into sub-option 3, ``port`` into
-    sub-option 5 (sent for http/https only). Source: dhcp-and-juniper-ztp.md §1.2, §1.4.
+    sub-option 5 (sent for http/https only). Source: docs/protocol.md §16.2, §1.4.
     """
 
     ip: str
@@ -253,8 +253,7 @@ class JuniperModel:
     ``model`` is the lower-case model as Junos sends it (``ex4300-48p``,
     ``qfx5100-48s-6q``): it matches the VCI ``Juniper-<model>`` exactly or
     followed by ``-`` (serial or a longer model; the longest known model wins).
-    ``image`` is the official Juniper image file name (dhcp-and-juniper-ztp.md
-    §1.6), sent as ``images/<image>`` in sub-option 0. ``config_mode``:
+    ``image`` is the official Juniper image file name (docs/protocol.md §16.6), sent as ``images/<image>`` in sub-option 0. ``config_mode``:
     ``per-mac`` sends sub-option 1 ``ztp_fetch/conf/<VCI>/<aa-bb-cc-dd-ee-ff>.conf``
     built per request; ``static`` sends ``config_file`` verbatim (a config or a
     script). Raises ValueError on a bad model or image name, or a static mode

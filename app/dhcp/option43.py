@@ -1,7 +1,7 @@
 """Cisco PnP option-43 string: builder and validator.
 
 The string is sent raw (ASCII, no TLV) in DHCP option 43 to clients whose
-option 60 is ``ciscopnp``. Grammar (pnp-protocol.md §1.3): header ``5A1N``
+option 60 is ``ciscopnp``. Grammar (docs/protocol.md §1.3): header ``5A1N``
 (``5`` = PnP, ``A`` = active, ``1`` = format version, ``N``/``D`` = debug
 off/on; ``5A`` alone is accepted), then ``;``-separated tokens in any order:
 ``B1|B2|B3`` address type (hostname/IPv4/IPv6), ``I<addr>``, ``J<port>``,
@@ -88,7 +88,7 @@ def parse_option43(text: str) -> dict[str, str]:
     Returns ``{"header": "5A1N", "B": "2", "I": "192.0.2.10", "J": "80", "K": "4", ...}``
     with the defaults filled in (``B2``, ``K4``, ``J80``/``J443``). Raises
     ValueError with a clear message when the string breaks the builder rules of
-    pnp-protocol.md §1.3: unknown or duplicate token, ``I`` missing, port not in
+    docs/protocol.md §1.3: unknown or duplicate token, ``I`` missing, port not in
     1-65535, ``K`` other than 4/5 (K1-K3 are obsolete XMPP), ``K5`` without
     ``T`` and ``Z``, ``T`` without ``Z``, ``B`` not matching ``I``, non-ASCII or
     characters that break DHCP server syntax (``"``, ``'``, ``\\``, ``,``,
@@ -160,7 +160,7 @@ def pnp_option43(server: PnpServer) -> str:
     ``B1`` when ``server.hostname`` is set, ``B3`` for an IPv6 ``ip``. The port
     is always written; ``T``/``Z`` are written whenever set (also with K4).
     The result is checked with :func:`parse_option43`, so ValueError is
-    raised for anything that breaks pnp-protocol.md §1.3
+    raised for anything that breaks docs/protocol.md §1.3
     (``I`` missing, port not 1-65535, ``K5`` without ``T``/``Z``, ...).
     """
     addr = server.hostname if server.hostname is not None else server.ip

@@ -71,7 +71,7 @@ def ca_bundle() -> Response:
     """The CA bundle (PEM) devices put in their trustpool: option 43 ``T`` points here.
 
     Served over plain HTTP on purpose (the device cannot verify HTTPS before it
-    has the bundle; pnp-protocol.md §12). 404 when CA_BUNDLE is not set.
+    has the bundle; docs/protocol.md §12). 404 when CA_BUNDLE is not set.
     """
     path = get_config().ca_bundle
     if not path:
@@ -98,7 +98,7 @@ def unsigned_refusal(name: str) -> Response | None:
 
 @bp.route("/configs/signed/<token>/<path:name>", methods=["GET", "HEAD"])
 def signed_config(token: str, name: str) -> Response:
-    """A day-0 config through a signed, expiring URL (app/signing.py); 403 when invalid."""
+    """A day-0 config through a signed, expiring URL (app/files/signing.py); 403 when invalid."""
     config = get_config()
     if not config.signed_config_urls:
         abort(404)

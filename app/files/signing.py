@@ -1,4 +1,4 @@
-"""Signed, expiring download URLs for day-0 configs (pitfall P12).
+"""Signed, expiring download URLs for day-0 configs (docs/protocol.md pitfall P12).
 
 With ``SIGNED_CONFIG_URLS = True`` the config-upgrade job hands the device
 ``<base>/configs/signed/<token>/<name>`` instead of ``/configs/<name>``. The

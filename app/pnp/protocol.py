@@ -7,8 +7,8 @@ lenient (extra elements, any order, one or many ``fileSystem`` or
 Python ints (no 2^31 overflow). Building uses xmltodict, which escapes text
 and attributes and never pads text nodes with whitespace.
 
-Source: shared/reference/pnp-protocol.md §2-§11; fixtures in
-shared/fixtures/pnp/.
+Source: docs/protocol.md §2-§11; real device messages in
+simulator/messages/.
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ class FileSystem:
 
 @dataclass(frozen=True)
 class DeviceInfo:
-    """The parts of a device-info response the workflow uses (pnp-protocol.md §8.1)."""
+    """The parts of a device-info response the workflow uses (docs/protocol.md §8.1)."""
 
     version: str = ""
     image_file: str = ""
@@ -128,7 +128,7 @@ class DeviceInfo:
 
     @property
     def bootflash(self) -> FileSystem | None:
-        """bootflash, else flash, else flash0 (never by position; pitfall P1)."""
+        """bootflash, else flash, else flash0 (never by position; docs/protocol.md pitfall P1)."""
         return self.file_system("bootflash", "flash", "flash0")
 
     @property
@@ -366,7 +366,7 @@ def _result_entries(resp: Element) -> tuple[ResultEntry, ...]:
 def parse_work_response(body: bytes | str) -> WorkResponse:
     """Parse a WORK-RESPONSE body (``<response xmlns="urn:cisco:pnp:<service>">``).
 
-    Dispatches on the namespace first (pitfall P4): a fault has no correlator
+    Dispatches on the namespace first (docs/protocol.md pitfall P4): a fault has no correlator
     and no ``success``. Raises PnpParseError for anything that is not a
     PnP response or has no serial.
     """
@@ -395,7 +395,7 @@ def parse_work_response(body: bytes | str) -> WorkResponse:
 
 
 def strip_fs(path: str) -> str:
-    """``bootflash:/x.bin`` or ``bootflash:x.bin`` → ``x.bin`` (pitfall P2)."""
+    """``bootflash:/x.bin`` or ``bootflash:x.bin`` → ``x.bin`` (docs/protocol.md pitfall P2)."""
     _, sep, rest = (path or "").partition(":")
     return (rest if sep else path or "").lstrip("/")
 
@@ -413,12 +413,12 @@ def build_request(udi: str, correlator: str, service: str, body: dict) -> str:
 
 
 def build_bye(udi: str, correlator: str) -> str:
-    """``<info><workInfo><bye/></workInfo></info>``, echoing the correlator (§8.8)."""
+    """``<info><workInfo><bye/></workInfo></info>``, echoing the correlator (docs/protocol.md §8.8)."""
     return _envelope(udi, "info", "work-info", correlator or "", {"workInfo": {"bye": None}})
 
 
 def build_backoff(udi: str, correlator: str, seconds: int, reason: str) -> str:
-    """A one-time ``callbackAfter`` backoff of ``seconds`` (capped at 47 h 59 m 59 s; §8.7)."""
+    """A one-time ``callbackAfter`` backoff of ``seconds`` (capped at 47 h 59 m 59 s; docs/protocol.md §8.7)."""
     seconds = max(1, min(int(seconds), 47 * 3600 + 59 * 60 + 59))
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
@@ -439,14 +439,14 @@ def cli_config_body(commands: list[str], action_on_fail: str = "stop") -> dict:
 
 
 def cli_exec_body(command: str, max_wait_seconds: int = 60) -> dict:
-    """cli-exec ``execCLI`` with one command and ``maxWait`` sized for it (§8.3)."""
+    """cli-exec ``execCLI`` with one command and ``maxWait`` sized for it (docs/protocol.md §8.3)."""
     return {"execCLI": {"@maxWait": f"PT{int(max_wait_seconds)}S", "@xsd": "false",
                         "cmd": command}}
 
 
 def image_install_body(url: str, md5: str, destination: str,
                        reload_delay: int = 30) -> dict:
-    """image-install with the md5 checksum and an explicit ``<reload>`` (§8.5)."""
+    """image-install with the md5 checksum and an explicit ``<reload>`` (docs/protocol.md §8.5)."""
     return {"image": {"copy": {"source": {"location": url, "checksum": md5},
                                "destination": {"location": destination}}},
             "reload": {"reason": "pnp image install", "delayIn": str(reload_delay),
@@ -454,13 +454,13 @@ def image_install_body(url: str, md5: str, destination: str,
 
 
 def file_transfer_body(url: str, destination: str) -> dict:
-    """file-transfer of one file to ``destination`` (no checksum in this service; §8.6)."""
+    """file-transfer of one file to ``destination`` (no checksum in this service; docs/protocol.md §8.6)."""
     return {"fileTransfer": {"copy": {"source": {"location": url},
                                       "destination": {"location": destination}}}}
 
 
 def config_upgrade_body(url: str, md5: str = "") -> dict:
-    """config-upgrade merging into running-config, with ``<noReload/>`` (§8.4)."""
+    """config-upgrade merging into running-config, with ``<noReload/>`` (docs/protocol.md §8.4)."""
     source: dict = {"location": url}
     if md5:
         source["checksum"] = md5

@@ -3,7 +3,7 @@
 Every well-formed PnP message gets 200 with an XML body (a job, a backoff or
 a bye); anything else gets 400 with a one-line reason. Database trouble
 answers a backoff so the device simply asks again later (never a 5xx).
-Source: shared/reference/pnp-protocol.md §2.
+Source: docs/protocol.md §2.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def _body_error(exc: BodyError) -> Response:
 
 @bp.errorhandler(Exception)
 def _unexpected(exc: Exception) -> Response:
-    """Last line of defence (pitfall P5): a device never sees a 5xx.
+    """Last line of defence (docs/protocol.md pitfall P5): a device never sees a 5xx.
 
     HTTP errors (404, 405, 413) pass through. Anything else is logged with its
     traceback and answered with a backoff when the UDI is known, else a 400.

@@ -14,7 +14,7 @@ backoff "waiting to be claimed"). Outputs are a
 ``Decision``: new state, job or backoff, column changes and history events.
 No I/O, no database, no HTTP: storage applies decisions, HTTP renders them.
 
-The steps (seed 004 README, corrected per shared/reference/pitfalls-and-prior-art.md):
+The steps (the ISR1k workflow of docs/protocol.md §14, with the pitfalls of §15):
 
  1 CONFIG_REGISTER       cli-config ``config-register 0x2102``
  2 SAVE_CONFIG_REGISTER  cli-exec ``write memory``
@@ -88,7 +88,7 @@ STEP_NUMBER = {
 }
 TOTAL_STEPS = 13
 
-#: Error codes that no retry can fix (pnp-protocol.md §7.3, pitfall P7).
+#: Error codes that no retry can fix (docs/protocol.md §7.3, docs/protocol.md pitfall P7).
 HARD_ERRORS = {1403, 1410, 1413, 1803, 1806, 1816, 1825}
 #: image-install: "running image already matches" (observed meaning of 1817).
 IMAGE_ALREADY_INSTALLED = 1817
@@ -137,7 +137,7 @@ class Context:
     for a serial that must wait (backoff) until an operator claims it
     (REQUIRE_CLAIM with the serial not in the inventory). ``config_url(serial,
     name)`` builds the day-0 config download URL (signed when SIGNED_CONFIG_URLS
-    is on, see app/signing.py); None means the plain ``/configs/<name>`` URL.
+    is on, see app/files/signing.py); None means the plain ``/configs/<name>`` URL.
     """
 
     now: datetime
@@ -266,7 +266,7 @@ def exec_error(output: str) -> str | None:
 def app_hosting_state(output: str, app_id: str = "guestshell") -> str | None:
     """State column of ``app_id`` in ``show app-hosting list`` output, or None.
 
-    Parses by row and column (pitfall P9): the first column must equal the
+    Parses by row and column (docs/protocol.md pitfall P9): the first column must equal the
     app id, the state is the last column.
     """
     for line in (output or "").splitlines():
@@ -413,7 +413,7 @@ def _wait_reload(device: DeviceView, request: p.WorkRequest, ctx: Context) -> De
 def on_work_request(device: DeviceView, request: p.WorkRequest, ctx: Context) -> Decision:
     """Decide the reply to a WORK-REQUEST: a job for the current step, or a backoff.
 
-    Total over all states (pitfall P3): parked, waiting and finished states
+    Total over all states (docs/protocol.md pitfall P3): parked, waiting and finished states
     answer with a backoff, never an empty body. A job still pending when the
     device asks again was lost: it counts as a failed attempt unless the
     device says it reloaded.
@@ -523,7 +523,7 @@ def on_work_response(device: DeviceView, response: p.WorkResponse, ctx: Context)
     """Decide what a WORK-RESPONSE changes. The HTTP reply is always a bye.
 
     A response whose service or correlator does not match the pending job
-    changes nothing (stale or replayed; pitfall P8). A fault (no correlator)
+    changes nothing (stale or replayed; docs/protocol.md pitfall P8). A fault (no correlator)
     is attributed to the pending job (P4). ``success="0"`` is recorded with its
     code and message and the step is retried or failed (P7).
     """

@@ -1,6 +1,6 @@
 """Juniper ZTP request parsing and file selection (no Flask, no database).
 
-What a factory-default Junos device asks for (dhcp-and-juniper-ztp.md §1.4):
+What a factory-default Junos device asks for (docs/protocol.md §16.4):
 ``GET /ztp_fetch/<mode>/<vci>/<mac>[.conf|.img]`` where ``<vci>`` is its
 option 60 ``Juniper-<model>[-<serial>]`` and ``<mac>`` the chaddr of the ZTP
 interface, as the DHCP helper writes it into sub-option 1
@@ -8,7 +8,7 @@ interface, as the DHCP helper writes it into sub-option 1
 :class:`FetchRequest` and chooses the file:
 
 * image: per **model**, from the catalogue ``JUNIPER_MODELS`` (model ->
-  official Juniper file name in ``images/``, §1.6);
+  official Juniper file name in ``images/``, docs/protocol.md §16.6);
 * config: per **MAC**: the static file ``configs/juniper/<aa-bb-cc-dd-ee-ff>.conf``,
   else the Jinja2 template named by the device's inventory row
   (``configs/juniper/<template>``, ``StrictUndefined``) rendered with the
@@ -127,7 +127,7 @@ def parse_vci(vci: str, models: Iterable[str] = ()) -> tuple[str, str | None]:
     """Split option 60 ``Juniper-<model>[-<serial>]`` into ``(model, serial or None)``.
 
     Models contain dashes (``Juniper-ex4300-48p``), so "last token = serial" is
-    wrong (dhcp-and-juniper-ztp.md §1.3). The **longest known model** (from
+    wrong (docs/protocol.md §16.3). The **longest known model** (from
     ``models``, the catalogue) that the VCI equals or continues with ``-`` wins;
     what follows is the serial hint when it has no lower-case letter (Juniper
     serials are upper case; ``Juniper-qfx5100-96s-8q`` with only ``qfx5100``

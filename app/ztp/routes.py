@@ -5,7 +5,7 @@ option 43 sub-option 1; Junos prefixes ``/`` (a name that already starts with
 ``/`` arrives as ``//ztp_fetch/...``, which :class:`LeadingSlashes` folds).
 Modes: ``conf`` (config or ``#!`` script per MAC) and ``image`` (official
 image per model; ``/ztp_fetch/image/<vci>/<mac>/<official-name>`` keeps the
-official name as last path segment, dhcp-and-juniper-ztp.md §1.6).
+official name as last path segment, docs/protocol.md §16.6).
 
 Answers: 200 with the file (``Content-Disposition: attachment``,
 ``X-Accel-Buffering: no``; with ``X_ACCEL_REDIRECT_PREFIX`` set, static files

@@ -1,4 +1,4 @@
-"""Kea 2.2 output: every variant through the real ``kea-dhcp4 -t``, the §3.2 traps, merge, determinism."""
+"""Kea 2.2 output: every variant through the real ``kea-dhcp4 -t``, the Kea traps of docs/protocol.md §17.3, merge, determinism."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def flex_entry(config: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def assert_invariants(config: dict[str, Any], spec) -> None:
-    """Guards against the silent failures of dhcp-and-juniper-ztp.md §3.2 / §7."""
+    """Guards against the silent failures of docs/protocol.md §17.3 / §7."""
     d4 = config["Dhcp4"]
     names = [c["name"] for c in classes_of(config)]
     # no global option-43 def (built-in 43 must stay the container)

@@ -1,4 +1,4 @@
-"""Cisco PnP option-43 builder and validator (pnp-protocol.md §1.3)."""
+"""Cisco PnP option-43 builder and validator (docs/protocol.md §1.3)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """End-to-end: a simulated Juniper ZTP client fetches image and config from the real server (gunicorn).
 
-The client does what factory-default Junos does after DHCP (dhcp-and-juniper-ztp.md §1.1, §1.4):
+The client does what factory-default Junos does after DHCP (docs/protocol.md §16.1, §1.4):
 GET the image named in sub-option 0, then the config named in sub-option 1, prefixed with
 ``/`` (``//ztp_fetch/...`` when the name already starts with ``/``), and repeats both after a
 ZTP restart. The device then appears in device_state beside a Cisco PnP device.
