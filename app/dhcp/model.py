@@ -253,7 +253,8 @@ class JuniperModel:
     ``model`` is the lower-case model as Junos sends it (``ex4300-48p``,
     ``qfx5100-48s-6q``): it matches the VCI ``Juniper-<model>`` exactly or
     followed by ``-`` (serial or a longer model; the longest known model wins).
-    ``image`` is the official Juniper image file name (docs/protocol.md §16.6), sent as ``images/<image>`` in sub-option 0. ``config_mode``:
+    ``image`` is the official Juniper image file name (docs/protocol.md §16.6),
+    sent as ``images/<image>`` in sub-option 0. ``config_mode``:
     ``per-mac`` sends sub-option 1 ``ztp_fetch/conf/<VCI>/<aa-bb-cc-dd-ee-ff>.conf``
     built per request; ``static`` sends ``config_file`` verbatim (a config or a
     script). Raises ValueError on a bad model or image name, or a static mode

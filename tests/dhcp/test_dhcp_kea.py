@@ -1,4 +1,5 @@
-"""Kea 2.2 output: every variant through the real ``kea-dhcp4 -t``, the Kea traps of docs/protocol.md §17.3, merge, determinism."""
+"""Kea 2.2 output: every variant through the real ``kea-dhcp4 -t``, the Kea traps
+of docs/protocol.md §17.3, merge, determinism."""
 
 from __future__ import annotations
 
