@@ -39,7 +39,7 @@ from app.observability.health import bp as health_bp
 from app.observability.logs import setup_logging
 from app.observability.metrics import bp as metrics_bp
 from app.observability.metrics import count_statements
-from app.ops.auth import init_login_rate_limit
+from app.ops.auth import init_auth
 from app.pnp.routes import bp as pnp_bp
 from app.storage.db import make_engine, make_sessionmaker
 from app.storage.migrate import upgrade
@@ -83,5 +83,5 @@ def create_app(config: Config | None = None, *, migrate: bool = False,
     for blueprint in (pnp_bp, files_bp, ztp_bp, console_bp, api_bp, health_bp, metrics_bp):
         app.register_blueprint(blueprint)
     app.wsgi_app = LeadingSlashes(app.wsgi_app)
-    init_login_rate_limit(app, config)
+    init_auth(app, config)
     return app

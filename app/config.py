@@ -59,6 +59,7 @@ _INT_FIELDS = {
     "finished_backoff", "max_guestshell_checks", "guestshell_check_backoff",
     "log_max_bytes", "log_backup_count", "dhcp_subnet_id", "dhcp_pnp_https_port",
     "juniper_file_port", "stalled_after", "page_size", "config_url_max_age", "https_port",
+    "session_idle_timeout", "session_max_age",
 }
 _BOOL_FIELDS = {"dhcp_cisco", "dhcp_juniper", "dhcp_pnp_https", "dashboard_public", "require_claim",
                 "signed_config_urls"}
@@ -143,8 +144,16 @@ class Config:
     stalled_after: int = 900
     page_size: int = 50
     require_claim: bool = False
-    login_rate_limit: str = "10 per minute"  # failed logins per client address; "" = no limit
-    ratelimit_storage_uri: str = "memory://"  # per worker; redis://host:6379 for one shared count
+    # failed logins per (user, address); per address (a shared NAT); per user (any address)
+    login_rate_limit: str = "10 per minute"  # "" = no limit
+    login_address_rate_limit: str = "60 per minute"
+    login_user_rate_limit: str = "30 per minute"
+    api_rate_limit: str = "600 per minute"  # requests per API token (and bad tokens per address)
+    # where those counters live: "database" (default: shared by every worker and host of this
+    # database), "redis://127.0.0.1:6379" (shared), or "memory://" (per worker process)
+    ratelimit_storage_uri: str = "database"
+    session_idle_timeout: int = 3600  # seconds without a request before a login session ends
+    session_max_age: int = 12 * 3600  # seconds after login when a session ends regardless
     root: Path = PROJECT_ROOT
     extra: dict = field(default_factory=dict)
 

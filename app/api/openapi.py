@@ -17,7 +17,9 @@ def _json(schema: dict, description: str) -> dict:
 _ERRORS = {
     "400": _json(_ref("Error"), "bad request (invalid filter, state, body or CSRF token)"),
     "401": _json(_ref("Error"), "no valid bearer token or session"),
+    "403": _json(_ref("Error"), "your role may not do this (viewer < operator < admin)"),
     "404": _json(_ref("Error"), "no such device"),
+    "429": _json(_ref("Error"), "API_RATE_LIMIT reached for this token"),
 }
 _SERIAL = {"name": "serial", "in": "path", "required": True, "schema": {"type": "string"},
            "description": "serial number (SN of the UDI)"}
@@ -100,6 +102,28 @@ def openapi_document(server_url: str = "") -> dict:
                                       "content": {"text/plain": {"schema": {"type": "string"}}}},
                               "422": _json(_ref("Error"), "the config cannot be rendered (reason)"),
                               **_ERRORS}}},
+            "/devices/bulk": {"post": {
+                "summary": "One action on many devices (each audited)",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["action", "serials"], "properties": {
+                        "action": {"type": "string", "enum": ["retry", "reset", "claim", "delete"]},
+                        "serials": {"type": "array", "items": {"type": "string"}, "minItems": 1,
+                                    "maxItems": 1000}}}}}},
+                "responses": {"200": _json({"type": "object", "properties": {
+                    "action": {"type": "string"},
+                    "done": {"type": "object"},
+                    "failed": {"type": "object", "additionalProperties": {"type": "string"}}}},
+                    "per device: done or the reason it failed"), **_ERRORS}}},
+            "/audit": {"get": {
+                "summary": "The audit log, newest first (admin)",
+                "parameters": [{"name": n, "in": "query", "schema": {"type": "string"}}
+                               for n in ("actor", "action", "target")]
+                + [{"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                   {"name": "per_page", "in": "query", "schema": {"type": "integer", "minimum": 1,
+                                                                  "maximum": 500}}],
+                "responses": {"200": _json({"type": "object", "properties": {
+                    "items": {"type": "array", "items": _ref("AuditEntry")},
+                    "total": {"type": "integer"}}}, "audit rows"), **_ERRORS}}},
             "/inventory": {
                 "get": {"summary": "List the inventory",
                         "parameters": [{"name": "page", "in": "query", "schema": {"type": "integer"}},
@@ -117,7 +141,8 @@ def openapi_document(server_url: str = "") -> dict:
         },
         "components": {
             "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer", "description": "ADMIN_TOKEN"},
+                "bearer": {"type": "http", "scheme": "bearer",
+                           "description": "a personal API token (pnp_…) or ADMIN_TOKEN"},
                 "session": {"type": "apiKey", "in": "cookie", "name": "session",
                             "description": "console login; unsafe methods need X-CSRFToken"}},
             "schemas": {
@@ -143,6 +168,11 @@ def openapi_document(server_url: str = "") -> dict:
                         "name": {"type": ["string", "null"]}, "source": {"type": ["string", "null"]},
                         "text": {"type": ["string", "null"]}, "md5": {"type": ["string", "null"]},
                         "error": {"type": ["string", "null"]}}}}},
+                "AuditEntry": {"type": "object", "properties": {
+                    "id": {"type": "integer"}, "at": {"type": "string", "format": "date-time"},
+                    "actor": {"type": "string"}, "via": {"type": "string"}, "action": {"type": "string"},
+                    "target": {"type": ["string", "null"]}, "address": {"type": ["string", "null"]},
+                    "success": {"type": "boolean"}, "detail": {"type": ["string", "null"]}}},
                 "ImportResult": {"type": "object", "properties": {
                     "created": {"type": "integer"}, "updated": {"type": "integer"},
                     "errors": {"type": "array", "items": {"type": "string"}}}},

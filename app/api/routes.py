@@ -117,7 +117,7 @@ def resume(serial: str):
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or not isinstance(body.get("state"), str):
         abort(400, description='body must be JSON {"state": "<workflow state>"}')
-    _action(serial, lambda: op.resume(get_sessions(), serial, body["state"], auth.actor()))
+    _action(serial, lambda: op.act(get_sessions(), "resume", serial, auth.current_actor(), state=body["state"]))
     return jsonify(_state_of(serial))
 
 
@@ -125,7 +125,7 @@ def resume(serial: str):
 @auth.api_auth
 def retry(serial: str):
     """Retry the failed step now."""
-    _action(serial, lambda: op.retry(get_sessions(), serial, auth.actor()))
+    _action(serial, lambda: op.act(get_sessions(), "retry", serial, auth.current_actor()))
     return jsonify(_state_of(serial))
 
 
@@ -133,7 +133,7 @@ def retry(serial: str):
 @auth.api_auth
 def reset(serial: str):
     """Start over at step 1."""
-    _action(serial, lambda: op.reset(get_sessions(), serial, auth.actor()))
+    _action(serial, lambda: op.act(get_sessions(), "reset", serial, auth.current_actor()))
     return jsonify(_state_of(serial))
 
 
@@ -141,7 +141,7 @@ def reset(serial: str):
 @auth.api_auth
 def claim(serial: str):
     """Add a seen device to the inventory (lets it go on when REQUIRE_CLAIM)."""
-    created = _action(serial, lambda: op.claim(get_sessions(), serial, auth.actor()))
+    created = _action(serial, lambda: op.act(get_sessions(), "claim", serial, auth.current_actor()))
     return jsonify({**_state_of(serial), "newly_claimed": created})
 
 
@@ -149,7 +149,7 @@ def claim(serial: str):
 @auth.api_auth
 def delete(serial: str):
     """Forget the device and its history."""
-    _action(serial, lambda: op.delete_device(get_sessions(), serial, auth.actor()))
+    _action(serial, lambda: op.act(get_sessions(), "delete", serial, auth.current_actor()))
     return Response(status=204)
 
 
@@ -194,3 +194,33 @@ def inventory_import():
                                  dry_run=request.args.get("dry_run", "") in ("1", "true"))
     body = {"created": result.created, "updated": result.updated, "errors": result.errors}
     return jsonify(body), (200 if result.ok else 400)
+
+
+@bp.post("/devices/bulk")
+@auth.api_auth
+def bulk():
+    """One action on many devices: ``{"action": "retry|reset|claim|delete", "serials": [...]}``.
+
+    Answers ``{"action", "done": {serial: result}, "failed": {serial: reason}}``; each
+    device is audited. 400 for an unknown action, no serials or more than 1000.
+    """
+    body = request.get_json(silent=True)
+    if (not isinstance(body, dict) or not isinstance(body.get("action"), str)
+            or not isinstance(body.get("serials"), list)
+            or not all(isinstance(s, str) for s in body["serials"])):
+        abort(400, description='body must be JSON {"action": "retry", "serials": ["FGL…", …]}')
+    try:
+        result = op.bulk(get_sessions(), body["action"], body["serials"], auth.current_actor())
+    except op.ActionError as exc:
+        abort(400, description=str(exc))
+    return jsonify(_plain({"action": result.action, "done": result.done, "failed": result.failed}))
+
+
+@bp.get("/audit")
+@auth.api_auth(needed="admin")
+def audit():
+    """The audit log, newest first (admin): ``?actor=&action=&target=&page=&per_page=``."""
+    rows, total = op.list_audit(get_sessions(), actor=request.args.get("actor", ""),
+                                action=request.args.get("action", ""), target=request.args.get("target", ""),
+                                page=_int_arg("page", 1), per_page=_int_arg("per_page", 100))
+    return jsonify(_plain({"items": rows, "total": total}))

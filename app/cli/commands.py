@@ -1,6 +1,7 @@
-"""Operator commands of ``python3 run.py``: ``devices``, ``inventory``, ``images``, ``config``, ``db``.
+"""Operator commands of ``python3 run.py``: ``devices``, ``users``, ``inventory``, ``images``, ``config``, ``db``.
 
 Groups: ``devices`` (list, show, set-state, retry, reset, claim, delete),
+``users`` (add, list, remove, passwd, role, token),
 ``inventory`` (import, list), ``images`` (add, list), ``config`` (render), ``db``
 (upgrade). Every change goes through app.ops, the same service layer as
 the console and the API. Errors exit with status 1 and a one-line message.
@@ -17,6 +18,7 @@ from flask.cli import AppGroup
 
 from app import ops as op
 from app.config import get_config
+from app.ops import accounts
 from app.storage.db import get_sessions
 
 devices = AppGroup("devices", help="List, inspect and act on devices.")
@@ -24,6 +26,7 @@ inventory = AppGroup("inventory", help="Import and list the inventory (planned d
 images = AppGroup("images", help="The image catalogue.")
 config_group = AppGroup("config", help="Day-0 configs.")
 db = AppGroup("db", help="Database schema.")
+users = AppGroup("users", help="Operator accounts (roles viewer, operator, admin) and their API tokens.")
 
 
 def _default(value):
@@ -38,6 +41,17 @@ def _echo_json(data) -> None:
 
 def _fail(message: str) -> None:
     raise click.ClickException(message)
+
+
+def _actor() -> op.Actor:
+    """The CLI's actor for the history and the audit log: ``cli:<login name>``."""
+    import getpass
+
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        name = "unknown"
+    return op.Actor(f"cli:{name}", "cli")
 
 
 @devices.command("list")
@@ -122,7 +136,7 @@ def _run(action, serial: str, done: str) -> None:
 @click.argument("state")
 def devices_set_state(serial, state):
     """Resume SERIAL at workflow STATE (that step starts afresh)."""
-    _run(lambda: op.resume(get_sessions(), serial, state.upper(), "cli"), serial,
+    _run(lambda: op.act(get_sessions(), "resume", serial, _actor(), state=state.upper()), serial,
          "{serial} resumes at {result} at its next work-request")
 
 
@@ -130,7 +144,7 @@ def devices_set_state(serial, state):
 @click.argument("serial")
 def devices_retry(serial):
     """Retry the failed step of SERIAL now."""
-    _run(lambda: op.retry(get_sessions(), serial, "cli"), serial,
+    _run(lambda: op.act(get_sessions(), "retry", serial, _actor()), serial,
          "{serial} retries {result} at its next work-request")
 
 
@@ -138,14 +152,14 @@ def devices_retry(serial):
 @click.argument("serial")
 def devices_reset(serial):
     """Start SERIAL over at step 1."""
-    _run(lambda: op.reset(get_sessions(), serial, "cli"), serial, "{serial} starts over at {result}")
+    _run(lambda: op.act(get_sessions(), "reset", serial, _actor()), serial, "{serial} starts over at {result}")
 
 
 @devices.command("claim")
 @click.argument("serial")
 def devices_claim(serial):
     """Add a seen SERIAL to the inventory."""
-    _run(lambda: op.claim(get_sessions(), serial, "cli"), serial, "{serial} claimed (new: {result})")
+    _run(lambda: op.act(get_sessions(), "claim", serial, _actor()), serial, "{serial} claimed (new: {result})")
 
 
 @devices.command("delete")
@@ -155,7 +169,7 @@ def devices_delete(serial, yes):
     """Forget SERIAL and its history."""
     if not yes:
         click.confirm(f"Delete {serial} and its history?", abort=True)
-    _run(lambda: op.delete_device(get_sessions(), serial, "cli"), serial, "{serial} deleted")
+    _run(lambda: op.act(get_sessions(), "delete", serial, _actor()), serial, "{serial} deleted")
 
 
 @inventory.command("import")
@@ -258,5 +272,100 @@ def db_upgrade():
     click.echo(f"database {config.database_label} is up to date")
 
 
-GROUPS = (devices, inventory, images, config_group, db)
+def _password(given: str | None, prompt: str = "Password") -> str:
+    if given:
+        return given
+    return click.prompt(prompt, hide_input=True, confirmation_prompt=True)
+
+
+def _audit(action: str, target: str, detail: str | None = None) -> None:
+    actor = _actor()
+    op.record(get_sessions(), actor.name, actor.via, action, target=target, detail=detail)
+
+
+@users.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(accounts.ROLES), default="operator", show_default=True)
+@click.option("--password", envvar="PNP_NEW_PASSWORD", help="(default: asked; or PNP_NEW_PASSWORD)")
+def users_add(name, role, password):
+    """Add user NAME with a role and a password (asked twice unless given)."""
+    try:
+        accounts.add_user(get_sessions(), name, role, _password(password))
+    except op.ActionError as exc:
+        _fail(str(exc))
+    _audit("user-add", name, f"role {role}")
+    click.echo(f"user {name} added ({role})")
+
+
+@users.command("list")
+@click.option("--json", "as_json", is_flag=True, help="JSON output")
+def users_list(as_json):
+    """List users with role, open sessions and live API tokens."""
+    accounts.ensure_env_admin(get_sessions(), get_config())
+    rows = accounts.list_users(get_sessions())
+    if as_json:
+        _echo_json(rows)
+        return
+    click.echo(f"{'USER':<24} {'ROLE':<9} {'SESSIONS':>8} {'TOKENS':>6}  PASSWORD CHANGED")
+    for u in rows:
+        click.echo(f"{u['name']:<24} {u['role']:<9} {u['sessions']:>8} {u['tokens']:>6}  "
+                   f"{u['password_changed_at']:%Y-%m-%d %H:%M:%S}")
+    click.echo(f"-- {len(rows)} users")
+
+
+@users.command("remove")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="do not ask")
+def users_remove(name, yes):
+    """Remove user NAME: their sessions and tokens end at once (the audit log keeps the name)."""
+    if not yes:
+        click.confirm(f"Remove user {name}?", abort=True)
+    try:
+        accounts.remove_user(get_sessions(), name)
+    except (op.NotFound, op.ActionError) as exc:
+        _fail(str(exc))
+    _audit("user-remove", name)
+    click.echo(f"user {name} removed")
+
+
+@users.command("passwd")
+@click.argument("name")
+@click.option("--password", envvar="PNP_NEW_PASSWORD", help="(default: asked; or PNP_NEW_PASSWORD)")
+def users_passwd(name, password):
+    """Set the password of NAME; every session of NAME ends."""
+    try:
+        accounts.set_password(get_sessions(), name, _password(password, "New password"))
+    except (op.NotFound, op.ActionError) as exc:
+        _fail(str(exc))
+    _audit("user-passwd", name)
+    click.echo(f"password of {name} changed; their sessions ended")
+
+
+@users.command("role")
+@click.argument("name")
+@click.argument("role", type=click.Choice(accounts.ROLES))
+def users_role(name, role):
+    """Give NAME another role."""
+    try:
+        accounts.set_role(get_sessions(), name, role)
+    except (op.NotFound, op.ActionError) as exc:
+        _fail(str(exc))
+    _audit("user-role", name, f"role {role}")
+    click.echo(f"{name} is now {role}")
+
+
+@users.command("token")
+@click.argument("name")
+@click.argument("token_name")
+def users_token(name, token_name):
+    """Create an API token TOKEN_NAME for NAME; the secret is printed once."""
+    try:
+        secret, info = accounts.create_token(get_sessions(), name, token_name)
+    except (op.NotFound, op.ActionError) as exc:
+        _fail(str(exc))
+    _audit("token-create", name, f"token {info['id']} {token_name}")
+    click.echo(secret)
+
+
+GROUPS = (devices, inventory, images, config_group, db, users)
 

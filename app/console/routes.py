@@ -19,7 +19,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from app import ops as op
 from app.config import get_config
 from app.console.forms import ActionForm, ImportForm, LoginForm, ResumeForm
-from app.ops import auth
+from app.ops import accounts, auth
+from app.ops import audit as audit_log
 from app.pnp import workflow as wf
 from app.storage.db import get_sessions, utcnow
 
@@ -49,7 +50,9 @@ def _ago(value: datetime | None) -> str:
 
 @bp.app_context_processor
 def _globals() -> dict:
-    return {"operator": auth.logged_in(), "refresh_seconds": REFRESH_SECONDS,
+    role = auth.role()
+    return {"operator": auth.logged_in(), "role": role, "can_act": role in ("operator", "admin"),
+            "is_admin": role == "admin", "refresh_seconds": REFRESH_SECONDS,
             "lifecycles": [lc.value for lc in op.Lifecycle], "states": [s.value for s in wf.State]}
 
 
@@ -77,21 +80,35 @@ def _safe_next(target: str | None) -> str:
     return url_for("console.dashboard")
 
 
+def _no_account_yet() -> bool:
+    return not get_config().admin_password and not accounts.has_users(get_sessions())
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    """The login form; POST checks ADMIN_USER/ADMIN_PASSWORD in constant time."""
+    """The login form: a user of the database (the first admin from PNP_ADMIN_PASSWORD).
+
+    401 for a wrong user or password, 429 while the failed-login limits are used up.
+    """
     form = LoginForm()
     config = get_config()
     error = None
-    if not config.admin_password:
-        error = "No operator password is set: start the server with PNP_ADMIN_PASSWORD."
+    if _no_account_yet():
+        error = ("No operator account exists: start the server with PNP_ADMIN_PASSWORD "
+                 "or add one with `python3 run.py users add`.")
     elif request.method == "POST":
         if not form.validate_on_submit():
             error = "; ".join(f"{k}: {', '.join(v)}" for k, v in form.errors.items())
             return render_template("console/login.html", form=form, error=error,
                                    admin_user=config.admin_user), 400
-        if auth.check_password(form.user.data, form.password.data):
-            auth.log_in(form.user.data)
+        name = form.user.data.strip()
+        if auth.login_blocked(name):
+            auth.audit("login", success=False, detail="refused: too many failed logins",
+                       principal=accounts.Principal(name[:64], "viewer", "session"))
+            error = "Refused: too many failed logins from this address or for this user: wait a minute."
+            return render_template("console/login.html", form=form, error=error,
+                                   admin_user=config.admin_user), 429
+        if auth.log_in(name, form.password.data):
             return redirect(_safe_next(request.args.get("next")))
         error = "Wrong user or password."
         return render_template("console/login.html", form=form, error=error,
@@ -101,7 +118,7 @@ def login():
 
 @bp.post("/logout")
 def logout():
-    """Forget the login (CSRF-checked so a foreign page cannot log you out)."""
+    """End the server-side session at once (CSRF-checked so a foreign page cannot log you out)."""
     form = ActionForm()
     if not form.validate_on_submit():
         abort(400, description="missing or invalid CSRF token")
@@ -213,7 +230,7 @@ def device_status(serial: str):
 
 
 @bp.get("/devices/<serial>/config")
-@auth.login_required
+@auth.require("viewer")
 def device_config(serial: str):
     """Preview: the day-0 config the device gets, as text (or the reason it cannot)."""
     from app.files.day0 import Day0Error
@@ -231,9 +248,10 @@ def _checked(form) -> None:
                                + "; ".join(f"{k}: {', '.join(v)}" for k, v in form.errors.items()))
 
 
-def _act(serial: str, what, done: str):
+def _act(serial: str, action: str, done: str, **kw):
+    """Run one audited action (app/ops/bulk.py ``act``) and go back to the device page."""
     try:
-        result = what()
+        result = op.act(get_sessions(), action, serial, auth.current_actor(), **kw)
     except op.NotFound:
         abort(404, description=f"no device {serial}")
     except op.ActionError as exc:
@@ -243,62 +261,92 @@ def _act(serial: str, what, done: str):
 
 
 @bp.post("/devices/<serial>/resume")
-@auth.login_required
+@auth.require("operator")
 def device_resume(serial: str):
     """Resume at the chosen state."""
     form = ResumeForm()
     _checked(form)
-    return _act(serial, lambda: op.resume(get_sessions(), serial, form.state.data, auth.actor()),
-                f"{serial} resumes at {{result}} at its next work-request")
+    return _act(serial, "resume", f"{serial} resumes at {{result}} at its next work-request",
+                state=form.state.data)
 
 
 @bp.post("/devices/<serial>/retry")
-@auth.login_required
+@auth.require("operator")
 def device_retry(serial: str):
     """Retry the failed step."""
     _checked(ActionForm())
-    return _act(serial, lambda: op.retry(get_sessions(), serial, auth.actor()),
-                f"{serial} retries {{result}} at its next work-request")
+    return _act(serial, "retry", f"{serial} retries {{result}} at its next work-request")
 
 
 @bp.post("/devices/<serial>/reset")
-@auth.login_required
+@auth.require("operator")
 def device_reset(serial: str):
     """Start over at step 1."""
     _checked(ActionForm())
-    return _act(serial, lambda: op.reset(get_sessions(), serial, auth.actor()),
-                f"{serial} starts over at {{result}}")
+    return _act(serial, "reset", f"{serial} starts over at {{result}}")
 
 
 @bp.post("/devices/<serial>/claim")
-@auth.login_required
+@auth.require("operator")
 def device_claim(serial: str):
     """Add the device to the inventory."""
     _checked(ActionForm())
-    response = _act(serial, lambda: op.claim(get_sessions(), serial, auth.actor()), f"{serial} claimed")
+    response = _act(serial, "claim", f"{serial} claimed")
     if request.form.get("next") == "dashboard":
         return redirect(url_for("console.dashboard"))
     return response
 
 
 @bp.post("/devices/<serial>/delete")
-@auth.login_required
+@auth.require("operator")
 def device_delete(serial: str):
-    """Forget the device and its history."""
+    """Forget the device and its history (the audit log keeps who did it)."""
     _checked(ActionForm())
     try:
-        op.delete_device(get_sessions(), serial, auth.actor())
+        op.act(get_sessions(), "delete", serial, auth.current_actor())
     except op.NotFound:
         abort(404, description=f"no device {serial}")
     flash(f"{serial} deleted")
     return redirect(url_for("console.dashboard"))
 
 
+@bp.get("/devices/<serial>/history.csv")
+@auth.require("viewer")
+def device_history(serial: str):
+    """The device's whole history as CSV (export it before deleting the device)."""
+    try:
+        rows = op.device_history(get_sessions(), serial)
+    except op.NotFound:
+        abort(404, description=f"no device {serial}")
+    text = op.to_csv(rows, op.HISTORY_COLUMNS)
+    return Response(text, mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="{serial.replace(":", "")}-history.csv"'})
+
+
+@bp.post("/dashboard/bulk")
+@auth.require("operator")
+def dashboard_bulk():
+    """One action (retry, reset, claim, delete) on the selected devices; the count was
+    confirmed in the browser. Reports done and failed devices in a flash message."""
+    _checked(ActionForm())
+    serials = request.form.getlist("serial")
+    try:
+        result = op.bulk(get_sessions(), request.form.get("action", ""), serials, auth.current_actor())
+    except op.ActionError as exc:
+        abort(400, description=str(exc))
+    message = f"{result.action}: {len(result.done)} device(s) done"
+    if result.failed:
+        message += "; failed: " + "; ".join(f"{s}: {r}" for s, r in result.failed.items())
+    flash(message)
+    back = request.form.get("back", "")
+    return redirect(back if back.startswith("/dashboard") else url_for("console.dashboard"))
+
+
 # --- inventory ----------------------------------------------------------------------------------
 
 
 @bp.route("/inventory", methods=["GET", "POST"])
-@auth.login_required
+@auth.require("operator")
 def inventory():
     """The inventory list and the CSV import form (validated before anything is written)."""
     request.max_content_length = op.MAX_CSV_BYTES
@@ -322,3 +370,97 @@ def inventory():
     items, total = op.list_inventory(get_sessions(), page=page, per_page=100)
     return render_template("console/inventory.html", form=form, result=result, items=items,
                            total=total, page_no=page), status
+
+
+# --- accounts -----------------------------------------------------------------------------------
+
+
+def _form_error(exc: Exception) -> None:
+    flash(f"error: {exc}")
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@auth.require("viewer")
+def account():
+    """The logged-in user's page: change the password (other sessions end), personal API
+    tokens (created, shown once, revoked)."""
+    me = auth.current_principal()
+    new_secret = None
+    if request.method == "POST":
+        _checked(ActionForm())
+        what = request.form.get("what")
+        try:
+            if what == "password":
+                if not accounts.authenticate(get_sessions(), get_config(), me.name,
+                                             request.form.get("current", "")):
+                    raise op.ActionError("the current password is wrong")
+                if request.form.get("new", "") != request.form.get("again", ""):
+                    raise op.ActionError("the two new passwords differ")
+                accounts.set_password(get_sessions(), me.name, request.form.get("new", ""), keep=me.handle)
+                auth.audit("user-passwd", me.name)
+                flash("password changed; your other sessions ended")
+            elif what == "token":
+                new_secret, info = accounts.create_token(get_sessions(), me.name, request.form.get("name", ""))
+                auth.audit("token-create", me.name, detail=f"token {info['id']} {info['name']}")
+            elif what == "revoke":
+                token_id = int(request.form.get("token_id", "0"))
+                accounts.revoke_token(get_sessions(), me.name, token_id)
+                auth.audit("token-revoke", me.name, detail=f"token {token_id}")
+                flash(f"token {token_id} revoked")
+        except (op.ActionError, op.NotFound, ValueError) as exc:
+            _form_error(exc)
+    tokens = accounts.list_tokens(get_sessions(), me.name)
+    return render_template("console/account.html", me=me, tokens=tokens, new_secret=new_secret,
+                           action_form=ActionForm())
+
+
+@bp.route("/users", methods=["GET", "POST"])
+@auth.require("admin")
+def users():
+    """Admin: add users, change roles, end sessions, remove users."""
+    if request.method == "POST":
+        _checked(ActionForm())
+        what, name = request.form.get("what"), request.form.get("name", "").strip()
+        try:
+            if what == "add":
+                role = request.form.get("role", "viewer")
+                accounts.add_user(get_sessions(), name, role, request.form.get("password", ""))
+                auth.audit("user-add", name, detail=f"role {role}")
+                flash(f"user {name} added ({role})")
+            elif what == "role":
+                role = request.form.get("role", "")
+                accounts.set_role(get_sessions(), name, role)
+                auth.audit("user-role", name, detail=f"role {role}")
+                flash(f"{name} is now {role}")
+            elif what == "logout":
+                ended = accounts.end_sessions(get_sessions(), name)
+                auth.audit("user-logout", name, detail=f"{ended} sessions ended")
+                flash(f"{ended} session(s) of {name} ended")
+            elif what == "remove":
+                accounts.remove_user(get_sessions(), name)
+                auth.audit("user-remove", name)
+                flash(f"user {name} removed")
+        except (op.ActionError, op.NotFound) as exc:
+            _form_error(exc)
+        return redirect(url_for("console.users"))
+    return render_template("console/users.html", users=accounts.list_users(get_sessions()),
+                           roles=accounts.ROLES, action_form=ActionForm())
+
+
+@bp.get("/audit")
+@auth.require("admin")
+def audit():
+    """Admin: the audit log, newest first, filtered by user, action or device; ``?format=csv``."""
+    args = request.args
+    try:
+        page = max(1, int(args.get("page", 1)))
+    except ValueError:
+        abort(400, description="page must be an integer")
+    filters = {k: args.get(k, "").strip()[:64] for k in ("actor", "action", "target")}
+    if args.get("format") == "csv":
+        rows, _total = op.list_audit(get_sessions(), **filters, per_page=audit_log.MAX_PER_PAGE)
+        columns = ["at", "actor", "via", "action", "target", "address", "success", "detail"]
+        return Response(op.to_csv(rows, columns), mimetype="text/csv",
+                        headers={"Content-Disposition": 'attachment; filename="audit.csv"'})
+    rows, total = op.list_audit(get_sessions(), **filters, page=page, per_page=100)
+    return render_template("console/audit.html", rows=rows, total=total, page_no=page, filters=filters)

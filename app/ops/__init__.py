@@ -4,21 +4,29 @@
 * app/ops/queries.py: device lists, one device's story, day-0 previews;
 * app/ops/actions.py: resume, retry, reset, claim, delete (under the row lock);
 * app/ops/inventory.py: inventory CSV import and listing;
-* app/ops/auth.py: operator login and API token (Flask request side).
+* app/ops/accounts.py: users, roles, password hashes, server-side sessions, API tokens;
+* app/ops/ratelimit.py: shared rate-limit counters (database, redis or memory);
+* app/ops/audit.py: the audit log;
+* app/ops/bulk.py: actions by name on one or many devices, audited;
+* app/ops/auth.py: the Flask request side (Flask-Login, bearer tokens, roles).
 
 The names below are the layer's interface (``from app import ops as op``).
 """
 
 from app.ops.actions import claim, delete_device, failed_step, reset, resume, retry
+from app.ops.audit import list_audit, record, to_csv
+from app.ops.bulk import BULK_ACTIONS, Actor, BulkResult, act, bulk
 from app.ops.errors import ActionError, NotFound
 from app.ops.inventory import MAX_CSV_BYTES, ImportResult, import_inventory, list_inventory
 from app.ops.lifecycle import DONE, PARKED, Lifecycle, is_stalled, lifecycle_of, progress_of
 from app.ops.queries import (
+    HISTORY_COLUMNS,
     MAX_PER_PAGE,
     SORT_COLUMNS,
     DevicePage,
     DeviceQuery,
     counts_by_state,
+    device_history,
     device_summary,
     get_device,
     list_devices,
@@ -27,6 +35,8 @@ from app.ops.queries import (
 )
 
 __all__ = [
+    "BULK_ACTIONS", "HISTORY_COLUMNS", "Actor", "BulkResult", "act", "bulk", "device_history",
+    "list_audit", "record", "to_csv",
     "DONE", "MAX_CSV_BYTES", "MAX_PER_PAGE", "PARKED", "SORT_COLUMNS", "ActionError", "DevicePage",
     "DeviceQuery", "ImportResult", "Lifecycle", "NotFound", "claim", "counts_by_state", "delete_device",
     "device_summary", "failed_step", "get_device", "import_inventory", "is_stalled", "lifecycle_of",

@@ -256,6 +256,20 @@ def get_device(sessions: sessionmaker[Session], config: Config, serial: str,
     return out
 
 
+HISTORY_COLUMNS = ["id", "at", "kind", "service", "correlator", "success", "error_code", "message"]
+
+
+def device_history(sessions: sessionmaker[Session], serial: str) -> list[dict]:
+    """Every event of a device, oldest first, without raw XML (for an export). Raises NotFound."""
+    with sessions() as session:
+        row = session.scalars(select(DeviceState).where(DeviceState.serial_number == serial)).one_or_none()
+        if row is None:
+            raise NotFound(f"no device {serial}")
+        events = session.scalars(select(DeviceEvent).where(DeviceEvent.device_id == row.id)
+                                 .order_by(DeviceEvent.id)).all()
+    return [_event_dict(e, with_xml=False) for e in events]
+
+
 def preview_day0(config: Config, serial: str, item: day0.InventoryView | None) -> dict:
     """``{"name", "source", "text", "md5", "error"}`` of the day-0 config for ``serial``."""
     try:

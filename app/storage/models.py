@@ -136,3 +136,90 @@ class InventoryItem(Base):
 
     def __repr__(self) -> str:
         return f"<InventoryItem {self.serial_number} {self.template}>"
+
+
+# --- operator accounts, sessions, tokens, shared counters, audit ------------------------------
+
+
+class OperatorUser(Base):
+    """An operator account of the console and API.
+
+    ``role`` is viewer (read-only), operator (device actions) or admin (users,
+    audit, settings, images). ``password_hash`` is an argon2id hash (argon2-cffi).
+    """
+
+    __tablename__ = "operator_user"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    password_changed_at: Mapped[datetime] = mapped_column(DateTime)
+
+    def __repr__(self) -> str:
+        return f"<OperatorUser {self.name} {self.role}>"
+
+
+class OperatorSession(Base):
+    """A server-side login session: the browser's cookie carries only the random id,
+    stored here as its SHA-256 (``id_hash``). Deleting the row ends the session at once."""
+
+    __tablename__ = "operator_session"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("operator_user.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    last_seen: Mapped[datetime] = mapped_column(DateTime)
+    address: Mapped[str | None] = mapped_column(String(45))
+    user_agent: Mapped[str | None] = mapped_column(String(255))
+
+
+class ApiToken(Base):
+    """A personal API token: ``pnp_<prefix>_<secret>``, stored as its SHA-256 only."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("operator_user.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    prefix: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class RateCounter(Base):
+    """One fixed-window counter shared by every worker and host (failed logins, token use).
+
+    ``key`` names what is counted (``login-addr:192.0.2.7``), ``window_no`` the
+    window's start in seconds since the epoch divided by its length.
+    """
+
+    __tablename__ = "rate_counter"
+
+    key: Mapped[str] = mapped_column(String(191), primary_key=True)
+    window_no: Mapped[int] = mapped_column(BigInteger)
+    hits: Mapped[int] = mapped_column(Integer)
+
+
+class AuditEntry(Base):
+    """Who did what, on which device, from where: logins, logouts, every operator action.
+
+    ``actor`` is the user name as it was (kept after the user is removed),
+    ``target`` the device serial (kept after the device is deleted).
+    """
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_target", "target"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    via: Mapped[str] = mapped_column(String(16))  # session, token, cli, env-token
+    action: Mapped[str] = mapped_column(String(32), index=True)
+    target: Mapped[str | None] = mapped_column(String(64))
+    address: Mapped[str | None] = mapped_column(String(45))
+    success: Mapped[bool] = mapped_column(Boolean)
+    detail: Mapped[str | None] = mapped_column(Text)

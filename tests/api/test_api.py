@@ -239,7 +239,7 @@ def test_actions_resume_retry_reset_delete(client, console):
     r = client.post("/api/v1/devices/FGL0000X001/reset", headers=AUTH)
     assert r.get_json()["state"] == "CONFIG_REGISTER" and r.get_json()["step"] == 1
     events = client.get("/api/v1/devices/FGL0000X001", headers=AUTH).get_json()["events"]
-    assert "reset by api-token" in events[0]["message"]
+    assert "reset by admin" in events[0]["message"]  # the user behind the token
 
     # the reset step is what the device gets next: a cli-config job afresh
     assert "config-register 0x2102" in hello(client, "FGL0000X001")
