@@ -124,6 +124,20 @@ def openapi_document(server_url: str = "") -> dict:
                 "responses": {"200": _json({"type": "object", "properties": {
                     "items": {"type": "array", "items": _ref("AuditEntry")},
                     "total": {"type": "integer"}}}, "audit rows"), **_ERRORS}}},
+            "/inventory/{serial}": {
+                "get": {"summary": "One inventory row", "parameters": [_SERIAL],
+                        "responses": {"200": _json(_ref("InventoryItem"), "the row"), **_ERRORS}},
+                "put": {"summary": "Change one inventory row (the template is test-rendered first)",
+                        "parameters": [_SERIAL],
+                        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                            "type": "object", "properties": {
+                                "hostname": {"type": ["string", "null"]}, "pid": {"type": ["string", "null"]},
+                                "template": {"type": ["string", "null"]},
+                                "variables": {"type": "object"}}}}}},
+                        "responses": {"200": _json(_ref("InventoryItem"), "the row as saved"), **_ERRORS}},
+                "delete": {"summary": "Remove one inventory row (a seen device becomes Unclaimed)",
+                           "parameters": [_SERIAL],
+                           "responses": {"204": {"description": "deleted"}, **_ERRORS}}},
             "/inventory": {
                 "get": {"summary": "List the inventory",
                         "parameters": [{"name": "page", "in": "query", "schema": {"type": "integer"}},
@@ -168,6 +182,12 @@ def openapi_document(server_url: str = "") -> dict:
                         "name": {"type": ["string", "null"]}, "source": {"type": ["string", "null"]},
                         "text": {"type": ["string", "null"]}, "md5": {"type": ["string", "null"]},
                         "error": {"type": ["string", "null"]}}}}},
+                "InventoryItem": {"type": "object", "properties": {
+                    "serial_number": {"type": "string"}, "hostname": {"type": ["string", "null"]},
+                    "pid": {"type": "string"}, "template": {"type": ["string", "null"]},
+                    "variables": {"type": "object"},
+                    "created_at": {"type": "string", "format": "date-time"},
+                    "updated_at": {"type": "string", "format": "date-time"}}},
                 "AuditEntry": {"type": "object", "properties": {
                     "id": {"type": "integer"}, "at": {"type": "string", "format": "date-time"},
                     "actor": {"type": "string"}, "via": {"type": "string"}, "action": {"type": "string"},

@@ -69,13 +69,8 @@ def _int_arg(name: str, default: int) -> int:
 @auth.api_auth
 def devices():
     """A page of devices with counts per state and lifecycle."""
-    query = op.DeviceQuery(state=request.args.get("state", ""),
-                           lifecycle=request.args.get("lifecycle", ""),
-                           stalled=request.args.get("stalled", "") in ("1", "true"),
-                           q=request.args.get("q", "")[:64], sort=request.args.get("sort", "serial"),
-                           order=request.args.get("order", "asc"), page=_int_arg("page", 1),
-                           per_page=_int_arg("per_page", get_config().page_size))
     try:
+        query = op.DeviceQuery.from_args(request.args, get_config().page_size)
         page = op.list_devices(get_sessions(), get_config(), query)
     except op.ActionError as exc:
         abort(400, description=str(exc))
@@ -224,3 +219,45 @@ def audit():
                                 action=request.args.get("action", ""), target=request.args.get("target", ""),
                                 page=_int_arg("page", 1), per_page=_int_arg("per_page", 100))
     return jsonify(_plain({"items": rows, "total": total}))
+
+
+@bp.get("/inventory/<serial>")
+@auth.api_auth
+def inventory_item(serial: str):
+    """One inventory row."""
+    try:
+        return jsonify(_plain(op.get_item(get_sessions(), serial)))
+    except op.NotFound as exc:
+        abort(404, description=str(exc))
+
+
+@bp.put("/inventory/<serial>")
+@auth.api_auth
+def inventory_update(serial: str):
+    """Replace one inventory row's ``hostname``, ``pid``, ``template``, ``variables``
+    (the template is test-rendered first: 400 with the reason)."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("variables", {}), dict) or not all(
+            isinstance(body.get(k), str | None) for k in ("hostname", "pid", "template")):
+        abort(400, description='body must be JSON {"hostname", "pid", "template", "variables": {}}')
+    try:
+        item = op.update_item(get_sessions(), get_config(), serial, body.get("hostname"),
+                              body.get("pid") or "", body.get("template"), body.get("variables", {}))
+    except op.NotFound as exc:
+        abort(404, description=str(exc))
+    except op.ActionError as exc:
+        abort(400, description=str(exc))
+    auth.audit("inventory-edit", serial)
+    return jsonify(_plain(item))
+
+
+@bp.delete("/inventory/<serial>")
+@auth.api_auth
+def inventory_delete(serial: str):
+    """Remove one inventory row (a seen device becomes Unclaimed)."""
+    try:
+        op.delete_item(get_sessions(), serial)
+    except op.NotFound as exc:
+        abort(404, description=str(exc))
+    auth.audit("inventory-delete", serial)
+    return Response(status=204)

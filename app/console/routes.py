@@ -27,6 +27,7 @@ from app.storage.db import get_sessions, utcnow
 bp = Blueprint("console", __name__)
 log = logging.getLogger("pnp.console")
 REFRESH_SECONDS = 5
+PAGE_SIZES = (25, 50, 100, 200, 500)
 
 
 @bp.app_template_filter("ts")
@@ -136,26 +137,15 @@ def index():
 
 
 def _query_from_args() -> op.DeviceQuery:
-    args = request.args
     try:
-        query = op.DeviceQuery(state=args.get("state", ""), lifecycle=args.get("lifecycle", ""),
-                               stalled=args.get("stalled", "") in ("1", "true", "on"),
-                               q=args.get("q", "").strip()[:64], sort=args.get("sort", "serial"),
-                               order=args.get("order", "asc"), page=int(args.get("page", 1)),
-                               per_page=int(args.get("per_page", get_config().page_size)))
-        return query.validate()
-    except (ValueError, op.ActionError) as exc:
+        return op.DeviceQuery.from_args(request.args, get_config().page_size)
+    except op.ActionError as exc:
         abort(400, description=str(exc))
 
 
 def _args_of(query: op.DeviceQuery) -> dict:
     """The non-default query values, to rebuild links and the refresh URL."""
-    out = {"state": query.state, "lifecycle": query.lifecycle, "stalled": "1" if query.stalled else "",
-           "q": query.q, "sort": query.sort if query.sort != "serial" else "",
-           "order": query.order if query.order != "asc" else "",
-           "page": query.page if query.page != 1 else "",
-           "per_page": query.per_page if query.per_page != get_config().page_size else ""}
-    return {k: v for k, v in out.items() if v not in ("", None)}
+    return query.args(get_config().page_size)
 
 
 def _table_context() -> dict:
@@ -188,7 +178,19 @@ def database_down(exc: SQLAlchemyError):
 @auth.read_access
 def dashboard():
     """Every device with its lifecycle, state and progress; refreshes itself every 5 s."""
-    return render_template("console/dashboard.html", **_table_context())
+    return render_template("console/dashboard.html", choices=op.filter_choices(get_sessions()),
+                           page_sizes=PAGE_SIZES, action_form=ActionForm(), **_table_context())
+
+
+@bp.get("/dashboard/export.csv")
+@auth.read_access
+def dashboard_export():
+    """The current view (filters and sort, every page) as CSV."""
+    query = _query_from_args()
+    rows = op.iter_devices(get_sessions(), get_config(), query)
+    stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
+    return Response(op.to_csv(list(rows), op.EXPORT_COLUMNS), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="devices-{stamp}.csv"'})
 
 
 @bp.get("/dashboard/table")
@@ -369,7 +371,62 @@ def inventory():
         page = 1
     items, total = op.list_inventory(get_sessions(), page=page, per_page=100)
     return render_template("console/inventory.html", form=form, result=result, items=items,
-                           total=total, page_no=page), status
+                           total=total, page_no=page, counts=op.inventory_counts(get_sessions()),
+                           action_form=ActionForm()), status
+
+
+def _variables_from_text(text: str) -> dict:
+    """``name=value`` lines (blank lines ignored) → dict. Raises ActionError."""
+    out = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        name, sep, value = line.partition("=")
+        if not sep or not name.strip():
+            raise op.ActionError(f"variables line {number}: write name=value")
+        out[name.strip()] = value.strip()
+    return out
+
+
+@bp.route("/inventory/<serial>/edit", methods=["GET", "POST"])
+@auth.require("operator")
+def inventory_edit(serial: str):
+    """Edit one inventory row; the template is test-rendered before it is saved."""
+    try:
+        item = op.get_item(get_sessions(), serial)
+    except op.NotFound:
+        abort(404, description=f"no inventory row {serial}")
+    error, status = None, 200
+    if request.method == "POST":
+        _checked(ActionForm())
+        form = request.form
+        try:
+            variables = _variables_from_text(form.get("variables", ""))
+            item = op.update_item(get_sessions(), get_config(), serial, form.get("hostname"),
+                                  form.get("pid", ""), form.get("template"), variables)
+        except op.ActionError as exc:
+            error, status = str(exc), 400
+            item = {**item, "hostname": form.get("hostname"), "pid": form.get("pid", ""),
+                    "template": form.get("template")}
+        else:
+            auth.audit("inventory-edit", serial)
+            flash(f"inventory row {serial} saved")
+            return redirect(url_for("console.inventory"))
+    return render_template("console/inventory_edit.html", item=item, error=error), status
+
+
+@bp.post("/inventory/<serial>/delete")
+@auth.require("operator")
+def inventory_delete(serial: str):
+    """Remove one inventory row (a seen device becomes Unclaimed)."""
+    _checked(ActionForm())
+    try:
+        op.delete_item(get_sessions(), serial)
+    except op.NotFound:
+        abort(404, description=f"no inventory row {serial}")
+    auth.audit("inventory-delete", serial)
+    flash(f"inventory row {serial} deleted")
+    return redirect(url_for("console.inventory"))
 
 
 # --- accounts -----------------------------------------------------------------------------------

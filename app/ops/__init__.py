@@ -17,9 +17,20 @@ from app.ops.actions import claim, delete_device, failed_step, reset, resume, re
 from app.ops.audit import list_audit, record, to_csv
 from app.ops.bulk import BULK_ACTIONS, Actor, BulkResult, act, bulk
 from app.ops.errors import ActionError, NotFound
-from app.ops.inventory import MAX_CSV_BYTES, ImportResult, import_inventory, list_inventory
+from app.ops.inventory import (
+    MAX_CSV_BYTES,
+    ImportResult,
+    delete_item,
+    get_item,
+    import_inventory,
+    inventory_counts,
+    list_inventory,
+    update_item,
+)
 from app.ops.lifecycle import DONE, PARKED, Lifecycle, is_stalled, lifecycle_of, progress_of
 from app.ops.queries import (
+    EXPORT_COLUMNS,
+    FILTERS,
     HISTORY_COLUMNS,
     MAX_PER_PAGE,
     SORT_COLUMNS,
@@ -28,7 +39,9 @@ from app.ops.queries import (
     counts_by_state,
     device_history,
     device_summary,
+    filter_choices,
     get_device,
+    iter_devices,
     list_devices,
     preview_day0,
     render_day0,
@@ -36,7 +49,8 @@ from app.ops.queries import (
 
 __all__ = [
     "BULK_ACTIONS", "HISTORY_COLUMNS", "Actor", "BulkResult", "act", "bulk", "device_history",
-    "list_audit", "record", "to_csv",
+    "list_audit", "record", "to_csv", "EXPORT_COLUMNS", "FILTERS", "filter_choices", "iter_devices",
+    "delete_item", "get_item", "inventory_counts", "update_item",
     "DONE", "MAX_CSV_BYTES", "MAX_PER_PAGE", "PARKED", "SORT_COLUMNS", "ActionError", "DevicePage",
     "DeviceQuery", "ImportResult", "Lifecycle", "NotFound", "claim", "counts_by_state", "delete_device",
     "device_summary", "failed_step", "get_device", "import_inventory", "is_stalled", "lifecycle_of",

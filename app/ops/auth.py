@@ -240,6 +240,10 @@ def api_auth(view=None, *, needed: str | None = None):
 
 
 def init_auth(app, config) -> None:
-    """Flask-Login and the shared rate-limit counters for ``app``."""
+    """Flask-Login, the shared rate-limit counters and the SQL functions of the device
+    lists (natural sort on SQLite) for ``app``."""
+    from app.ops.queries import install_sql_functions
+
+    install_sql_functions(app.extensions["pnp_engine"])
     login_manager.init_app(app)
     app.extensions["pnp_limits"] = RateLimits(app.extensions["pnp_sessions"], config.ratelimit_storage_uri)

@@ -119,3 +119,65 @@ def list_inventory(sessions: sessionmaker[Session], page: int = 1, per_page: int
         items = session.scalars(select(InventoryItem).order_by(InventoryItem.serial_number)
                                 .offset((max(1, page) - 1) * per_page).limit(per_page)).all()
         return [inventory_dict(i) for i in items], total or 0
+
+
+def inventory_counts(sessions: sessionmaker[Session]) -> dict:
+    """``{"total", "planned", "seen"}``: inventory rows, those never seen (lifecycle Planned,
+    the same number as the dashboard's) and those whose device has contacted us."""
+    from app.storage.models import DeviceState
+
+    with sessions() as session:
+        total = session.scalar(select(func.count(InventoryItem.id))) or 0
+        seen = session.scalar(select(func.count(InventoryItem.id)).join(
+            DeviceState, DeviceState.serial_number == InventoryItem.serial_number)) or 0
+    return {"total": total, "planned": total - seen, "seen": seen}
+
+
+def get_item(sessions: sessionmaker[Session], serial: str) -> dict:
+    """One inventory row. Raises NotFound."""
+    from app.ops.errors import NotFound
+
+    with sessions() as session:
+        item = session.scalars(select(InventoryItem).where(InventoryItem.serial_number == serial)).one_or_none()
+    if item is None:
+        raise NotFound(f"no inventory row {serial}")
+    return inventory_dict(item)
+
+
+def update_item(sessions: sessionmaker[Session], config: Config, serial: str, hostname: str | None,
+                pid: str, template: str | None, variables: dict) -> dict:
+    """Change one inventory row (hostname, PID, template, variables); a template is
+    test-rendered first, as on import. Raises NotFound, ActionError (the reason)."""
+    from app.ops.errors import ActionError, NotFound
+
+    if not isinstance(variables, dict) or not all(isinstance(k, str) and k for k in variables):
+        raise ActionError("variables must be an object of name → value")
+    hostname = (hostname or "").strip()[:255] or None
+    template = (template or "").strip()[:255] or None
+    pid = (pid or "").strip()[:64]
+    if template:
+        view = day0.InventoryView(serial, hostname, pid, template, variables)
+        try:
+            day0.render_template(config, view)
+        except day0.Day0Error as exc:
+            raise ActionError(str(exc)) from None
+    with sessions.begin() as session:
+        item = session.scalars(select(InventoryItem).where(InventoryItem.serial_number == serial)).one_or_none()
+        if item is None:
+            raise NotFound(f"no inventory row {serial}")
+        item.hostname, item.pid, item.template = hostname, pid, template
+        item.variables, item.updated_at = {str(k): v for k, v in variables.items()}, utcnow()
+        out = inventory_dict(item)
+    return out
+
+
+def delete_item(sessions: sessionmaker[Session], serial: str) -> None:
+    """Remove one inventory row (a seen device becomes Unclaimed). Raises NotFound."""
+    from sqlalchemy import delete
+
+    from app.ops.errors import NotFound
+
+    with sessions.begin() as session:
+        gone = session.execute(delete(InventoryItem).where(InventoryItem.serial_number == serial)).rowcount
+    if not gone:
+        raise NotFound(f"no inventory row {serial}")

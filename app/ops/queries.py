@@ -6,10 +6,12 @@ database, so a page costs about the same with 10,000 devices.
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import DateTime, String, cast, exists, func, literal, not_, null, or_, select, union_all
+from sqlalchemy import DateTime, String, case, cast, event, exists, func, literal, not_, null, or_, select, union_all
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Config
@@ -30,12 +32,19 @@ from app.pnp import workflow as wf
 from app.storage.db import utcnow
 from app.storage.models import DeviceEvent, DeviceState, InventoryItem
 
-#: sort key → column of the listing (see ``_listing``)
-SORT_KEYS = {"serial": "serial", "pid": "pid", "ip": "ip", "state": "state",
+#: sort key → column of the listing (see ``_listing``); "attention" puts errors, then
+#: stalled devices, first (the dashboard's default)
+SORT_KEYS = {"attention": "attention", "serial": "serial", "pid": "pid", "ip": "ip", "state": "state",
              "lifecycle": "lifecycle", "last_contact": "last_contact", "first_seen": "first_seen",
-             "version": "version"}
+             "version": "version", "hostname": "hostname", "vendor": "vendor", "site": "site"}
 SORT_COLUMNS = SORT_KEYS  # the names the API and CLI accept
+#: sorted by natural order (digit runs as numbers): 10.0.0.9 < 10.0.0.10, 17.9.1 < 17.12.3a
+NATURAL_SORTS = ("ip", "version", "serial", "hostname")
 MAX_PER_PAGE = 500
+#: the inventory variable that names a device's site
+SITE_VARIABLE = "site"
+#: the filters a device list takes (each an exact match; pid and version: a prefix)
+FILTERS = ("pid", "site", "version", "error_kind", "template", "vendor")
 
 
 @dataclass
@@ -43,22 +52,60 @@ class DeviceQuery:
     """Filter, sort and page of a device list.
 
     ``state``: a workflow state name; ``lifecycle``: a Lifecycle value;
-    ``stalled``: only stalled devices; ``q``: serial/hostname/IP substring;
-    ``sort``: a key of SORT_COLUMNS; ``order``: asc or desc; ``page`` 1-based.
+    ``stalled``: only stalled devices; ``q``: serial, hostname (device or
+    inventory) or IP substring; ``pid``/``version``: prefix; ``site``,
+    ``template``, ``vendor``, ``error_kind``: exact; ``sort``: a key of
+    SORT_COLUMNS; ``order``: asc or desc; ``page`` 1-based; ``per_page`` 1-500.
     """
 
     state: str = ""
     lifecycle: str = ""
     stalled: bool = False
     q: str = ""
-    sort: str = "serial"
+    sort: str = "attention"
     order: str = "asc"
     page: int = 1
     per_page: int = 50
+    pid: str = ""
+    site: str = ""
+    version: str = ""
+    error_kind: str = ""
+    template: str = ""
+    vendor: str = ""
+
+    @classmethod
+    def from_args(cls, args, per_page: int = 50) -> DeviceQuery:
+        """A validated query from URL arguments (a mapping of strings): the same names as
+        the fields, ``stalled`` as 1/true/on. Raises ActionError for a bad value."""
+        def number(name: str, default: int) -> int:
+            raw = args.get(name, "")
+            if raw in ("", None):
+                return default
+            try:
+                return int(raw)
+            except ValueError:
+                raise ActionError(f"{name} must be an integer") from None
+
+        text = {f: str(args.get(f, "") or "").strip()[:64]
+                for f in ("state", "lifecycle", "q", *FILTERS)}
+        return cls(**text, stalled=str(args.get("stalled", "")).lower() in ("1", "true", "on"),
+                   sort=args.get("sort", "") or "attention", order=args.get("order", "") or "asc",
+                   page=number("page", 1), per_page=number("per_page", per_page)).validate()
+
+    def args(self, per_page: int = 50) -> dict:
+        """The values that differ from the defaults, as URL arguments (links, refresh URL)."""
+        out = {f: getattr(self, f) for f in ("state", "lifecycle", "q", *FILTERS)}
+        out.update(stalled="1" if self.stalled else "", sort="" if self.sort == "attention" else self.sort,
+                   order="" if self.order == "asc" else self.order,
+                   page="" if self.page == 1 else self.page,
+                   per_page="" if self.per_page == per_page else self.per_page)
+        return {k: v for k, v in out.items() if v not in ("", None)}
 
     def validate(self) -> DeviceQuery:
-        """Raise ActionError for values that cannot be used; clamp page sizes."""
-        if self.state and self.state not in wf.State.__members__:
+        """Raise ActionError for values that cannot be used (nothing is clamped)."""
+        from app.ops.lifecycle import ZTP_PROGRESS
+
+        if self.state and self.state not in wf.State.__members__ and self.state not in ZTP_PROGRESS:
             raise ActionError(f"unknown state {self.state!r}")
         if self.lifecycle and self.lifecycle not in {lc.value for lc in Lifecycle}:
             raise ActionError(f"unknown lifecycle {self.lifecycle!r} "
@@ -67,8 +114,11 @@ class DeviceQuery:
             raise ActionError(f"cannot sort by {self.sort!r} (one of {', '.join(SORT_COLUMNS)})")
         if self.order not in ("asc", "desc"):
             raise ActionError("order must be asc or desc")
-        self.page = max(1, int(self.page))
-        self.per_page = min(max(1, int(self.per_page)), MAX_PER_PAGE)
+        if int(self.page) < 1:
+            raise ActionError("page must be 1 or more")
+        if not 1 <= int(self.per_page) <= MAX_PER_PAGE:
+            raise ActionError(f"per_page must be between 1 and {MAX_PER_PAGE}")
+        self.page, self.per_page = int(self.page), int(self.per_page)
         return self
 
 
@@ -87,29 +137,59 @@ class DevicePage:
         return max(1, -(-self.total // self.per_page))
 
 
-def device_summary(row: DeviceState, in_inventory: bool, config: Config, now: datetime) -> dict:
-    """The dashboard/API view of a device row: identity, versions, lifecycle, progress."""
-    step, total = progress_of(row.state)
+def device_summary(row: DeviceState, in_inventory: bool, config: Config, now: datetime,
+                   item: InventoryItem | None = None) -> dict:
+    """The dashboard/API view of a device row: identity, versions, lifecycle, progress.
+
+    An ERROR row counts the step it failed in (``failed_state``); a Provisioned row
+    shows no last error (an old error is history once the device succeeded).
+    """
+    lifecycle = lifecycle_of(row.state, in_inventory)
+    failed = row.failed_state if row.state in PARKED else None
+    step, total = progress_of(failed or row.state)
+    done = lifecycle == Lifecycle.PROVISIONED
     return {
         "serial_number": row.serial_number, "pid": row.pid, "hostname": row.hostname,
         "ip_address": row.ip_address, "running_version": row.running_version,
-        "target_version": row.target_version, "state": row.state,
-        "lifecycle": lifecycle_of(row.state, in_inventory).value,
+        "target_version": row.target_version, "state": row.state, "vendor": row.vendor,
+        "lifecycle": lifecycle.value, "failed_step": failed,
         "step": step, "total_steps": total,
         "last_contact": row.last_contact, "first_seen": row.first_seen,
-        "last_error_code": row.last_error_code, "last_error_message": row.last_error_message,
+        "last_error_code": None if done else row.last_error_code,
+        "last_error_message": None if done else row.last_error_message,
+        "error_kind": None if done else _error_kind_of(row),
         "stalled": is_stalled(row.state, row.last_contact, config, now),
         "claimed": in_inventory,
+        "inventory_hostname": item.hostname if item is not None else None,
+        "template": item.template if item is not None else None,
+        "site": _site_of(item),
     }
+
+
+def _site_of(item: InventoryItem | None) -> str | None:
+    value = (item.variables or {}).get(SITE_VARIABLE) if item is not None else None
+    return None if value is None else str(value)
+
+
+def _error_kind_column():
+    """The column naming the kind of a device's failure: ``error_kind`` where the schema
+    has it, else the last error code."""
+    return getattr(DeviceState, "error_kind", DeviceState.last_error_code)
+
+
+def _error_kind_of(row: DeviceState) -> str | None:
+    return getattr(row, "error_kind", None) or row.last_error_code
 
 
 def _planned_summary(item: InventoryItem) -> dict:
     return {
         "serial_number": item.serial_number, "pid": item.pid, "hostname": item.hostname,
         "ip_address": None, "running_version": None, "target_version": None, "state": None,
-        "lifecycle": Lifecycle.PLANNED.value, "step": 0, "total_steps": wf.TOTAL_STEPS,
+        "vendor": None, "lifecycle": Lifecycle.PLANNED.value, "failed_step": None,
+        "step": 0, "total_steps": wf.TOTAL_STEPS,
         "last_contact": None, "first_seen": None, "last_error_code": None,
-        "last_error_message": None, "stalled": False, "claimed": True,
+        "last_error_message": None, "error_kind": None, "stalled": False, "claimed": True,
+        "inventory_hostname": item.hostname, "template": item.template, "site": _site_of(item),
     }
 
 
@@ -117,40 +197,66 @@ def _in_inventory():
     return exists().where(InventoryItem.serial_number == DeviceState.serial_number)
 
 
-def _listing():
-    """One UNION ALL of seen devices and planned (inventory-only) rows, with the
-    columns the dashboard filters and sorts on; ``kind`` 0 = device, 1 = planned."""
-    in_inv = _in_inventory()
+def _listing(config: Config, now: datetime):
+    """One UNION ALL of seen devices (with their inventory row, if any) and planned
+    (inventory-only) rows, with the columns the dashboard filters and sorts on;
+    ``kind`` 0 = device, 1 = planned; ``attention`` 0 = parked, 1 = stalled, 2 = other,
+    3 = planned."""
+    in_inv = InventoryItem.id.is_not(None)
     lifecycle = lifecycle_sql(DeviceState.state, in_inv)
+    site = InventoryItem.variables[SITE_VARIABLE].as_string()
+    attention = case((DeviceState.state.in_(PARKED), literal(0)),
+                     (stalled_sql(DeviceState.state, DeviceState.last_contact, config, now), literal(1)),
+                     else_=literal(2))
     seen = select(
         literal(0).label("kind"), DeviceState.id.label("row_id"),
         DeviceState.serial_number.label("serial"), DeviceState.pid.label("pid"),
-        DeviceState.hostname.label("hostname"), DeviceState.ip_address.label("ip"),
+        func.coalesce(DeviceState.hostname, InventoryItem.hostname).label("hostname"),
+        InventoryItem.hostname.label("inv_hostname"), DeviceState.ip_address.label("ip"),
         DeviceState.state.label("state"), DeviceState.last_contact.label("last_contact"),
         DeviceState.first_seen.label("first_seen"), DeviceState.running_version.label("version"),
-        lifecycle.label("lifecycle"))
+        lifecycle.label("lifecycle"), DeviceState.vendor.label("vendor"),
+        InventoryItem.template.label("template"), site.label("site"),
+        _error_kind_column().label("error_kind"), attention.label("attention"),
+    ).select_from(DeviceState).outerjoin(InventoryItem,
+                                         InventoryItem.serial_number == DeviceState.serial_number)
     planned = select(
         literal(1).label("kind"), InventoryItem.id.label("row_id"),
         InventoryItem.serial_number.label("serial"), InventoryItem.pid.label("pid"),
-        InventoryItem.hostname.label("hostname"), cast(null(), String).label("ip"),
+        InventoryItem.hostname.label("hostname"), InventoryItem.hostname.label("inv_hostname"),
+        cast(null(), String).label("ip"),
         cast(null(), String).label("state"), cast(null(), DateTime).label("last_contact"),
         cast(null(), DateTime).label("first_seen"), cast(null(), String).label("version"),
-        literal(Lifecycle.PLANNED.value).label("lifecycle")
+        literal(Lifecycle.PLANNED.value).label("lifecycle"), cast(null(), String).label("vendor"),
+        InventoryItem.template.label("template"), site.label("site"),
+        cast(null(), String).label("error_kind"), literal(3).label("attention"),
     ).where(~exists().where(DeviceState.serial_number == InventoryItem.serial_number))
     return union_all(seen, planned).subquery("listing")
 
 
-def list_devices(sessions: sessionmaker[Session], config: Config, query: DeviceQuery,
-                 now: datetime | None = None) -> DevicePage:
-    """One page of devices matching ``query``, with per-state and per-lifecycle counts.
+_DIGITS = re.compile(r"\d+")
 
-    The list holds every seen device and every Planned inventory row. Filter,
-    ORDER BY and LIMIT/OFFSET run in the database, so a page costs about the
-    same with 10,000 devices. Raises ActionError for invalid query values.
-    """
-    query.validate()
-    now = now or utcnow()
-    u = _listing()
+
+def natural_sort_key(text: str | None) -> str | None:
+    """MariaDB's NATURAL_SORT_KEY in Python: every run of digits left-padded to 20 digits,
+    so that text order is natural order (``10.0.0.9`` < ``10.0.0.10``)."""
+    if text is None:
+        return None
+    return _DIGITS.sub(lambda m: m.group().lstrip("0").zfill(20), str(text))
+
+
+def install_sql_functions(engine) -> None:
+    """Give SQLite connections of ``engine`` the ``natural_sort_key`` function MariaDB
+    (10.7+) has built in; other databases are left alone."""
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _register(dbapi_conn, _record):
+        dbapi_conn.create_function("natural_sort_key", 1, natural_sort_key, deterministic=True)
+
+
+def _where(u, query: DeviceQuery, config: Config, now: datetime) -> list:
     where = []
     if query.state:
         where.append(u.c.state == query.state)
@@ -160,27 +266,96 @@ def list_devices(sessions: sessionmaker[Session], config: Config, query: DeviceQ
         where.append(stalled_sql(u.c.state, u.c.last_contact, config, now))
     if query.q:
         like = f"%{query.q}%"
-        where.append(or_(u.c.serial.like(like), u.c.hostname.like(like), u.c.ip.like(like)))
+        where.append(or_(u.c.serial.like(like), u.c.hostname.like(like), u.c.inv_hostname.like(like),
+                         u.c.ip.like(like)))
+    for name in ("pid", "version"):
+        value = getattr(query, name)
+        if value:
+            where.append(u.c[name].like(value.replace("%", "").replace("_", "\\_") + "%", escape="\\"))
+    for name in ("site", "template", "vendor", "error_kind"):
+        value = getattr(query, name)
+        if value:
+            where.append(u.c[name] == value)
+    return where
+
+
+def _ordering(u, query: DeviceQuery) -> list:
     column = u.c[SORT_KEYS[query.sort]]
-    ordering = column.desc() if query.order == "desc" else column.asc()
+    if query.sort in NATURAL_SORTS:
+        column = func.natural_sort_key(column)
+    first = column.desc() if query.order == "desc" else column.asc()
+    if query.sort == "attention":
+        return [first, u.c.last_contact.asc(), func.natural_sort_key(u.c.serial)]
+    return [first, func.natural_sort_key(u.c.serial)]
+
+
+def list_devices(sessions: sessionmaker[Session], config: Config, query: DeviceQuery,
+                 now: datetime | None = None, counts: bool = True) -> DevicePage:
+    """One page of devices matching ``query``, with per-state and per-lifecycle counts.
+
+    The list holds every seen device and every Planned inventory row. Filter,
+    ORDER BY and LIMIT/OFFSET run in the database, so a page costs about the
+    same with 10,000 devices. Raises ActionError for invalid query values.
+    """
+    query.validate()
+    now = now or utcnow()
+    u = _listing(config, now)
+    where = _where(u, query, config, now)
     with sessions() as session:
-        counts = counts_by_state(session, config, now)
+        totals = counts_by_state(session, config, now) if counts else {}
         total = session.scalar(select(func.count()).select_from(u).where(*where)) or 0
         page = session.execute(select(u.c.kind, u.c.row_id).where(*where)
-                               .order_by(ordering, u.c.serial)
+                               .order_by(*_ordering(u, query))
                                .offset((query.page - 1) * query.per_page).limit(query.per_page)).all()
         device_ids = [r.row_id for r in page if r.kind == 0]
         planned_ids = [r.row_id for r in page if r.kind == 1]
         devices = {}
         if device_ids:
-            in_inv = _in_inventory()
-            for row, inv in session.execute(select(DeviceState, in_inv).where(DeviceState.id.in_(device_ids))):
-                devices[(0, row.id)] = device_summary(row, bool(inv), config, now)
+            for row, item in session.execute(
+                    select(DeviceState, InventoryItem).outerjoin(
+                        InventoryItem, InventoryItem.serial_number == DeviceState.serial_number)
+                    .where(DeviceState.id.in_(device_ids))):
+                devices[(0, row.id)] = device_summary(row, item is not None, config, now, item)
         if planned_ids:
             for item in session.scalars(select(InventoryItem).where(InventoryItem.id.in_(planned_ids))):
                 devices[(1, item.id)] = _planned_summary(item)
         items = [devices[(r.kind, r.row_id)] for r in page if (r.kind, r.row_id) in devices]
-    return DevicePage(items, total, query.page, query.per_page, counts)
+    return DevicePage(items, total, query.page, query.per_page, totals)
+
+
+def iter_devices(sessions: sessionmaker[Session], config: Config, query: DeviceQuery, limit: int = 100_000):
+    """Every device matching ``query`` (its filters and sort; page ignored), in pages of
+    MAX_PER_PAGE, at most ``limit`` rows: for the CSV export of the current view."""
+    now = utcnow()
+    page, seen = 1, 0
+    while seen < limit:
+        batch = dataclasses.replace(query, page=page, per_page=MAX_PER_PAGE)
+        result = list_devices(sessions, config, batch, now=now, counts=False)
+        yield from result.items[: limit - seen]
+        seen += len(result.items)
+        if page >= result.pages:
+            return
+        page += 1
+
+
+EXPORT_COLUMNS = ["serial_number", "hostname", "inventory_hostname", "pid", "vendor", "ip_address",
+                  "running_version", "target_version", "lifecycle", "state", "failed_step", "step",
+                  "total_steps", "stalled", "site", "template", "error_kind", "last_error_code",
+                  "last_error_message", "last_contact", "first_seen"]
+
+
+def filter_choices(sessions: sessionmaker[Session]) -> dict:
+    """The values each filter can take, for the dashboard's select boxes (at most 200 each)."""
+    site = InventoryItem.variables[SITE_VARIABLE].as_string()
+    columns = {"pid": DeviceState.pid, "version": DeviceState.running_version, "vendor": DeviceState.vendor,
+               "error_kind": _error_kind_column(), "template": InventoryItem.template, "site": site}
+    out = {}
+    with sessions() as session:
+        for name, column in columns.items():
+            values = session.scalars(select(column).where(column.is_not(None), column != "")
+                                     .distinct().order_by(column).limit(200)).all()
+            out[name] = [str(v) for v in values]
+    return out
 
 
 def counts_by_state(session: Session, config: Config, now: datetime) -> dict:
