@@ -39,6 +39,7 @@ from app.observability.health import bp as health_bp
 from app.observability.logs import setup_logging
 from app.observability.metrics import bp as metrics_bp
 from app.observability.metrics import count_statements
+from app.ops import notify
 from app.ops.auth import init_auth
 from app.pnp.routes import bp as pnp_bp
 from app.storage.db import make_engine, make_sessionmaker
@@ -84,4 +85,5 @@ def create_app(config: Config | None = None, *, migrate: bool = False,
         app.register_blueprint(blueprint)
     app.wsgi_app = LeadingSlashes(app.wsgi_app)
     init_auth(app, config)
+    notify.init_app(app, config)
     return app

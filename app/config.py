@@ -59,10 +59,10 @@ _INT_FIELDS = {
     "finished_backoff", "max_guestshell_checks", "guestshell_check_backoff",
     "log_max_bytes", "log_backup_count", "dhcp_subnet_id", "dhcp_pnp_https_port",
     "juniper_file_port", "stalled_after", "page_size", "config_url_max_age", "https_port",
-    "session_idle_timeout", "session_max_age",
+    "session_idle_timeout", "session_max_age", "webhook_poll", "webhook_timeout", "webhook_max_attempts",
 }
 _BOOL_FIELDS = {"dhcp_cisco", "dhcp_juniper", "dhcp_pnp_https", "dashboard_public", "require_claim",
-                "signed_config_urls"}
+                "signed_config_urls", "webhook_dispatcher"}
 _LIST_FIELDS = {"dhcp_routers", "dhcp_dns", "dhcp_ntp"}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -154,6 +154,12 @@ class Config:
     ratelimit_storage_uri: str = "database"
     session_idle_timeout: int = 3600  # seconds without a request before a login session ends
     session_max_age: int = 12 * 3600  # seconds after login when a session ends regardless
+    # webhooks (console /webhooks): delivery queue in the database
+    webhook_dispatcher: bool = True  # each server process delivers due webhooks in a thread
+    webhook_poll: int = 2  # seconds between looks at the queue
+    webhook_timeout: int = 10  # seconds per POST
+    webhook_backoff: tuple[int, ...] = (10, 30, 60, 300, 900, 3600)  # seconds before retry n
+    webhook_max_attempts: int = 8
     root: Path = PROJECT_ROOT
     extra: dict = field(default_factory=dict)
 
@@ -288,11 +294,13 @@ def _coerce(values: dict) -> dict:
                     raise ValueError(f"{name.upper()}={raw!r} is not a boolean (true/false)")
                 raw = raw.strip().lower() in _TRUE
             out[name] = bool(raw)
-        if "retry_backoff" in out:
-            raw = out["retry_backoff"]
+        for name in ("retry_backoff", "webhook_backoff"):
+            if name not in out:
+                continue
+            raw = out[name]
             if isinstance(raw, str):
                 raw = [x for x in raw.replace(",", " ").split()]
-            out["retry_backoff"] = tuple(int(x) for x in raw) or (60,)
+            out[name] = tuple(int(x) for x in raw) or (60,)
         for name in _LIST_FIELDS & out.keys():
             raw = out[name]
             if isinstance(raw, str):

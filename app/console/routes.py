@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from app import ops as op
 from app.config import get_config
 from app.console.forms import ActionForm, ImportForm, LoginForm, ResumeForm
-from app.ops import accounts, auth
+from app.ops import accounts, auth, notify
 from app.ops import audit as audit_log
 from app.pnp import workflow as wf
 from app.storage.db import get_sessions, utcnow
@@ -521,3 +521,37 @@ def audit():
                         headers={"Content-Disposition": 'attachment; filename="audit.csv"'})
     rows, total = op.list_audit(get_sessions(), **filters, page=page, per_page=100)
     return render_template("console/audit.html", rows=rows, total=total, page_no=page, filters=filters)
+
+
+# --- webhooks -----------------------------------------------------------------------------------
+
+
+@bp.route("/webhooks", methods=["GET", "POST"])
+@auth.require("admin")
+def webhooks():
+    """Admin: webhooks (URL, events, preset, HMAC secret), a test send, the delivery log."""
+    if request.method == "POST":
+        _checked(ActionForm())
+        what = request.form.get("what")
+        try:
+            if what == "add":
+                hook = notify.add_webhook(get_sessions(), request.form.get("name", ""),
+                                          request.form.get("url", "").strip(), request.form.getlist("events"),
+                                          request.form.get("preset", "json"))
+                auth.audit("webhook-add", hook["name"], detail=f"{hook['url']} {','.join(hook['events'])}")
+                flash(f"webhook {hook['name']} added")
+            elif what == "remove":
+                hook_id = int(request.form.get("id", "0"))
+                notify.remove_webhook(get_sessions(), hook_id)
+                auth.audit("webhook-remove", str(hook_id))
+                flash(f"webhook {hook_id} removed")
+            elif what == "test":
+                hook_id = int(request.form.get("id", "0"))
+                notify.queue_test(get_sessions(), hook_id)
+                flash(f"test event queued for webhook {hook_id}")
+        except (op.ActionError, op.NotFound, ValueError) as exc:
+            _form_error(exc)
+        return redirect(url_for("console.webhooks"))
+    return render_template("console/webhooks.html", hooks=notify.list_webhooks(get_sessions()),
+                           deliveries=notify.list_deliveries(get_sessions()), events=notify.EVENTS,
+                           presets=notify.PRESETS)

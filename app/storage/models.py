@@ -223,3 +223,47 @@ class AuditEntry(Base):
     address: Mapped[str | None] = mapped_column(String(45))
     success: Mapped[bool] = mapped_column(Boolean)
     detail: Mapped[str | None] = mapped_column(Text)
+
+
+class Webhook(Base):
+    """A webhook: where to POST which events, in which body format, signed with ``secret``.
+
+    ``events`` is a comma list of device_error, device_finished, device_stalled,
+    sync_failure; ``preset`` is json, slack or teams.
+    """
+
+    __tablename__ = "webhook"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(String(1024))
+    events: Mapped[str] = mapped_column(String(255))
+    preset: Mapped[str] = mapped_column(String(16))
+    secret: Mapped[str] = mapped_column(String(128))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class WebhookDelivery(Base):
+    """One queued POST of one event to one webhook: pending until delivered, retried with
+    backoff, failed after the last attempt. ``dedupe_key`` stops a second copy of the same
+    event (a stalled device is reported once per silence)."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (Index("ix_webhook_delivery_due", "status", "next_attempt_at"),
+                      Index("uq_webhook_delivery_dedupe", "webhook_id", "dedupe_key", unique=True))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhook.id", ondelete="CASCADE"))
+    event: Mapped[str] = mapped_column(String(32))
+    serial: Mapped[str | None] = mapped_column(String(64))
+    dedupe_key: Mapped[str | None] = mapped_column(String(191))
+    payload: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime)
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime)
