@@ -39,7 +39,7 @@ from app.observability.health import bp as health_bp
 from app.observability.logs import setup_logging
 from app.observability.metrics import bp as metrics_bp
 from app.observability.metrics import count_statements
-from app.ops import notify
+from app.ops import monitoring, notify
 from app.ops.auth import init_auth
 from app.pnp.routes import bp as pnp_bp
 from app.storage.db import make_engine, make_sessionmaker
@@ -86,4 +86,5 @@ def create_app(config: Config | None = None, *, migrate: bool = False,
     app.wsgi_app = LeadingSlashes(app.wsgi_app)
     init_auth(app, config)
     notify.init_app(app, config)
+    monitoring.init_app(app, config)
     return app

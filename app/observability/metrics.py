@@ -24,20 +24,39 @@ Metrics:
 * ``pnp_file_bytes_served_total{area,via}``: bytes of /images, /configs and
   /files responses (``via`` is ``direct`` or ``x-accel-redirect``: then nginx
   sends the bytes and the counter holds the file size handed over).
+* ``pnp_http_request_duration_seconds{group,status}``: request → response
+  headers, per route group (blueprint) and status class.
+* ``pnp_workflow_failures_total{kind}``: devices entering ERROR by kind
+  (FAILURE_KINDS), counted by the operator layer's change hook (app/ops/notify.py).
+* ``pnp_database_up``, ``pnp_build_info{version,python}``, ``process_*`` of the
+  whole server (master + workers, from /proc), ``python_info``; the operator
+  layer adds ``pnp_devices_lifecycle{lifecycle}`` and ``pnp_devices_stalled``.
 """
 
 from __future__ import annotations
 
 import os
+import platform
+import time
+import tomllib
 from collections.abc import Iterator
 
-from flask import Blueprint, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from flask import Blueprint, Response, current_app, g, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    PlatformCollector,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, event, func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.config import PROJECT_ROOT
 from app.pnp.workflow import State
 from app.storage.db import get_sessions
 from app.storage.models import DeviceState
@@ -58,10 +77,23 @@ DB_STATEMENTS = Counter("pnp_db_statements", "SQL statements and commits sent to
 PROVISIONING = Histogram("pnp_provisioning_duration_seconds",
                          "Seconds from a device's first contact until FINISHED",
                          buckets=DURATION_BUCKETS)
+#: HTTP answers take milliseconds; an image download's headers too (the body streams after).
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, float("inf"))
+#: route groups: one per blueprint, "other" for anything else (unknown URLs): a bounded label
+ROUTE_GROUPS = ("pnp", "files", "ztp", "console", "api", "health", "metrics", "static", "other")
+HTTP_LATENCY = Histogram("pnp_http_request_duration_seconds",
+                         "Seconds from a request to its response headers, by route group and status class",
+                         ["group", "status"], buckets=LATENCY_BUCKETS)
+#: why a device's workflow failed (a device entered ERROR): a bounded label
+FAILURE_KINDS = ("device_error", "script_failure", "config_rejected", "reload_not_taken",
+                 "template_error", "unknown")
+WORKFLOW_FAILURES = Counter("pnp_workflow_failures", "Devices that entered ERROR, by kind of failure",
+                            ["kind"])
 
 
 class DeviceStateCollector(Collector):
-    """Counts ``device_state`` rows per state at scrape time (one GROUP BY query).
+    """Counts ``device_state`` rows per state at scrape time (one GROUP BY query), and says
+    whether the database answered (``pnp_database_up`` 1 or 0; without it no device gauges).
 
     Every workflow state appears (0 when empty) so that dashboards see stable
     series; a state written by hand that the workflow does not know appears too.
@@ -71,9 +103,17 @@ class DeviceStateCollector(Collector):
         self.sessions = sessions
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        with self.sessions() as session:
-            rows = session.execute(select(DeviceState.state, func.count())
-                                   .group_by(DeviceState.state)).all()
+        up = GaugeMetricFamily("pnp_database_up", "1 when the database answered this scrape, else 0")
+        try:
+            with self.sessions() as session:
+                rows = session.execute(select(DeviceState.state, func.count())
+                                       .group_by(DeviceState.state)).all()
+        except SQLAlchemyError:
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
         counts = {state.value: 0 for state in State}
         counts.update({state: n for state, n in rows})
         family = GaugeMetricFamily("pnp_devices", "Devices per workflow state", labels=["state"])
@@ -102,8 +142,86 @@ def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
-def scrape(sessions: sessionmaker[Session]) -> bytes:
-    """The exposition text: the workers' summed metrics plus devices per state.
+def _build_version() -> str:
+    try:
+        with open(PROJECT_ROOT / "pyproject.toml", "rb") as fh:
+            return str(tomllib.load(fh)["project"]["version"])
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return "unknown"
+
+
+BUILD_VERSION = _build_version()
+
+
+class BuildInfoCollector(Collector):
+    """``pnp_build_info{version, python}`` = 1 (the project version from pyproject.toml)."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily("pnp_build_info", "Version of this server (always 1)",
+                                   labels=["version", "python"])
+        family.add_metric([BUILD_VERSION, platform.python_version()], 1)
+        yield family
+
+
+def _proc_stat(pid: int) -> dict | None:
+    """CPU seconds, resident and virtual bytes, open fds, start time of one process (/proc)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().split(b")")[-1].split()
+        fds = len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    with open("/proc/stat", "rb") as fh:
+        boot = next(float(line.split()[1]) for line in fh if line.startswith(b"btime"))
+    return {"cpu": (float(fields[11]) + float(fields[12])) / ticks,
+            "rss": int(fields[21]) * os.sysconf("SC_PAGE_SIZE"), "vsize": int(fields[20]),
+            "fds": fds, "start": boot + float(fields[19]) / ticks}
+
+
+def server_pids() -> list[int]:
+    """The server's processes: under gunicorn (multiprocess mode) the master and each
+    of its workers, else this process alone."""
+    if not multiprocess_dir() or not os.path.isdir("/proc"):
+        return [os.getpid()]
+    master = os.getppid()
+    try:
+        with open(f"/proc/{master}/task/{master}/children") as fh:
+            children = [int(x) for x in fh.read().split()]
+    except OSError:
+        return [os.getpid()]
+    return [master, *children] if os.getpid() in children else [os.getpid()]
+
+
+class ServerProcessCollector(Collector):
+    """``process_*`` for the whole server, read from /proc at scrape time (so right whichever
+    worker answers): CPU seconds, resident and virtual memory and open fds summed over the
+    master and its workers, the master's start time, and ``pnp_server_processes``; and
+    ``python_info`` (prometheus-client's PlatformCollector, the same in every process)."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        stats = [s for s in map(_proc_stat, server_pids()) if s is not None]
+        if not stats:
+            return
+        yield CounterMetricFamily("process_cpu_seconds", "User and system CPU seconds of the server's "
+                                  "processes", value=sum(s["cpu"] for s in stats))
+        yield GaugeMetricFamily("process_resident_memory_bytes", "Resident memory of the server's processes",
+                                value=sum(s["rss"] for s in stats))
+        yield GaugeMetricFamily("process_virtual_memory_bytes", "Virtual memory of the server's processes",
+                                value=sum(s["vsize"] for s in stats))
+        yield GaugeMetricFamily("process_open_fds", "Open file descriptors of the server's processes",
+                                value=sum(s["fds"] for s in stats))
+        yield GaugeMetricFamily("process_start_time_seconds", "Start of the server (its oldest process), "
+                                "seconds since the epoch", value=min(s["start"] for s in stats))
+        yield GaugeMetricFamily("pnp_server_processes", "Processes of this server (master and workers)",
+                                value=len(stats))
+        yield from PlatformCollector(registry=None).collect()
+
+
+def scrape(sessions: sessionmaker[Session], extra: tuple = ()) -> bytes:
+    """The exposition text: the workers' summed metrics, devices per state, build info,
+    the server's process metrics and any ``extra`` collectors (the operator layer's fleet
+    gauges).
 
     Without PROMETHEUS_MULTIPROC_DIR (tests with the Flask client, a single
     process) the process's own default registry is used.
@@ -114,10 +232,38 @@ def scrape(sessions: sessionmaker[Session]) -> bytes:
 
         multiprocess.MultiProcessCollector(registry)
     else:
-        for collector in (REQUESTS, ERRORS, REJECTED, FILE_BYTES, PROVISIONING, DB_STATEMENTS):
+        for collector in (REQUESTS, ERRORS, REJECTED, FILE_BYTES, PROVISIONING, DB_STATEMENTS,
+                          HTTP_LATENCY, WORKFLOW_FAILURES):
             registry.register(collector)
-    registry.register(DeviceStateCollector(sessions))
+    for collector in (DeviceStateCollector(sessions), BuildInfoCollector(), ServerProcessCollector(), *extra):
+        registry.register(collector)
     return generate_latest(registry)
+
+
+def count_failure(kind: str) -> None:
+    """Count one workflow failure of ``kind`` (one of FAILURE_KINDS, else "unknown")."""
+    WORKFLOW_FAILURES.labels(kind if kind in FAILURE_KINDS else "unknown").inc()
+
+
+def init_http_metrics(app) -> None:
+    """Observe ``pnp_http_request_duration_seconds`` for every request of ``app``, and
+    create the failure series at 0 so that ``rate()`` alerts see them from the start."""
+    for kind in FAILURE_KINDS:
+        WORKFLOW_FAILURES.labels(kind)
+
+    @app.before_request
+    def _start() -> None:
+        g.pnp_started = time.perf_counter()
+
+    @app.after_request
+    def _observe(response):
+        started = g.pop("pnp_started", None)
+        if started is not None:
+            group = request.blueprint if request.blueprint in ROUTE_GROUPS else (
+                "static" if request.endpoint == "static" else "other")
+            HTTP_LATENCY.labels(group, f"{response.status_code // 100}xx").observe(
+                time.perf_counter() - started)
+        return response
 
 
 def worker_exit(pid: int) -> None:
@@ -133,6 +279,7 @@ bp = Blueprint("metrics", __name__)
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    """Prometheus scrape endpoint (text format 0.0.4)."""
-    return Response(scrape(get_sessions()), status=200, mimetype=None,
+    """Prometheus scrape endpoint (the text format, ``CONTENT_TYPE_LATEST`` of prometheus-client)."""
+    extra = tuple(current_app.extensions.get("pnp_collectors", ()))
+    return Response(scrape(get_sessions(), extra), status=200, mimetype=None,
                     headers={"Content-Type": CONTENT_TYPE_LATEST})

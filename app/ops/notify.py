@@ -41,8 +41,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Config
+from app.observability.metrics import count_failure
 from app.ops.errors import ActionError, NotFound
 from app.ops.lifecycle import DONE, PARKED, silent_since
+from app.ops.monitoring import failure_kind
 from app.storage.db import utcnow
 from app.storage.models import DeviceState, Webhook, WebhookDelivery
 
@@ -164,7 +166,8 @@ def _device_data(row: DeviceState) -> dict:
 
 
 def _before_flush(session: Session, _context, _instances) -> None:
-    """Queue device_error / device_finished for device rows whose state changes now."""
+    """Queue device_error / device_finished for device rows whose state changes now, and
+    note each failure's kind (counted in pnp_workflow_failures_total after the commit)."""
     for obj in list(session.new) + list(session.dirty):
         if not isinstance(obj, DeviceState):
             continue
@@ -176,13 +179,28 @@ def _before_flush(session: Session, _context, _instances) -> None:
         kind = "device_error" if new in PARKED else "device_finished" if new in DONE else None
         if kind is None or old == new:
             continue
+        if new in PARKED:
+            session.info.setdefault("pnp_failures", []).append(failure_kind(
+                new, obj.failed_state, obj.last_error_code, obj.last_error_message,
+                getattr(obj, "error_kind", None)))
         for row in _rows_for(session, kind, obj.serial_number, _device_data(obj), utcnow(), None):
             session.add(row)
+
+
+def _after_commit(session: Session) -> None:
+    for kind in session.info.pop("pnp_failures", ()):
+        count_failure(kind)
+
+
+def _after_rollback(session: Session) -> None:
+    session.info.pop("pnp_failures", None)
 
 
 def install(sessions: sessionmaker[Session]) -> None:
     """Queue device events from every change made through ``sessions`` (see module doc)."""
     sa_event.listen(sessions, "before_flush", _before_flush)
+    sa_event.listen(sessions, "after_commit", _after_commit)
+    sa_event.listen(sessions, "after_soft_rollback", lambda session, _tx: _after_rollback(session))
 
 
 def queue_stalled(sessions: sessionmaker[Session], config: Config, now: datetime | None = None) -> int:
