@@ -57,7 +57,7 @@ _INT_FIELDS = {
     "port", "public_port", "proxy_hops", "workers", "threads", "min_bootflash_free", "image_space_margin",
     "max_attempts", "idle_backoff", "reload_wait", "reload_timeout",
     "finished_backoff", "max_guestshell_checks", "guestshell_check_backoff",
-    "log_max_bytes", "log_backup_count", "dhcp_subnet_id", "dhcp_pnp_https_port",
+    "log_max_bytes", "log_backup_count", "log_backoff_summary", "dhcp_subnet_id", "dhcp_pnp_https_port",
     "juniper_file_port", "stalled_after", "page_size", "config_url_max_age", "https_port",
     "session_idle_timeout", "session_max_age", "webhook_poll", "webhook_timeout", "webhook_max_attempts",
 }
@@ -111,6 +111,8 @@ class Config:
     log_level: str = "INFO"
     log_max_bytes: int = 10 * 1024 * 1024
     log_backup_count: int = 5
+    log_format: str = "text"  # text, or json (one JSON object a line, python-json-logger)
+    log_backoff_summary: int = 300  # seconds: backoff polls become one rate line per device; 0 = every poll
     # --- Juniper ZTP (/ztp_fetch) -------------------------------------------
     juniper_models: dict = field(default_factory=dict)  # model -> official image file name ("" = none)
     juniper_inventory: str = "configs/juniper/inventory.csv"  # relative to root, or absolute

@@ -166,6 +166,8 @@ def gunicorn_options(config: Config, tls: bool = False) -> dict:
         "worker_class": "gthread", "timeout": 120, "graceful_timeout": 30,
         "keepalive": 5,
         "accesslog": str(config.logs_dir / ("access-https.log" if tls else "access.log")),
+        # combined format plus the duration in microseconds (%(D)s) and the worker pid
+        "access_log_format": '%(h)s - %(u)s %(t)s "%(r)s" %(s)s %(B)s "%(f)s" "%(a)s" %(D)sus pid=%(p)s',
         "errorlog": "-", "loglevel": "warning",
         "proc_name": "pnp-server-https" if tls else "pnp-server",
     }

@@ -49,6 +49,7 @@ from app.storage.db import utcnow
 from app.storage.models import DeviceState, Webhook, WebhookDelivery
 
 log = logging.getLogger("pnp.webhook")
+failures_log = logging.getLogger("pnp.failure")
 EVENTS = ("device_error", "device_finished", "device_stalled", "sync_failure")
 PRESETS = ("json", "slack", "teams")
 TITLES = {"device_error": "Device failed", "device_finished": "Device provisioned",
@@ -171,6 +172,7 @@ def _before_flush(session: Session, _context, _instances) -> None:
     for obj in list(session.new) + list(session.dirty):
         if not isinstance(obj, DeviceState):
             continue
+        _note_failure(session, obj)
         history = inspect(obj).attrs.state.history
         if not history.added:
             continue
@@ -187,13 +189,33 @@ def _before_flush(session: Session, _context, _instances) -> None:
             session.add(row)
 
 
+def _note_failure(session: Session, row: DeviceState) -> None:
+    """A new error recorded on a device: one WARNING line with the step and the reason
+    (logged once the change is committed)."""
+    attrs = inspect(row).attrs
+    if not attrs.last_error_message.history.added or not row.last_error_message:
+        return
+    step = row.failed_state or (attrs.state.history.deleted or [row.state])[0]
+    parked = row.state in PARKED
+    kind = failure_kind(row.state, row.failed_state, row.last_error_code, row.last_error_message,
+                        getattr(row, "error_kind", None)) if parked else None
+    where = f"failed at {step}" if parked else f"error at {step}, will retry"
+    line = (f"{row.serial_number} {where}{f' ({kind})' if kind else ''}: "
+            f"{(row.last_error_code + ' ') if row.last_error_code else ''}{row.last_error_message}"
+            f" (attempt {row.attempts or 0}, now {row.state})")
+    session.info.setdefault("pnp_warnings", []).append(line)
+
+
 def _after_commit(session: Session) -> None:
     for kind in session.info.pop("pnp_failures", ()):
         count_failure(kind)
+    for line in session.info.pop("pnp_warnings", ()):
+        failures_log.warning("%s", line)
 
 
 def _after_rollback(session: Session) -> None:
     session.info.pop("pnp_failures", None)
+    session.info.pop("pnp_warnings", None)
 
 
 def install(sessions: sessionmaker[Session]) -> None:
