@@ -1,26 +1,36 @@
-"""JSON API ``/api/v1``: devices (filter, pagination), one device with its events, the
-actions, inventory import, day-0 preview. OpenAPI 3.1 document at /api/v1/openapi.json.
+"""JSON API ``/api/v1``: devices (filters, sorts, pages), one device with its events, the
+actions (one device or many), the inventory (import with a dry run, edit, delete), the
+day-0 preview and the audit log.
 
-Authentication: ``Authorization: Bearer <ADMIN_TOKEN>``, or a logged-in
-console session (unsafe methods then need the ``X-CSRFToken`` header). Errors
-are JSON ``{"error": "..."}`` with a 4xx status. Every change goes through
-app.ops, the same service layer as the console and the CLI.
+Each route is defined once: its ``@operation`` (app/api/spec.py) names the
+marshmallow schemas (app/api/schemas.py) that validate the request and from
+which /api/v1/openapi.json is generated; /api-docs shows it (Swagger UI, served
+from app/static, no CDN).
+
+Authentication: ``Authorization: Bearer <personal token>`` (or ADMIN_TOKEN), or a
+logged-in console session (unsafe methods then need the ``X-CSRFToken`` header);
+reading needs the viewer role, acting operator, the audit log admin. Errors are
+JSON ``{"error": "..."}`` with a 4xx status; a bad value is a 400 naming the field
+(nothing is clamped); an unknown device is a 404 on every route. Every change goes
+through app.ops, the same service layer as the console and the CLI, and is audited.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from flask import Blueprint, Response, abort, jsonify, request
+from flask import Blueprint, Response, abort, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from app import ops as op
-from app.api.openapi import openapi_document
+from app.api import schemas as s
+from app.api.spec import BadRequest, bad_request_answer, openapi_document, operation
 from app.config import get_config
 from app.ops import auth
 from app.storage.db import get_sessions
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+_ACT = (400, 401, 403, 404, 429)
 
 
 def _plain(value):
@@ -43,6 +53,9 @@ def _error(exc: HTTPException):
     return response
 
 
+bp.register_error_handler(BadRequest, bad_request_answer)
+
+
 @bp.app_errorhandler(404)
 @bp.app_errorhandler(405)
 def _api_not_found(exc: HTTPException):
@@ -54,23 +67,21 @@ def _api_not_found(exc: HTTPException):
 
 @bp.get("/openapi.json")
 def openapi():
-    """The OpenAPI 3.1 document of this API (public: it holds no data)."""
-    return jsonify(openapi_document(request.host_url.rstrip("/")))
+    """The OpenAPI 3.1 document of this API, generated from the routes (public: no data)."""
+    return jsonify(openapi_document(current_app, request.host_url.rstrip("/")))
 
 
-def _int_arg(name: str, default: int) -> int:
-    try:
-        return int(request.args.get(name, default))
-    except ValueError:
-        abort(400, description=f"{name} must be an integer")
+# --- devices ------------------------------------------------------------------------------------
 
 
 @bp.get("/devices")
 @auth.api_auth
+@operation("List devices: errors and stalled first by default; filters, natural sorts, pages",
+           query=s.DeviceListQuery, responses={200: s.DevicePage})
 def devices():
     """A page of devices with counts per state and lifecycle."""
     try:
-        query = op.DeviceQuery.from_args(request.args, get_config().page_size)
+        query = op.DeviceQuery.from_args(g.api_query, get_config().page_size)
         page = op.list_devices(get_sessions(), get_config(), query)
     except op.ActionError as exc:
         abort(400, description=str(exc))
@@ -78,26 +89,40 @@ def devices():
                            "per_page": page.per_page, "pages": page.pages, "counts": page.counts}))
 
 
+@bp.post("/devices/bulk")
+@auth.api_auth
+@operation("One action on many devices (each audited); per device done or the reason it failed",
+           body=s.BulkBody, responses={200: s.BulkResult}, errors=(400, 401, 403, 429))
+def bulk():
+    """``{"action": "retry|reset|claim|delete", "serials": [...]}`` → done / failed per device."""
+    body = g.api_body
+    try:
+        result = op.bulk(get_sessions(), body["action"], body["serials"], auth.current_actor())
+    except op.ActionError as exc:
+        abort(400, description=str(exc))
+    return jsonify(_plain({"action": result.action, "done": result.done, "failed": result.failed}))
+
+
 @bp.get("/devices/<serial>")
 @auth.api_auth
+@operation("One device: fields, summary, inventory, events newest first, day-0 config, raw XML",
+           query=s.DeviceQuery, responses={200: s.Device}, errors=(400, 401, 403, 404, 429))
 def device(serial: str):
-    """One device: fields, summary, inventory, events newest first, day-0 config, raw XML."""
-    events = min(max(_int_arg("events", 200), 0), 5000)
+    """One device (a Planned inventory row too)."""
     try:
-        data = op.get_device(get_sessions(), get_config(), serial, events=events)
+        data = op.get_device(get_sessions(), get_config(), serial, events=g.api_query.get("events", 200))
     except op.NotFound as exc:
         abort(404, description=str(exc))
     return jsonify(_plain(data))
 
 
-def _action(serial: str, run):
+def _action(run):
     try:
-        result = run()
+        return run()
     except op.NotFound as exc:
         abort(404, description=str(exc))
     except op.ActionError as exc:
         abort(400, description=str(exc))
-    return result
 
 
 def _state_of(serial: str) -> dict:
@@ -105,55 +130,75 @@ def _state_of(serial: str) -> dict:
     return _plain(data["summary"])
 
 
+def _act(serial: str, action: str, **kw):
+    _action(lambda: op.act(get_sessions(), action, serial, auth.current_actor(), **kw))
+    return jsonify(_state_of(serial))
+
+
 @bp.post("/devices/<serial>/resume")
 @auth.api_auth
+@operation("Resume at a workflow state (that step starts afresh at the next work-request)",
+           body=s.ResumeBody, responses={200: s.DeviceSummary}, errors=_ACT)
 def resume(serial: str):
     """Resume at ``{"state": "<workflow state>"}``."""
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict) or not isinstance(body.get("state"), str):
-        abort(400, description='body must be JSON {"state": "<workflow state>"}')
-    _action(serial, lambda: op.act(get_sessions(), "resume", serial, auth.current_actor(), state=body["state"]))
-    return jsonify(_state_of(serial))
+    return _act(serial, "resume", state=g.api_body["state"])
 
 
 @bp.post("/devices/<serial>/retry")
 @auth.api_auth
+@operation("Retry the failed step now", responses={200: s.DeviceSummary}, errors=_ACT)
 def retry(serial: str):
     """Retry the failed step now."""
-    _action(serial, lambda: op.act(get_sessions(), "retry", serial, auth.current_actor()))
-    return jsonify(_state_of(serial))
+    return _act(serial, "retry")
 
 
 @bp.post("/devices/<serial>/reset")
 @auth.api_auth
+@operation("Start over at step 1", responses={200: s.DeviceSummary}, errors=_ACT)
 def reset(serial: str):
     """Start over at step 1."""
-    _action(serial, lambda: op.act(get_sessions(), "reset", serial, auth.current_actor()))
-    return jsonify(_state_of(serial))
+    return _act(serial, "reset")
 
 
 @bp.post("/devices/<serial>/claim")
 @auth.api_auth
+@operation("Add a seen device to the inventory (lets it go on when REQUIRE_CLAIM)",
+           responses={200: s.ClaimResult}, errors=_ACT)
 def claim(serial: str):
-    """Add a seen device to the inventory (lets it go on when REQUIRE_CLAIM)."""
-    created = _action(serial, lambda: op.act(get_sessions(), "claim", serial, auth.current_actor()))
+    """Add a seen device to the inventory."""
+    created = _action(lambda: op.act(get_sessions(), "claim", serial, auth.current_actor()))
     return jsonify({**_state_of(serial), "newly_claimed": created})
 
 
 @bp.delete("/devices/<serial>")
 @auth.api_auth
+@operation("Forget the device and its history (the audit log keeps the deletion)",
+           responses={204: None}, errors=_ACT)
 def delete(serial: str):
     """Forget the device and its history."""
-    _action(serial, lambda: op.act(get_sessions(), "delete", serial, auth.current_actor()))
+    _action(lambda: op.act(get_sessions(), "delete", serial, auth.current_actor()))
     return Response(status=204)
+
+
+@bp.get("/devices/<serial>/history")
+@auth.api_auth
+@operation("The device's whole history, oldest first (export it before deleting the device)",
+           responses={200: [s.Event]}, errors=(401, 403, 404, 429))
+def history(serial: str):
+    """Every event of a device."""
+    rows = _action(lambda: op.device_history(get_sessions(), serial))
+    return jsonify(_plain(rows))
 
 
 @bp.get("/devices/<serial>/config")
 @auth.api_auth
+@operation("Preview the day-0 config the device gets (text), or 422 with the reason",
+           responses={200: "text", 422: s.Error}, errors=(401, 403, 404, 429))
 def config_preview(serial: str):
-    """The day-0 config the device gets (text/plain), or 422 with the reason."""
+    """The day-0 config the device gets (text/plain); 404 for an unknown serial."""
     from app.files.day0 import Day0Error
 
+    _action(lambda: op.get_device(get_sessions(), get_config(), serial, events=0, exchanges=0))
     try:
         day0 = op.render_day0(get_sessions(), get_config(), serial)
     except Day0Error as exc:
@@ -162,19 +207,28 @@ def config_preview(serial: str):
                                                                 "X-Day0-Name": day0.name})
 
 
+# --- inventory ----------------------------------------------------------------------------------
+
+
 @bp.get("/inventory")
 @auth.api_auth
+@operation("A page of the inventory (by serial)", query=s.PageQuery, responses={200: s.InventoryPage})
 def inventory():
     """A page of the inventory."""
-    items, total = op.list_inventory(get_sessions(), page=_int_arg("page", 1),
-                                     per_page=_int_arg("per_page", 100))
+    items, total = op.list_inventory(get_sessions(), page=g.api_query.get("page", 1),
+                                     per_page=g.api_query.get("per_page", 100))
     return jsonify(_plain({"items": items, "total": total}))
 
 
 @bp.post("/inventory")
 @auth.api_auth
+@operation("Import CSV (serial, hostname, pid, template, variables…); dry_run says what would change",
+           query=s.ImportQuery, raw_body={"text/csv": {"schema": {"type": "string"}},
+                                          "multipart/form-data": {"schema": {"type": "object", "properties": {
+                                              "file": {"type": "string", "format": "binary"}}}}},
+           responses={200: s.ImportResult}, errors=(400, 401, 403, 429))
 def inventory_import():
-    """Import CSV: a ``text/csv`` body or a multipart ``file``; ``?dry_run=1`` validates only.
+    """Import CSV: a ``text/csv`` body or a multipart ``file``; ``?dry_run=true`` writes nothing.
 
     400 with per-line ``errors`` when anything is wrong (nothing written).
     """
@@ -185,79 +239,58 @@ def inventory_import():
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         abort(400, description="the CSV is not UTF-8 text")
-    result = op.import_inventory(get_sessions(), get_config(), text,
-                                 dry_run=request.args.get("dry_run", "") in ("1", "true"))
-    body = {"created": result.created, "updated": result.updated, "errors": result.errors}
-    return jsonify(body), (200 if result.ok else 400)
-
-
-@bp.post("/devices/bulk")
-@auth.api_auth
-def bulk():
-    """One action on many devices: ``{"action": "retry|reset|claim|delete", "serials": [...]}``.
-
-    Answers ``{"action", "done": {serial: result}, "failed": {serial: reason}}``; each
-    device is audited. 400 for an unknown action, no serials or more than 1000.
-    """
-    body = request.get_json(silent=True)
-    if (not isinstance(body, dict) or not isinstance(body.get("action"), str)
-            or not isinstance(body.get("serials"), list)
-            or not all(isinstance(s, str) for s in body["serials"])):
-        abort(400, description='body must be JSON {"action": "retry", "serials": ["FGL…", …]}')
-    try:
-        result = op.bulk(get_sessions(), body["action"], body["serials"], auth.current_actor())
-    except op.ActionError as exc:
-        abort(400, description=str(exc))
-    return jsonify(_plain({"action": result.action, "done": result.done, "failed": result.failed}))
-
-
-@bp.get("/audit")
-@auth.api_auth(needed="admin")
-def audit():
-    """The audit log, newest first (admin): ``?actor=&action=&target=&page=&per_page=``."""
-    rows, total = op.list_audit(get_sessions(), actor=request.args.get("actor", ""),
-                                action=request.args.get("action", ""), target=request.args.get("target", ""),
-                                page=_int_arg("page", 1), per_page=_int_arg("per_page", 100))
-    return jsonify(_plain({"items": rows, "total": total}))
+    dry_run = g.api_query.get("dry_run", False)
+    result = op.import_inventory(get_sessions(), get_config(), text, dry_run=dry_run)
+    body = {"created": result.created, "updated": result.updated, "errors": result.errors,
+            "dry_run": dry_run, "changes": result.changes}
+    if not result.ok:
+        body["error"] = f"{len(result.errors)} error(s): nothing imported"
+    return jsonify(_plain(body)), (200 if result.ok else 400)
 
 
 @bp.get("/inventory/<serial>")
 @auth.api_auth
+@operation("One inventory row", responses={200: s.InventoryItem}, errors=(401, 403, 404, 429))
 def inventory_item(serial: str):
     """One inventory row."""
-    try:
-        return jsonify(_plain(op.get_item(get_sessions(), serial)))
-    except op.NotFound as exc:
-        abort(404, description=str(exc))
+    return jsonify(_plain(_action(lambda: op.get_item(get_sessions(), serial))))
 
 
 @bp.put("/inventory/<serial>")
 @auth.api_auth
+@operation("Change one inventory row (the template is test-rendered first)",
+           body=s.InventoryBody, responses={200: s.InventoryItem}, errors=_ACT)
 def inventory_update(serial: str):
-    """Replace one inventory row's ``hostname``, ``pid``, ``template``, ``variables``
-    (the template is test-rendered first: 400 with the reason)."""
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict) or not isinstance(body.get("variables", {}), dict) or not all(
-            isinstance(body.get(k), str | None) for k in ("hostname", "pid", "template")):
-        abort(400, description='body must be JSON {"hostname", "pid", "template", "variables": {}}')
-    try:
-        item = op.update_item(get_sessions(), get_config(), serial, body.get("hostname"),
-                              body.get("pid") or "", body.get("template"), body.get("variables", {}))
-    except op.NotFound as exc:
-        abort(404, description=str(exc))
-    except op.ActionError as exc:
-        abort(400, description=str(exc))
+    """Replace one inventory row's ``hostname``, ``pid``, ``template``, ``variables``."""
+    body = g.api_body
+    item = _action(lambda: op.update_item(get_sessions(), get_config(), serial, body.get("hostname"),
+                                          body.get("pid") or "", body.get("template"),
+                                          body.get("variables", {})))
     auth.audit("inventory-edit", serial)
     return jsonify(_plain(item))
 
 
 @bp.delete("/inventory/<serial>")
 @auth.api_auth
+@operation("Remove one inventory row (a seen device becomes Unclaimed)", responses={204: None},
+           errors=(401, 403, 404, 429))
 def inventory_delete(serial: str):
-    """Remove one inventory row (a seen device becomes Unclaimed)."""
-    try:
-        op.delete_item(get_sessions(), serial)
-    except op.NotFound as exc:
-        abort(404, description=str(exc))
+    """Remove one inventory row."""
+    _action(lambda: op.delete_item(get_sessions(), serial))
     auth.audit("inventory-delete", serial)
     return Response(status=204)
+
+
+# --- audit --------------------------------------------------------------------------------------
+
+
+@bp.get("/audit")
+@auth.api_auth(needed="admin")
+@operation("The audit log, newest first (admin)", query=s.AuditQuery, responses={200: s.AuditPage})
+def audit():
+    """Logins, logouts and every action: who, what, on which device, from where."""
+    q = g.api_query
+    rows, total = op.list_audit(get_sessions(), actor=q.get("actor", ""), action=q.get("action", ""),
+                                target=q.get("target", ""), page=q.get("page", 1),
+                                per_page=q.get("per_page", 100))
+    return jsonify(_plain({"items": rows, "total": total}))

@@ -34,6 +34,8 @@ class ImportResult:
     created: int = 0
     updated: int = 0
     errors: list[str] = field(default_factory=list)
+    #: per row: ``{"serial_number", "action": create|update|unchanged, "changes": {field: [before, after]}}``
+    changes: list[dict] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -76,7 +78,12 @@ def import_inventory(sessions: sessionmaker[Session], config: Config, text: str,
             except day0.Day0Error as exc:
                 errors.append(f"line {row['line']}: {row['serial_number']}: {exc}")
     result = ImportResult(errors=errors)
-    if errors or dry_run:
+    if errors:
+        return result
+    result.changes = _changes(sessions, rows)
+    if dry_run:
+        result.created = sum(1 for c in result.changes if c["action"] == "create")
+        result.updated = sum(1 for c in result.changes if c["action"] == "update")
         return result
     now = utcnow()
     try:
@@ -86,6 +93,29 @@ def import_inventory(sessions: sessionmaker[Session], config: Config, text: str,
         result.errors.append("another import added some of these serials at the same time: "
                              "nothing imported, try again")
     return result
+
+
+_FIELDS = ("hostname", "pid", "template", "variables")
+
+
+def _changes(sessions: sessionmaker[Session], rows: list[dict]) -> list[dict]:
+    """What importing ``rows`` changes, row by row (the dry run's answer)."""
+    with sessions() as session:
+        existing = {i.serial_number: i for i in session.scalars(select(InventoryItem).where(
+            InventoryItem.serial_number.in_([r["serial_number"] for r in rows])))}
+    out = []
+    for row in rows:
+        item = existing.get(row["serial_number"])
+        if item is None:
+            out.append({"serial_number": row["serial_number"], "action": "create",
+                        "changes": {f: [None, row[f]] for f in _FIELDS if row[f] not in (None, "", {})}})
+            continue
+        before = {"hostname": item.hostname, "pid": item.pid, "template": item.template,
+                  "variables": dict(item.variables or {})}
+        diff = {f: [before[f], row[f]] for f in _FIELDS if before[f] != row[f]}
+        out.append({"serial_number": row["serial_number"], "action": "update" if diff else "unchanged",
+                    "changes": diff})
+    return out
 
 
 def _upsert(sessions: sessionmaker[Session], rows: list[dict], result: ImportResult, now: datetime) -> None:

@@ -1,0 +1,229 @@
+"""marshmallow schemas of /api/v1: what requests may carry and what answers hold.
+
+They are the one definition of the API: ``app/api/spec.py`` validates query
+arguments and JSON bodies with them (400 with the reason per field, nothing is
+clamped) and builds the OpenAPI document from them (apispec's MarshmallowPlugin).
+"""
+
+from __future__ import annotations
+
+from marshmallow import EXCLUDE, Schema, fields, validate
+
+from app.ops import BULK_ACTIONS, MAX_PER_PAGE, SORT_COLUMNS, Lifecycle
+from app.ops.lifecycle import ZTP_PROGRESS
+from app.pnp.workflow import State
+
+#: every state a device row can hold: the Cisco workflow's and Juniper ZTP's
+STATES = [s.value for s in State] + list(ZTP_PROGRESS)
+LIFECYCLES = [lc.value for lc in Lifecycle]
+EVENT_KINDS = ["job", "response", "state", "error", "info", "reload", "fetch"]
+
+
+def _text(**kw):
+    return fields.String(allow_none=True, **kw)
+
+
+class Error(Schema):
+    """Every 4xx answer: ``{"error": "..."}`` (``fields`` per bad field for a validation error)."""
+
+    error = fields.String(required=True)
+    fields_ = fields.Dict(data_key="fields", keys=fields.String(), values=fields.Raw(),
+                          metadata={"description": "per bad field, the reasons"})
+
+
+class DeviceListQuery(Schema):
+    """Filters, sort and page of a device list."""
+
+    state = fields.String(validate=validate.OneOf(STATES), metadata={"description": "workflow or ZTP state"})
+    lifecycle = fields.String(validate=validate.OneOf(LIFECYCLES))
+    stalled = fields.Boolean(metadata={"description": "only stalled devices"})
+    q = fields.String(validate=validate.Length(max=64),
+                      metadata={"description": "substring of serial, hostname (device or inventory) or IP"})
+    pid = fields.String(validate=validate.Length(max=64), metadata={"description": "PID prefix"})
+    version = fields.String(validate=validate.Length(max=64), metadata={"description": "running version prefix"})
+    site = fields.String(validate=validate.Length(max=64), metadata={"description": "inventory variable site"})
+    template = fields.String(validate=validate.Length(max=64))
+    vendor = fields.String(validate=validate.OneOf(["cisco", "juniper"]))
+    error_kind = fields.String(validate=validate.Length(max=64))
+    sort = fields.String(validate=validate.OneOf(list(SORT_COLUMNS)),
+                         metadata={"description": "default attention: errors, then stalled devices, first"})
+    order = fields.String(validate=validate.OneOf(["asc", "desc"]))
+    page = fields.Integer(validate=validate.Range(min=1, max=1_000_000))
+    per_page = fields.Integer(validate=validate.Range(min=1, max=MAX_PER_PAGE))
+
+
+class DeviceQuery(Schema):
+    """How many events one device's answer holds."""
+
+    events = fields.Integer(validate=validate.Range(min=0, max=5000))
+
+
+class PageQuery(Schema):
+    """A page of a list."""
+
+    page = fields.Integer(validate=validate.Range(min=1, max=1_000_000))
+    per_page = fields.Integer(validate=validate.Range(min=1, max=MAX_PER_PAGE))
+
+
+class AuditQuery(PageQuery):
+    """Audit log filters (exact matches)."""
+
+    actor = fields.String(validate=validate.Length(max=64))
+    action = fields.String(validate=validate.Length(max=32))
+    target = fields.String(validate=validate.Length(max=64))
+
+
+class ImportQuery(Schema):
+    """``dry_run``: validate and say what would change, write nothing."""
+
+    dry_run = fields.Boolean()
+
+
+class DeviceSummary(Schema):
+    """A device as the dashboard lists it (a Planned inventory row too: state null)."""
+
+    serial_number = fields.String(required=True)
+    pid = _text()
+    hostname = _text()
+    inventory_hostname = _text()
+    ip_address = _text()
+    running_version = _text()
+    target_version = _text()
+    state = fields.String(allow_none=True, required=True, validate=validate.OneOf(STATES))
+    vendor = _text()
+    lifecycle = fields.String(required=True, validate=validate.OneOf(LIFECYCLES))
+    failed_step = _text(metadata={"description": "the step an ERROR device failed in"})
+    step = fields.Integer(required=True)
+    total_steps = fields.Integer(required=True)
+    last_contact = fields.DateTime(allow_none=True)
+    first_seen = fields.DateTime(allow_none=True)
+    last_error_code = _text()
+    last_error_message = _text()
+    error_kind = _text()
+    stalled = fields.Boolean(required=True)
+    claimed = fields.Boolean()
+    template = _text()
+    site = _text()
+
+
+class Counts(Schema):
+    state = fields.Dict(keys=fields.String(), values=fields.Integer())
+    lifecycle = fields.Dict(keys=fields.String(), values=fields.Integer())
+    stalled = fields.Integer()
+    total = fields.Integer()
+
+
+class DevicePage(Schema):
+    items = fields.List(fields.Nested(DeviceSummary), required=True)
+    total = fields.Integer(required=True)
+    page = fields.Integer(required=True)
+    per_page = fields.Integer(required=True)
+    pages = fields.Integer(required=True)
+    counts = fields.Nested(Counts)
+
+
+class Event(Schema):
+    id = fields.Integer()
+    at = fields.DateTime()
+    kind = fields.String(validate=validate.OneOf(EVENT_KINDS))
+    service = _text()
+    correlator = _text()
+    success = fields.Boolean(allow_none=True)
+    error_code = _text()
+    message = fields.String()
+    raw_xml = _text()
+
+
+class Day0(Schema):
+    name = _text()
+    source = _text()
+    text = _text()
+    md5 = _text()
+    error = _text()
+
+
+class Device(Schema):
+    serial_number = fields.String(required=True)
+    summary = fields.Nested(DeviceSummary, required=True)
+    fields_ = fields.Dict(data_key="fields", metadata={"description": "every device_state column"})
+    inventory = fields.Dict(allow_none=True)
+    events = fields.List(fields.Nested(Event))
+    exchanges = fields.List(fields.Nested(Event))
+    day0 = fields.Nested(Day0)
+
+
+class ResumeBody(Schema):
+    state = fields.String(required=True, validate=validate.OneOf([s.value for s in State]))
+
+
+class ClaimResult(DeviceSummary):
+    newly_claimed = fields.Boolean(required=True)
+
+
+class BulkBody(Schema):
+    action = fields.String(required=True, validate=validate.OneOf(list(BULK_ACTIONS)))
+    serials = fields.List(fields.String(validate=validate.Length(min=1, max=64)), required=True,
+                          validate=validate.Length(min=1, max=1000))
+
+
+class BulkResult(Schema):
+    action = fields.String(required=True)
+    done = fields.Dict(keys=fields.String(), values=fields.Raw(), required=True)
+    failed = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+
+
+class InventoryItem(Schema):
+    serial_number = fields.String(required=True)
+    hostname = _text()
+    pid = _text()
+    template = _text()
+    variables = fields.Dict(keys=fields.String(), values=fields.Raw())
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class InventoryPage(Schema):
+    items = fields.List(fields.Nested(InventoryItem), required=True)
+    total = fields.Integer(required=True)
+
+
+class InventoryBody(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    hostname = fields.String(allow_none=True, validate=validate.Length(max=255))
+    pid = fields.String(allow_none=True, validate=validate.Length(max=64))
+    template = fields.String(allow_none=True, validate=validate.Length(max=255))
+    variables = fields.Dict(keys=fields.String(validate=validate.Length(min=1)), values=fields.Raw())
+
+
+class Change(Schema):
+    serial_number = fields.String(required=True)
+    action = fields.String(required=True, validate=validate.OneOf(["create", "update", "unchanged"]))
+    changes = fields.Dict(keys=fields.String(), values=fields.List(fields.Raw()),
+                          metadata={"description": "field → [before, after]"})
+
+
+class ImportResult(Schema):
+    created = fields.Integer(required=True)
+    updated = fields.Integer(required=True)
+    errors = fields.List(fields.String(), required=True)
+    dry_run = fields.Boolean()
+    changes = fields.List(fields.Nested(Change), metadata={"description": "what the import changes (or would)"})
+
+
+class AuditEntry(Schema):
+    id = fields.Integer()
+    at = fields.DateTime()
+    actor = fields.String()
+    via = fields.String()
+    action = fields.String()
+    target = _text()
+    address = _text()
+    success = fields.Boolean()
+    detail = _text()
+
+
+class AuditPage(Schema):
+    items = fields.List(fields.Nested(AuditEntry), required=True)
+    total = fields.Integer(required=True)
