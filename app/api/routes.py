@@ -48,6 +48,9 @@ def _plain(value):
 def _error(exc: HTTPException):
     response = jsonify({"error": exc.description or exc.name})
     response.status_code = exc.code or 500
+    for name, value in exc.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value  # e.g. Allow of a 405 (RFC 9110)
     if exc.code == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="pnp"'
     return response
@@ -89,7 +92,7 @@ def devices():
                            "per_page": page.per_page, "pages": page.pages, "counts": page.counts}))
 
 
-@bp.post("/devices/bulk")
+@bp.post("/bulk")
 @auth.api_auth
 @operation("One action on many devices (each audited); per device done or the reason it failed",
            body=s.BulkBody, responses={200: s.BulkResult}, errors=(400, 401, 403, 429))

@@ -555,3 +555,10 @@ def webhooks():
     return render_template("console/webhooks.html", hooks=notify.list_webhooks(get_sessions()),
                            deliveries=notify.list_deliveries(get_sessions()), events=notify.EVENTS,
                            presets=notify.PRESETS)
+
+
+@bp.get("/api-docs")
+def api_docs():
+    """The interactive API page: Swagger UI (vendored in app/static/swagger-ui) on
+    /api/v1/openapi.json."""
+    return render_template("console/api_docs.html")

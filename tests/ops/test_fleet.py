@@ -162,10 +162,10 @@ def test_bulk_retry_of_twelve_failed_devices_in_one_action(fleet_app):
         audit = session.scalars(select(AuditEntry).where(AuditEntry.action == "retry")).all()
     assert all(states[s] == "APPLY_DAY0_CONFIG" for s in failed) and states["FGL0G999"] == "CHECK_IMAGE"
     assert len([a for a in audit if a.success]) == 12 and {a.actor for a in audit} == {"admin"}
-    api = client.post("/api/v1/devices/bulk", json={"action": "reset", "serials": failed[:3]},
+    api = client.post("/api/v1/bulk", json={"action": "reset", "serials": failed[:3]},
                       headers={"X-CSRFToken": token})
     assert api.status_code == 200 and sorted(api.get_json()["done"]) == failed[:3]
-    assert client.post("/api/v1/devices/bulk", json={"action": "explode", "serials": failed},
+    assert client.post("/api/v1/bulk", json={"action": "explode", "serials": failed},
                        headers={"X-CSRFToken": token}).status_code == 400
 
 
