@@ -7,7 +7,8 @@
   127.0.0.1: start, stop (SIGTERM), kill (SIGKILL of the whole process group);
 * ``drive``: run simulated devices in threads; ``db_rows``, ``assert_finished``;
 * ``OwnMariaDB``: a private ``mariadbd`` for tests that stop the database
-  (never the machine's shared one).
+  (never the machine's shared one);
+* ``WebhookReceiver``: an HTTP receiver on 127.0.0.1 that records webhook POSTs.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pymysql
@@ -238,3 +240,33 @@ class OwnMariaDB:
                 self.proc.kill()
                 self.proc.wait(10)
         self.proc = None
+
+
+class WebhookReceiver:
+    """A local HTTP receiver: records each POST; answers the statuses queued in ``answers``."""
+
+    def __init__(self) -> None:
+        self.received: list[dict] = []
+        self.answers: list[int] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                outer.received.append({"headers": dict(self.headers), "body": body})
+                status = outer.answers.pop(0) if outer.answers else 200
+                self.send_response(status)
+                self.end_headers()
+                self.wfile.write(b"ok" if status == 200 else b"try later")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

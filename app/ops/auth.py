@@ -223,6 +223,9 @@ def api_auth(view=None, *, needed: str | None = None):
             if principal is None:
                 abort(401, description="authentication required: Authorization: Bearer <token> "
                                        "or a logged-in session")
+            role_needed = needed or ("viewer" if request.method in ("GET", "HEAD") else "operator")
+            if not principal.can(role_needed):
+                abort(403, description=f"this needs the {role_needed} role (you are {principal.role})")
             if principal.via == "session" and request.method not in ("GET", "HEAD", "OPTIONS"):
                 from flask_wtf.csrf import validate_csrf
                 from wtforms import ValidationError
@@ -231,9 +234,6 @@ def api_auth(view=None, *, needed: str | None = None):
                     validate_csrf(request.headers.get("X-CSRFToken", ""))
                 except ValidationError:
                     abort(400, description="missing or invalid X-CSRFToken header")
-            role_needed = needed or ("viewer" if request.method in ("GET", "HEAD") else "operator")
-            if not principal.can(role_needed):
-                abort(403, description=f"this needs the {role_needed} role (you are {principal.role})")
             return fn(*args, **kwargs)
         return wrapper
     return decorate(view) if view is not None else decorate

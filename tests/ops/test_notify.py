@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from sqlalchemy import insert, select, update
@@ -18,36 +16,7 @@ from app.pnp import service
 from app.storage.db import utcnow
 from app.storage.models import DeviceState, WebhookDelivery
 from simulator import SimulatedDevice
-
-
-class Receiver:
-    """A local HTTP receiver: records each POST; answers the statuses queued in ``answers``."""
-
-    def __init__(self) -> None:
-        self.received: list[dict] = []
-        self.answers: list[int] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server's name
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.received.append({"headers": dict(self.headers), "body": body})
-                status = outer.answers.pop(0) if outer.answers else 200
-                self.send_response(status)
-                self.end_headers()
-                self.wfile.write(b"ok" if status == 200 else b"try later")
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+from tests.helpers import WebhookReceiver as Receiver
 
 
 @pytest.fixture
