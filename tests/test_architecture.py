@@ -18,6 +18,7 @@ Layers, lowest first (a module may import its own layer or lower ones):
 from __future__ import annotations
 
 import ast
+import gc
 from pathlib import Path
 
 APP = Path(__file__).resolve().parents[1] / "app"
@@ -62,13 +63,26 @@ def resolve(module: str, node: ast.ImportFrom, is_package: bool) -> str:
     return ".".join(base + ([node.module] if node.module else []))
 
 
+def _parse(path: Path) -> ast.AST:
+    """``ast.parse`` with the garbage collector paused: CPython 3.11.7 can raise "AST
+    constructor recursion depth mismatch" (a SystemError) late in a long test run; parsing
+    with no collection in the middle avoids it."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return ast.parse(path.read_text(), str(path))
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def imports() -> dict[str, set[str]]:
     """``module -> {app modules it imports}`` for every module under app/."""
     modules = {module_name(p): p for p in APP.rglob("*.py")}
     graph: dict[str, set[str]] = {}
     for module, path in modules.items():
         targets: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        for node in ast.walk(_parse(path)):
             if isinstance(node, ast.Import):
                 names = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom):
