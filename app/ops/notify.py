@@ -350,9 +350,23 @@ class Dispatcher:
         self.thread.start()
         return self
 
+    def _any_webhook(self) -> bool:
+        """Whether any webhook is enabled, asked at most every 10 s (a server without
+        webhooks then costs one small query per 10 s and worker, not one per poll)."""
+        now = time.monotonic()
+        if now - self._checked >= 10:
+            self._checked = now
+            with self.sessions() as session:
+                self._hooks = session.scalars(select(Webhook.id).where(Webhook.enabled.is_(True))).first() \
+                    is not None
+        return self._hooks
+
     def _run(self) -> None:
+        self._checked, self._hooks = -1e9, False
         while not self.stop.wait(self.config.webhook_poll):
             try:
+                if not self._any_webhook():
+                    continue
                 if time.monotonic() - self._last_stalled >= 60:
                     self._last_stalled = time.monotonic()
                     queue_stalled(self.sessions, self.config)
