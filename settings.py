@@ -83,6 +83,9 @@ RUN_AS = ""
 LOG_LEVEL = "INFO"  # DEBUG adds the raw XML of every exchange
 LOG_MAX_BYTES = 10 * 1024 * 1024
 LOG_BACKUP_COUNT = 5
+LOG_FORMAT = "text"  # "json": one JSON object a line (for Loki, Elasticsearch…)
+# Backoff polls of a device become one line every this many seconds (0: every poll; DEBUG: all).
+LOG_BACKOFF_SUMMARY = 300
 
 # --- Juniper ZTP (/ztp_fetch/<mode>/<vci>/<mac>, see docs/dhcp.md) -------------------------
 # Known Juniper models, lower case as Junos sends them in option 60 (Juniper-<model>[-<serial>]),
@@ -139,7 +142,22 @@ PAGE_SIZE = 50  # devices per dashboard page (the API takes ?per_page= up to 500
 # operator claims it (dashboard "Claim", API POST /api/v1/devices/<SN>/claim,
 # CLI "devices claim"). False: unknown serials are provisioned with default.cfg.
 REQUIRE_CLAIM = False
-# Failed logins allowed per client address (then 429 until the window passes).
+# Failed logins allowed per (user, client address), per address (all users, e.g. a shared NAT)
+# and per user (all addresses); then 429 for that pair/address/user until the window passes.
 LOGIN_RATE_LIMIT = "10 per minute"
-# Where the counts live: "memory://" is per gunicorn worker; "redis://127.0.0.1:6379" shares them.
-RATELIMIT_STORAGE_URI = "memory://"
+LOGIN_ADDRESS_RATE_LIMIT = "60 per minute"
+LOGIN_USER_RATE_LIMIT = "30 per minute"
+# Requests per personal API token (bad tokens count per address with LOGIN_ADDRESS_RATE_LIMIT).
+API_RATE_LIMIT = "600 per minute"
+# Where those counts live: "database" (the server's database: shared by every worker and host),
+# "redis://127.0.0.1:6379" (needs the redis package), "memory://" (per gunicorn worker).
+RATELIMIT_STORAGE_URI = "database"
+# Login sessions (kept in the database): seconds idle, and seconds after login, until they end.
+SESSION_IDLE_TIMEOUT = 3600
+SESSION_MAX_AGE = 12 * 3600
+# Webhooks (/webhooks): a thread per server process delivers the queue; retries after these
+# seconds, at most WEBHOOK_MAX_ATTEMPTS tries; seconds per POST.
+WEBHOOK_DISPATCHER = True
+WEBHOOK_BACKOFF = [10, 30, 60, 300, 900, 3600]
+WEBHOOK_MAX_ATTEMPTS = 8
+WEBHOOK_TIMEOUT = 10
