@@ -63,6 +63,15 @@ RELOAD_TIMEOUT = 1800  # after this many seconds without a reload, check the ver
 FINISHED_BACKOFF = 24 * 3600  # seconds a finished device is told to wait
 MAX_GUESTSHELL_CHECKS = 5  # "show app-hosting list" checks before ERROR
 GUESTSHELL_CHECK_BACKOFF = 30  # seconds between guestshell checks
+# A job whose outcome is unknown (no response: a restart, a lost message) is checked, not
+# counted as a failure; after this many unknown outcomes in a row of one step: ERROR.
+MAX_UNKNOWN_OUTCOMES = 10
+# ERROR reached through transient errors or unknown outcomes is retried automatically:
+ERROR_RETRY_AFTER = 1800  # seconds after the ERROR
+ERROR_RETRY_ROUNDS = 3  # how many times (0 = never: every ERROR waits for an operator)
+# A second work-request this many seconds after a job was sent (a copy, or the device
+# retrying) gets a short backoff and changes nothing.
+DUPLICATE_WINDOW = 5
 
 # --- Security ----------------------------------------------------------------------
 # Day-0 configs only through signed, expiring URLs bound to the serial number

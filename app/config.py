@@ -55,7 +55,8 @@ class ImageEntry:
 
 _INT_FIELDS = {
     "port", "public_port", "proxy_hops", "workers", "threads", "min_bootflash_free", "image_space_margin",
-    "max_attempts", "idle_backoff", "reload_wait", "reload_timeout",
+    "max_attempts", "idle_backoff", "reload_wait", "reload_timeout", "max_unknown_outcomes",
+    "error_retry_after", "error_retry_rounds", "duplicate_window",
     "finished_backoff", "max_guestshell_checks", "guestshell_check_backoff",
     "log_max_bytes", "log_backup_count", "dhcp_subnet_id", "dhcp_pnp_https_port",
     "juniper_file_port", "stalled_after", "page_size", "config_url_max_age", "https_port",
@@ -95,6 +96,10 @@ class Config:
     idle_backoff: int = 60
     reload_wait: int = 120
     reload_timeout: int = 1800
+    max_unknown_outcomes: int = 10  # unknown outcomes in a row of one step before ERROR
+    error_retry_after: int = 1800  # seconds before an ERROR from a transient/unknown cause is retried
+    error_retry_rounds: int = 3  # automatic retries of such an ERROR; 0 = never
+    duplicate_window: int = 5  # seconds: a second work-request this soon after a job gets a backoff
     finished_backoff: int = 24 * 3600
     max_guestshell_checks: int = 5
     guestshell_check_backoff: int = 30
@@ -396,6 +401,10 @@ def validate(config: Config) -> list[str]:
         problems.append(f"configs/default.cfg is missing from {config.configs_dir}")
     if config.max_attempts < 1:
         problems.append("MAX_ATTEMPTS must be at least 1")
+    if config.max_unknown_outcomes < 1:
+        problems.append("MAX_UNKNOWN_OUTCOMES must be at least 1")
+    if config.error_retry_after < 0 or config.error_retry_rounds < 0 or config.duplicate_window < 0:
+        problems.append("ERROR_RETRY_AFTER, ERROR_RETRY_ROUNDS and DUPLICATE_WINDOW cannot be negative")
     if config.signed_config_urls and len(config.config_url_secret) < 16:
         problems.append("SIGNED_CONFIG_URLS needs CONFIG_URL_SECRET (16+ characters; set "
                         "PNP_CONFIG_URL_SECRET in the environment, e.g. from `openssl rand -hex 32`)")
