@@ -77,7 +77,19 @@ class Faults:
     new image does not boot (device comes back on the old version).
     ``early_poll``: after image-install, poll once before reloading.
     ``reject_cli``: cli-config lines the parser rejects. ``script_fails``:
-    the guestshell script raises.
+    the guestshell script raises. ``drop_responses``: the next n work-responses are
+    lost after the device acted on the job; ``lose_response``: the same for the next n
+    responses of a service (``{"image-install": 1}``).
+
+    Faults of the transport and of the device's memory of events:
+    ``no_reload_notice``: after a reload the first work-request carries no
+    ``<reason><reload>`` (the notice met a restart, or a proxy dropped it).
+    ``corrupt_downloads``: the first n image downloads arrive damaged (the md5 check
+    fails with 1816, the file is discarded). ``duplicate_requests``: the next n
+    work-requests are sent ``copies`` times at once (same correlator; the device acts on
+    the first reply carrying a job). ``long_values``: device-info reports a 76-character
+    versionString and a free space of 10^20 bytes, and failures carry a 100 kB
+    errorMessage.
     """
 
     transfer_errors: int = 0
@@ -88,6 +100,12 @@ class Faults:
     reject_cli: set[str] = field(default_factory=set)
     script_fails: bool = False
     drop_responses: int = 0
+    lose_response: dict[str, int] = field(default_factory=dict)
+    no_reload_notice: bool = False
+    corrupt_downloads: int = 0
+    duplicate_requests: int = 0
+    copies: int = 3
+    long_values: bool = False
 
 
 @dataclass
@@ -163,8 +181,11 @@ class SimulatedDevice:
         text = (MESSAGES / DEVICE_INFO_FIXTURE).read_text()
         text = text.replace("PID:CSR1000V,VID:V00,SN:95HUSMATW2U", _attr(self.udi))
         text = text.replace("CiscoPnP-1.0-R33.200930-I1-P592-T47132-2", correlator)
+        version = self.version
+        if self.faults.long_values:
+            version = f"{self.version} " + "x" * (75 - len(self.version))  # 76 characters
         text = text.replace("<versionString>17.3.4a</versionString>",
-                            f"<versionString>{self.version}</versionString>")
+                            f"<versionString>{_esc(version)}</versionString>")
         text = text.replace("<imageFile>bootflash:packages.conf</imageFile>",
                             f"<imageFile>bootflash:{_esc(self.image_file)}</imageFile>")
         text = text.replace("<configReg>0x2102</configReg>",
@@ -174,8 +195,9 @@ class SimulatedDevice:
         text = text.replace("<configRegNext />", nxt)
         text = text.replace("<platformName>CSR1000V</platformName>",
                             f"<platformName>{_esc(self.pid)}</platformName>")
+        free = 10**20 if self.faults.long_values else self.bootflash_free
         text = text.replace('size="6286540800" freespace="5438058496"',
-                            f'size="{self.bootflash_size}" freespace="{self.bootflash_free}"')
+                            f'size="{self.bootflash_size}" freespace="{free}"')
         text = text.replace("<boardId>95HUSMATW2U</boardId>", f"<boardId>{_esc(self.serial)}</boardId>")
         return text
 
@@ -185,8 +207,9 @@ class SimulatedDevice:
                        "@success": "1" if success else "0"}
         inner.update(body or {})
         if error:
+            message = error[1] + (" " + "y" * 100_000 if self.faults.long_values else "")
             inner["errorInfo"] = {"errorSeverity": "ERROR", "errorCode": error[0],
-                                  "errorMessage": error[1]}
+                                  "errorMessage": message}
         doc = {"pnp": {"@xmlns": "urn:cisco:pnp", "@version": "1.0", "@udi": self.udi,
                        "response": inner}}
         return xmltodict.unparse(doc, full_document=False)
@@ -229,6 +252,9 @@ class SimulatedDevice:
             self.config_register, self.config_register_next = self.config_register_next, ""
         self.running_config = list(self.startup_config)
         self.reload_reason = ("reload command", "PnP Service Info 2408")
+        if self.faults.no_reload_notice:
+            self.reload_reason = None
+            self.note("reloaded; the reload notice is lost")
 
     # --- jobs ----------------------------------------------------------------------------------
     def execute(self, request) -> tuple[str, bool]:
@@ -284,6 +310,15 @@ class SimulatedDevice:
             return ("App id                                   State\n"
                     "---------------------------------------------------------\n"
                     f"guestshell                               {self.guestshell}")
+        m = re.match(r"dir (\w+):(\S+)$", cmd)
+        if m:
+            path = m.group(2).lstrip("/")
+            entry = self.files.get(path)
+            if entry is None:
+                return f"%Error opening {m.group(1)}:/{path} (No such file or directory)"
+            return (f"Directory of {m.group(1)}:/{path}\n\n"
+                    f"   12  -rw-  {entry.size:>14}  Dec 1 2026 09:00:00 +00:00  {path.rsplit('/', 1)[-1]}\n\n"
+                    f"{self.bootflash_size} bytes total ({self.bootflash_free} bytes free)")
         m = re.match(r"event manager run (\S+)$", cmd)
         if m:
             actions = self.applets.get(m.group(1))
@@ -364,9 +399,16 @@ class SimulatedDevice:
                                   error=("PnP Service Error 1829", "Image copy failed")), False
         try:
             size, md5, _ = self._download(src)
-        except requests.RequestException as exc:
+        except requests.HTTPError as exc:
             return self._response("image-install", correlator, False,
                                   error=("PnP Service Error 1803", f"Source not found: {exc}")), False
+        except requests.RequestException as exc:  # connection lost mid-download, timeout
+            return self._response("image-install", correlator, False,
+                                  error=("PnP Service Error 1829", f"Image copy failed: {exc}")), False
+        if self.faults.corrupt_downloads > 0:
+            self.faults.corrupt_downloads -= 1
+            md5 = "0" * 32
+            self.note("image download damaged")
         if checksum and md5 != checksum:
             return self._response("image-install", correlator, False,
                                   error=("PnP Service Error 1816", "Image signature verify failed")), False
@@ -431,8 +473,13 @@ class SimulatedDevice:
         """One WORK-REQUEST and, for a job, its WORK-RESPONSE. Returns seconds to sleep."""
         correlator = self._correlator()
         self._backoff_seconds = None
-        resp = self.http.post(f"{self.base_url}/pnp/WORK-REQUEST", data=self.work_request_xml(correlator),
-                              headers={"Content-Type": "text/xml"}, timeout=self.http_timeout)
+        body = self.work_request_xml(correlator)
+        if self.faults.duplicate_requests > 0:
+            self.faults.duplicate_requests -= 1
+            resp = self._post_copies(body)
+        else:
+            resp = self.http.post(f"{self.base_url}/pnp/WORK-REQUEST", data=body,
+                                  headers={"Content-Type": "text/xml"}, timeout=self.http_timeout)
         self.reload_reason = None
         if resp.status_code != 200 or not resp.text.strip():
             self.note(f"WORK-REQUEST got {resp.status_code} {resp.text[:80]!r}")
@@ -442,6 +489,14 @@ class SimulatedDevice:
         if request is None:  # a bye or an info: poll again soon
             return 0.2
         answer, reload_after = self.execute(request)
+        service = request.tag[1:].split("}")[0].rsplit(":", 1)[-1] if request.tag.startswith("{") else ""
+        if self.faults.lose_response.get(service, 0) > 0:
+            self.faults.lose_response[service] -= 1
+            self.note(f"lost the {service} work-response")
+            if reload_after:
+                self.reload()
+                return 0.0
+            return 0.1
         if self.faults.drop_responses > 0 and not request.tag.endswith("backoff}request"):
             self.faults.drop_responses -= 1
             self.note("dropped a work-response")
@@ -466,6 +521,29 @@ class SimulatedDevice:
             return min(self._backoff_seconds * self.time_scale, self.max_sleep)
         return 0.05
 
+    def _post_copies(self, body: str) -> requests.Response:
+        """The same work-request ``copies`` times at once; the first reply with a job wins."""
+        replies: list[requests.Response] = []
+        lock = threading.Lock()
+
+        def post() -> None:
+            with requests.Session() as http:
+                http.trust_env, http.verify = False, self.http.verify  # never a proxy
+                reply = http.post(f"{self.base_url}/pnp/WORK-REQUEST", data=body,
+                                  headers={"Content-Type": "text/xml"}, timeout=self.http_timeout)
+            with lock:
+                replies.append(reply)
+
+        threads = [threading.Thread(target=post) for _ in range(max(2, self.faults.copies))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.note(f"sent {len(threads)} copies of a work-request")
+        with_job = [r for r in replies if r.status_code == 200 and "urn:cisco:pnp:backoff" not in r.text
+                    and "<request" in r.text]
+        return (with_job or replies)[0]
+
     @property
     def finished(self) -> bool:
         """The server said provisioning is finished."""
@@ -473,8 +551,10 @@ class SimulatedDevice:
 
     @property
     def parked(self) -> bool:
-        """The server parked the device (error or no space) and waits for an operator."""
-        return "waiting for an operator" in self.last_backoff_reason
+        """The server parked the device (error or no space): it waits for an operator or
+        for its automatic retry."""
+        reason = self.last_backoff_reason
+        return "waiting for an operator" in reason or "automatic retry" in reason
 
     def run(self, timeout: float = 120.0, until=None) -> bool:
         """Poll until ``until(self)`` (default: finished) or timeout; returns whether it was met."""

@@ -629,13 +629,17 @@ def _auto_retry(device: DeviceView, ctx: Context) -> tuple[DeviceView, list[Even
     event = Event("state", f"ERROR → {target.value} (automatic retry, round {rounds} of "
                            f"{ctx.config.error_retry_rounds}, after a {device.error_kind} error: "
                            f"{device.last_error_message})")
-    return _replace(device, **changes), [event], changes
+    view = {k: v for k, v in changes.items() if k in _VIEW_FIELDS}
+    return _replace(device, **view), [event], changes
+
+
+_VIEW_FIELDS = frozenset(f.name for f in fields(DeviceView))
 
 
 def _is_duplicate(device: DeviceView, request: p.WorkRequest, ctx: Context) -> float | None:
     """Seconds left of DUPLICATE_WINDOW when this request repeats one answered with a job
     that is still pending (a copy, or the device retrying); None otherwise."""
-    if not device.pending_correlator or device.pending_since is None or request.reload_reason:
+    if not device.pending_correlator or device.pending_since is None:
         return None
     left = ctx.config.duplicate_window - (ctx.now - device.pending_since).total_seconds()
     return left if left > 0 else None
