@@ -150,7 +150,8 @@ class SimulatedDevice:
         self.guestshell: str | None = None  # None, DEPLOYED, RUNNING
         self.reload_reason: tuple[str, str] | None = ("factory-reset", "PnP Service Info 2408")
         self.pending_reload: str | None = None  # image to boot at the next reload
-        self.downloads: dict[str, int] = {}
+        self.downloads: dict[str, int] = {}  # completed downloads per URL
+        self.download_starts: dict[str, int] = {}  # downloads begun per URL (cut ones too)
         self.log: list[str] = []
         self.script_outputs: list[str] = []
         self.last_backoff_reason = ""
@@ -229,6 +230,7 @@ class SimulatedDevice:
     def _download(self, url: str) -> tuple[int, str, bytes | None]:
         """Stream ``url``; returns (size, md5, content if small). Raises on HTTP errors."""
         digest, size, chunks = hashlib.md5(usedforsecurity=False), 0, []
+        self.download_starts[url] = self.download_starts.get(url, 0) + 1
         with self.http.get(url, stream=True, timeout=self.http_timeout) as resp:
             resp.raise_for_status()
             for chunk in resp.iter_content(1 << 20):
