@@ -121,7 +121,8 @@ class SimulatedDevice:
     """One simulated ISR1k (or any IOS-XE PID) polling a PnP server at ``base_url``.
 
     ``verify`` is passed to requests for an ``https://`` base_url: a CA bundle path
-    (the trustpool the device got from option 43 T), True or False.
+    (the trustpool the device got from option 43 T), True or False. ``download_rate``
+    limits downloads to that many bytes per second (a WAN link), 0 = no limit.
     """
 
     def __init__(self, base_url: str, serial: str, pid: str = "C1131-8PWB", vid: str = "V01",
@@ -129,7 +130,8 @@ class SimulatedDevice:
                  bootflash_size: int = 7_000_000_000, bootflash_used: int = 1_200_000_000,
                  config_register: str = "0x2142", faults: Faults | None = None,
                  reload_seconds: float = 0.5, max_sleep: float = 2.0, time_scale: float = 1.0,
-                 http_timeout: float = 60.0, verify: bool | str = True) -> None:
+                 http_timeout: float = 60.0, verify: bool | str = True,
+                 download_rate: float = 0.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.serial, self.pid, self.vid = serial, pid, vid
         self.udi = f"PID:{pid},VID:{vid},SN:{serial}"
@@ -143,6 +145,7 @@ class SimulatedDevice:
         self.http.trust_env = False  # never a proxy: the server is on loopback
         self.http.verify = verify  # https:// base_url: True (system CAs) or a CA bundle path
         self.http_timeout = http_timeout
+        self.download_rate = download_rate  # bytes per second of a download; 0 = as fast as it comes
         self.files: dict[str, FileEntry] = {}
         self.running_config: list[str] = []
         self.startup_config: list[str] = []
@@ -230,12 +233,17 @@ class SimulatedDevice:
     def _download(self, url: str) -> tuple[int, str, bytes | None]:
         """Stream ``url``; returns (size, md5, content if small). Raises on HTTP errors."""
         digest, size, chunks = hashlib.md5(usedforsecurity=False), 0, []
-        self.download_starts[url] = self.download_starts.get(url, 0) + 1
         with self.http.get(url, stream=True, timeout=self.http_timeout) as resp:
             resp.raise_for_status()
+            self.download_starts[url] = self.download_starts.get(url, 0) + 1
+            started = time.monotonic()
             for chunk in resp.iter_content(1 << 20):
                 digest.update(chunk)
                 size += len(chunk)
+                if self.download_rate:
+                    ahead = size / self.download_rate - (time.monotonic() - started)
+                    if ahead > 0:
+                        time.sleep(ahead)
                 if size <= SMALL_FILE:
                     chunks.append(chunk)
         self.downloads[url] = self.downloads.get(url, 0) + 1
