@@ -540,19 +540,30 @@ def _checked_config_register(device: DeviceView, response: p.WorkResponse, ctx: 
     return decision
 
 
+def _check_image(device: DeviceView, ctx: Context) -> JobOutcome:
+    image = ctx.config.image_for(device.pid)
+    return _exec(f"dir bootflash:{image.file if image else device.target_image}", 60)
+
+
 def _checked_image(device: DeviceView, response: p.WorkResponse, ctx: Context) -> Decision:
-    """image-install with an unknown outcome: the running version decides (the job carries
-    ``<reload>``, so an install that took effect is running after the reload)."""
-    info = response.device_info or p.DeviceInfo()
-    report = _report_fields(info)
-    if same_version(info.version, device.target_version):
-        decision = _transition(device, State.TRANSFER_TARBALL, **report,
-                               image_installs=device.image_installs + 1)
-        decision.events.append(Event("info", f"check: {device.target_image} already running "
-                                             f"({info.version}); no new download"))
-        return decision
-    return _not_done(device, f"running {info.version or 'unknown'}, not {device.target_version}",
-                     **report)
+    """image-install with an unknown outcome: is the image on bootflash with its size?
+
+    Absent (or short: a cut download) means the install did not happen: it is sent again.
+    Present means the download took place: the device reloads into it (or already has),
+    so on to WAIT_RELOAD, whose version check decides, never a second download.
+    """
+    image = ctx.config.image_for(device.pid)
+    name = image.file if image else (device.target_image or "")
+    size = dir_file_size(response.exec_output, name)
+    if size is None:
+        return _not_done(device, f"bootflash:{name} is not there")
+    if image is not None and image.size and size != image.size:
+        return _not_done(device, f"bootflash:{name} has {size} bytes, not {image.size}")
+    decision = _transition(device, State.WAIT_RELOAD, reload_requested_at=ctx.now,
+                           image_installs=device.image_installs + 1)
+    decision.events.append(Event("info", f"check: bootflash:{name} already there ({size} bytes); "
+                                         "no new download, checking the reload"))
+    return decision
 
 
 def _checked_reload(device: DeviceView, response: p.WorkResponse, ctx: Context) -> Decision:
@@ -1172,7 +1183,7 @@ _STEP_LIST = (
     Step(State.SAVE_CONFIG_REGISTER, 2, _job_write_memory, _advance(), State.CHECK_IMAGE),
     Step(State.CHECK_IMAGE, 3, _job_device_info, _check_image_done, State.INSTALL_IMAGE),
     Step(State.INSTALL_IMAGE, 4, _job_install_image, _install_done, State.WAIT_RELOAD,
-         check=_job_device_info, checked=_checked_image, failed=_install_failed),
+         check=_check_image, checked=_checked_image, failed=_install_failed),
     Step(State.WAIT_RELOAD, 4, None, None, State.VERIFY_IMAGE,
          check=_job_device_info, checked=_checked_reload),
     Step(State.VERIFY_IMAGE, 4, _job_device_info, _verify_image_done, State.TRANSFER_TARBALL),

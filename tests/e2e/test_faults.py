@@ -125,8 +125,8 @@ def test_each_fault_end_to_end(start_server, database):
     assert not [e for e in events if e["kind"] == "error"], [e["message"] for e in events if e["kind"] == "error"]
     unknown = [e["message"] for e in events if e["kind"] == "unknown"]
     assert len(unknown) >= 6 and all("not counted as a failure" in m for m in unknown)
-    assert any("already running" in e["message"] for e in events)
-    assert any("already there" in e["message"] for e in events)
+    assert any(f"bootflash:{IMAGE_NAME} already there" in e["message"] for e in events)
+    assert any(f"bootflash:{TARBALL} already there" in e["message"] for e in events)
 
     # Duplicates: every request three times at once; each job sent once, no error, no ERROR.
     row, events = finished("FLTDUPES0001")

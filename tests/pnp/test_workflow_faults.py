@@ -102,19 +102,23 @@ def test_error_code_table_follows_the_protocol_reference():
 
 def test_lost_image_install_is_checked_before_any_new_download(ctx):
     dev = pending("INSTALL_IMAGE", "image-install", **TARGET)
+    size = ctx.config.image_for(dev.pid).size
     d = wf.on_work_request(dev, wr(), ctx)
-    assert d.job.service == "device-info" and d.changes["verifying"] is True
+    assert d.job.summary == f"dir bootflash:{IMAGE_NAME}" and d.changes["verifying"] is True
     assert d.changes["unknown_outcomes"] == 1 and d.changes.get("attempts", 0) == 0
     assert d.events[0].kind == "unknown" and "not counted as a failure" in d.events[0].message
     checking = as_checked(d, dev)
-    # The image runs: the install took effect; on to the transfers, no image-install.
-    done = wf.on_work_response(checking, resp("device-info", device_info=info("17.12.3a")), ctx)
-    assert done.state == State.TRANSFER_TARBALL and done.changes["image_installs"] == 1
+    listing = f"   7  -rw-  {size}  Dec 1 2026 09:00:00 +00:00  {IMAGE_NAME}\n"
+    # The image is on bootflash with its size: no new download; the reload check decides.
+    done = wf.on_work_response(checking, resp("cli-exec", exec_output=listing), ctx)
+    assert done.state == State.WAIT_RELOAD and done.changes["image_installs"] == 1
     assert done.changes["unknown_outcomes"] == 0 and done.changes["verifying"] is False
-    # The old version: the install did not happen; image-install is sent again, no attempt.
-    again = wf.on_work_response(checking, resp("device-info", device_info=info("17.9.4a")), ctx)
-    assert again.state == State.INSTALL_IMAGE and again.changes["verifying"] is False
-    assert "attempts" not in again.changes and "last_error_message" not in again.changes
+    # A cut download (short file) or no file: the install did not happen; sent again, no attempt.
+    for output in (listing.replace(str(size), str(size // 2)),
+                   f"%Error opening bootflash:/{IMAGE_NAME} (No such file or directory)"):
+        again = wf.on_work_response(checking, resp("cli-exec", exec_output=output), ctx)
+        assert again.state == State.INSTALL_IMAGE and again.changes["verifying"] is False
+        assert "attempts" not in again.changes and "last_error_message" not in again.changes
     job = wf.on_work_request(as_checked(again, checking), wr("C-3"), ctx)
     assert job.job.service == "image-install" and job.changes["unknown_outcomes"] == 1
 
@@ -122,7 +126,7 @@ def test_lost_image_install_is_checked_before_any_new_download(ctx):
 def test_reload_notice_with_a_pending_install_checks_the_version(ctx):
     dev = pending("INSTALL_IMAGE", "image-install", **TARGET)
     d = wf.on_work_request(dev, wr(reason=True), ctx)
-    assert d.job.service == "device-info" and "the device reloaded" in d.events[1].message
+    assert d.job.summary.startswith("dir bootflash:") and "the device reloaded" in d.events[1].message
 
 
 def test_unknown_outcomes_are_bounded_then_error_of_kind_unknown(ctx):
@@ -182,10 +186,10 @@ def test_lost_guestshell_action_goes_to_the_guestshell_check(ctx):
 
 
 def test_failed_or_faulted_check_sends_the_step_again_without_an_attempt(ctx):
-    dev = pending("INSTALL_IMAGE", "device-info", verifying=True, unknown_outcomes=1, **TARGET)
+    dev = pending("INSTALL_IMAGE", "cli-exec", verifying=True, unknown_outcomes=1, **TARGET)
     dev = wf.DeviceView(**{**dev.__dict__, "pending_correlator": "C-2"})
-    failed = wf.on_work_response(dev, resp("device-info", success=False,
-                                           error=p.ErrorInfo("PnP Service Error 1609", "x")), ctx)
+    failed = wf.on_work_response(dev, resp("cli-exec", success=False,
+                                           error=p.ErrorInfo("PnP Service Error 1301", "x")), ctx)
     assert failed.state == State.INSTALL_IMAGE and "attempts" not in failed.changes
     fault = wf.on_work_response(dev, p.WorkResponse(udi=p.Udi.parse(UDI), service="fault",
                                                     correlator=None, success=None,
