@@ -14,7 +14,18 @@ backoff "waiting to be claimed"). Outputs are a
 ``Decision``: new state, job or backoff, column changes and history events.
 No I/O, no database, no HTTP: storage applies decisions, HTTP renders them.
 
-The steps (the ISR1k workflow of docs/protocol.md §14, with the pitfalls of §15):
+Three kinds of outcome are kept apart (docs/protocol.md §14.3): a failure the device
+reports counts as an attempt (``attempts``, MAX_ATTEMPTS; permanent codes of
+``ERROR_CODES`` at once); a job without an answer (the device asks for work while it is
+pending) is an unknown outcome, counted in ``unknown_outcomes`` (MAX_UNKNOWN_OUTCOMES)
+and followed by the step's check before anything is sent again; a server-side problem
+never reaches this file. An ERROR of kind transient or unknown is retried automatically
+(ERROR_RETRY_AFTER, ERROR_RETRY_ROUNDS).
+
+Each state is one entry of ``STEP_TABLE`` at the end of this file: its step number, job
+builder, success handler, failure handler, next state, and the check that finds out
+whether its job took effect. The steps (the ISR1k workflow of docs/protocol.md §14,
+with the pitfalls of §15):
 
  1 CONFIG_REGISTER       cli-config ``config-register 0x2102``
  2 SAVE_CONFIG_REGISTER  cli-exec ``write memory``
@@ -1176,7 +1187,7 @@ class Step:
     failed: Handler = _on_failure
 
 
-_STEP_LIST = (
+STEP_TABLE = (
     Step(State.CONFIG_REGISTER, 1, _job_config_register, _config_register_done,
          State.SAVE_CONFIG_REGISTER,
          check=_job_device_info, checked=_checked_config_register),
@@ -1214,7 +1225,7 @@ _STEP_LIST = (
     Step(State.ERROR, 0, None, None, None),
 )
 
-#: The workflow table, by state (``_STEP_LIST`` gives the order).
-STEPS: dict[State, Step] = {step.state: step for step in _STEP_LIST}
+#: The workflow table, by state (``STEP_TABLE`` gives the order).
+STEPS: dict[State, Step] = {step.state: step for step in STEP_TABLE}
 #: Step number (1-13) of each state, for "step n of 13" (0 for ERROR).
-STEP_NUMBER: dict[State, int] = {step.state: step.number for step in _STEP_LIST}
+STEP_NUMBER: dict[State, int] = {step.state: step.number for step in STEP_TABLE}

@@ -79,10 +79,10 @@ def as_checked(decision: wf.Decision, base: wf.DeviceView) -> wf.DeviceView:
 
 def test_every_state_is_one_entry_of_the_table_in_step_order():
     assert set(wf.STEPS) == set(State)
-    numbers = [step.number for step in wf._STEP_LIST if step.state != State.ERROR]
+    numbers = [step.number for step in wf.STEP_TABLE if step.state != State.ERROR]
     assert numbers == sorted(numbers) and numbers[0] == 1 and numbers[-1] == wf.TOTAL_STEPS
     assert wf.STEP_NUMBER[State.TRANSFER_SCRIPT] == 6 and wf.STEP_NUMBER[State.ERROR] == 0
-    for step in wf._STEP_LIST:
+    for step in wf.STEP_TABLE:
         if step.job is not None:
             assert step.done is not None and step.next is not None, step.state
         if step.checked is not None:
