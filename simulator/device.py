@@ -87,7 +87,8 @@ class Faults:
     ``corrupt_downloads``: the first n image downloads arrive damaged (the md5 check
     fails with 1816, the file is discarded). ``duplicate_requests``: the next n
     work-requests are sent ``copies`` times at once (same correlator; the device acts on
-    the first reply carrying a job). ``long_values``: device-info reports a 76-character
+    the first reply carrying a job); ``duplicate_responses`` the same for work-responses.
+    ``long_values``: device-info reports a 76-character
     versionString and a free space of 10^20 bytes, and failures carry a 100 kB
     errorMessage.
     """
@@ -104,6 +105,7 @@ class Faults:
     no_reload_notice: bool = False
     corrupt_downloads: int = 0
     duplicate_requests: int = 0
+    duplicate_responses: int = 0
     copies: int = 3
     long_values: bool = False
 
@@ -486,7 +488,7 @@ class SimulatedDevice:
         body = self.work_request_xml(correlator)
         if self.faults.duplicate_requests > 0:
             self.faults.duplicate_requests -= 1
-            resp = self._post_copies(body)
+            resp = self._post_copies(body, "WORK-REQUEST")
         else:
             resp = self.http.post(f"{self.base_url}/pnp/WORK-REQUEST", data=body,
                                   headers={"Content-Type": "text/xml"}, timeout=self.http_timeout)
@@ -512,8 +514,12 @@ class SimulatedDevice:
             self.note("dropped a work-response")
             return 0.1
         try:
-            self.http.post(f"{self.base_url}/pnp/WORK-RESPONSE", data=answer,
-                           headers={"Content-Type": "text/xml"}, timeout=self.http_timeout)
+            if self.faults.duplicate_responses > 0:
+                self.faults.duplicate_responses -= 1
+                self._post_copies(answer, "WORK-RESPONSE")
+            else:
+                self.http.post(f"{self.base_url}/pnp/WORK-RESPONSE", data=answer,
+                               headers={"Content-Type": "text/xml"}, timeout=self.http_timeout)
         except requests.RequestException as exc:
             if not reload_after:
                 raise
@@ -531,16 +537,23 @@ class SimulatedDevice:
             return min(self._backoff_seconds * self.time_scale, self.max_sleep)
         return 0.05
 
-    def _post_copies(self, body: str) -> requests.Response:
-        """The same work-request ``copies`` times at once; the first reply with a job wins."""
+    def _post_copies(self, body: str, endpoint: str) -> requests.Response:
+        """The same message ``copies`` times at once to /pnp/<endpoint>; the first reply
+        with a job wins (any reply for a work-response). Raises the first error of a copy."""
         replies: list[requests.Response] = []
+        errors: list[Exception] = []
         lock = threading.Lock()
 
         def post() -> None:
-            with requests.Session() as http:
-                http.trust_env, http.verify = False, self.http.verify  # never a proxy
-                reply = http.post(f"{self.base_url}/pnp/WORK-REQUEST", data=body,
-                                  headers={"Content-Type": "text/xml"}, timeout=self.http_timeout)
+            try:
+                with requests.Session() as http:
+                    http.trust_env, http.verify = False, self.http.verify  # never a proxy
+                    reply = http.post(f"{self.base_url}/pnp/{endpoint}", data=body,
+                                      headers={"Content-Type": "text/xml"}, timeout=self.http_timeout)
+            except requests.RequestException as exc:
+                with lock:
+                    errors.append(exc)
+                return
             with lock:
                 replies.append(reply)
 
@@ -549,7 +562,9 @@ class SimulatedDevice:
             t.start()
         for t in threads:
             t.join()
-        self.note(f"sent {len(threads)} copies of a work-request")
+        self.note(f"sent {len(threads)} copies to {endpoint}")
+        if not replies:
+            raise errors[0]
         with_job = [r for r in replies if r.status_code == 200 and "urn:cisco:pnp:backoff" not in r.text
                     and "<request" in r.text]
         return (with_job or replies)[0]

@@ -10,7 +10,8 @@ One fleet per backend, one device per fault (they provision at the same time):
   after MAX_ATTEMPTS downloads, no automatic retry;
 * work-responses lost after the device acted (image-install, file-transfer, config-upgrade,
   cli-config, cli-exec): checked, never counted as failures; nothing downloaded twice;
-* every work-request sent three times at once: nothing changes by itself, no ERROR;
+* every work-request and work-response sent three times at once: nothing changes by
+  itself, each job once, no error;
 * transient errors past MAX_ATTEMPTS: ERROR of kind transient, retried automatically after
   ERROR_RETRY_AFTER, then the device finishes.
 
@@ -67,7 +68,7 @@ def fleet() -> dict[str, Faults]:
     "FLTBADMD5001": Faults(corrupt_downloads=99),
     "FLTLOST00001": Faults(lose_response={"image-install": 1, "file-transfer": 2, "config-upgrade": 1,
                                           "cli-config": 1, "cli-exec": 2}),
-    "FLTDUPES0001": Faults(duplicate_requests=1000, copies=3),
+    "FLTDUPES0001": Faults(duplicate_requests=1000, duplicate_responses=1000, copies=3),
     "FLTAUTORETRY": Faults(transfer_errors=3),
     }
 PARKS = {"FLTBADMD5001"}
@@ -128,9 +129,10 @@ def test_each_fault_end_to_end(start_server, database):
     assert any(f"bootflash:{IMAGE_NAME} already there" in e["message"] for e in events)
     assert any(f"bootflash:{TARBALL} already there" in e["message"] for e in events)
 
-    # Duplicates: every request three times at once; each job sent once, no error, no ERROR.
+    # Duplicates: every message three times at once; each job sent once, no error, no ERROR.
     row, events = finished("FLTDUPES0001")
     assert not [e for e in events if e["kind"] in ("error", "unknown")]
+    assert any(e["kind"] == "response" and e["message"].startswith("ignored") for e in events)
     jobs = [e["message"] for e in events if e["kind"] == "job"]
     assert len(jobs) == 13, jobs  # the 13 jobs of a clean run, none twice
     assert devices["FLTDUPES0001"].downloads[image] == 1
