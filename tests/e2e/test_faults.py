@@ -145,14 +145,15 @@ def test_each_fault_end_to_end(start_server, database):
     assert any("automatic retry, round 1 of 2" in m for m in messages)
 
 
-def test_error_kind_and_next_retry_in_the_api(make_app, database):
-    """The API shows which kind of ERROR a device is in and when it is tried again."""
+def test_error_kind_and_next_retry_in_the_api_and_dashboard(make_app, database):
+    """The API, the dashboard and the device page show which kind of ERROR a device is in
+    and when it is tried again."""
     from app.pnp import protocol as p
     from app.pnp import service
     from tests.helpers import fixture_text
 
-    app = make_app(database_url=database, admin_token="t" * 32, max_attempts=1,
-                   error_retry_after=900)
+    app = make_app(database_url=database, admin_token="t" * 32, admin_password="pw-" + "p" * 16,
+                   max_attempts=1, error_retry_after=900)
     sessions = app.extensions["pnp_sessions"]
     config = app.config["PNP"]
     raw = fixture_text("wr_csr1000v_iosxe-17.3.4a_reload-reason.xml").replace("99CWJ5DOLWQ", "FLTAPI00001")
@@ -170,6 +171,13 @@ def test_error_kind_and_next_retry_in_the_api(make_app, database):
     assert summary["auto_retry_at"] is not None
     listing = client.get("/api/v1/devices?state=ERROR", headers={"Authorization": "Bearer " + "t" * 32})
     assert "transient" in listing.get_data(as_text=True)
+    from tests.api.test_api import log_in
+
+    assert log_in(client, "pw-" + "p" * 16).status_code == 302
+    page = client.get("/devices/FLTAPI00001/status").get_data(as_text=True)
+    assert "ERROR (transient): automatic retry at" in page
+    table = client.get("/dashboard/table?state=ERROR").get_data(as_text=True)
+    assert "transient, retry" in table
 
 
 BIG_IMAGE = 48 * 1024 * 1024  # larger than the socket buffers: a kill cuts the download
