@@ -773,12 +773,14 @@ def _adopt_operator_edit(device: DeviceView) -> tuple[DeviceView, list[Event], d
 
     ``workflow_state`` is the state the workflow itself last wrote; when the
     row's ``state`` differs, an operator moved the device: the pending job,
-    attempts, retry timer and guestshell checks belong to the old step and are
-    dropped, so the next work-request obeys the edit.
+    attempts, unknown outcomes, retry timer and guestshell checks belong to the old
+    step and are dropped, and so is any automatic retry, so the next work-request
+    obeys the edit.
     """
     if not device.workflow_state or device.workflow_state == device.state:
         return device, [], {}
-    reset = dict(STEP_RESET)
+    # The operator has taken over: no automatic retry of an old ERROR either.
+    reset = {**STEP_RESET, "error_kind": None, "auto_retry_at": None, "auto_retry_rounds": 0}
     event = Event("state", f"{device.workflow_state} → {device.state} (changed outside the "
                            "workflow; starting that step afresh)")
     return _replace(device, **reset), [event], reset

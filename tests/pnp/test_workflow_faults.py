@@ -297,3 +297,12 @@ def test_operator_move_takes_over_from_the_automatic_retry():
     assert changes["auto_retry_at"] is None and changes["auto_retry_rounds"] == 0
     assert changes["error_kind"] is None and changes["unknown_outcomes"] == 0
     assert wf.operator_move("SAVE_CONFIG", State.ERROR)["error_kind"] == wf.PERMANENT
+
+
+def test_sql_edit_out_of_error_drops_the_automatic_retry(ctx):
+    dev = device(state="TRANSFER_TARBALL", workflow_state="ERROR", error_kind=wf.TRANSIENT,
+                 auto_retry_at=NOW + timedelta(seconds=60), auto_retry_rounds=1)
+    d = wf.on_work_request(dev, wr(), ctx)
+    assert d.job.service == "file-transfer"
+    assert d.changes["auto_retry_at"] is None and d.changes["error_kind"] is None
+    assert d.changes["auto_retry_rounds"] == 0
