@@ -71,8 +71,10 @@ def _check_rows(db_url: str) -> None:
     assert (juniper["vendor"], juniper["mac_address"], juniper["pid"]) == ("juniper", MAC, "ex4300-48p")
     assert juniper["udi"] == "PID:ex4300-48p,VID:,SN:PE3714AB0001"
     assert (juniper["state"], juniper["hostname"], juniper["target_image"]) == (
-        "ZTP_CONFIG_FETCHED", "sw-e2e-01", IMAGE)
-    assert [tuple(e) for e in events] == [("fetch", "ztp-image"), ("fetch", "ztp-conf")] * 2
+        "ZTP_DONE", "sw-e2e-01", IMAGE)  # config and image fetched completely
+    # each download: its start, then its end (complete)
+    assert [tuple(e) for e in events] == [("fetch", "ztp-image")] * 2 + [("fetch", "ztp-conf")] * 2 + \
+        [("fetch", "ztp-image")] * 2 + [("fetch", "ztp-conf")] * 2
     assert rows["FGL2548L900"]["vendor"] == "cisco"
 
 
