@@ -284,6 +284,7 @@ def _replace_managed(
     ours: Sequence[dict[str, Any]],
     keys: Callable[[Any], set[Any]],
     what: str,
+    conflicts: bool = True,
 ) -> list[Any]:
     """``items`` with the managed ones replaced by ``ours``; the operator's kept as they are.
 
@@ -294,7 +295,7 @@ def _replace_managed(
     first managed item was, else at the end.
     """
     operator = [i for i in items if not is_managed(i)]
-    for item in ours:
+    for item in ours if conflicts else ():
         mine = keys(item)
         for other in operator:
             clash = mine & keys(other)
@@ -383,12 +384,13 @@ def juniper_suboptions(ztp: JuniperZtp, model: JuniperModel | None,
 
 def _juniper_option_data(ztp: JuniperZtp, subs: Mapping[int, str]) -> list[dict[str, Any]]:
     """The complete option set of one Juniper scope: container, sub-options (by code), option 150/66."""
+    # Sub-options and 150 by code: an operator's own definition of the same code and type serves as well.
     data: list[dict[str, Any]] = [{"name": _OPT43, "always-send": True}]
     for code, value in subs.items():
-        data.append({"name": JUNIPER_SUBOPTIONS[code], "space": VENDOR_SPACE, "data": value})
+        data.append({"code": code, "space": VENDOR_SPACE, "data": value})
     server = ztp.file_server
     if 150 in server.server_options:
-        data.append({"name": _OPT150, "data": server.ip, "always-send": True})
+        data.append({"code": 150, "data": server.ip, "always-send": True})
     if 66 in server.server_options:
         data.append({"name": "tftp-server-name", "data": server.ip, "always-send": True})
     return data
@@ -456,11 +458,10 @@ def _flex_options(spec: DhcpSpec, classes: Sequence[Mapping[str, Any]]) -> list[
         return []
     subs: list[dict[str, Any]] = [
         # "add": only when the class (or a reservation) did not send a static sub-option.
-        {"name": JUNIPER_SUBOPTIONS[1], "space": VENDOR_SPACE, "add": PER_MAC_CONFIG_EXPR},
+        {"code": 1, "space": VENDOR_SPACE, "add": PER_MAC_CONFIG_EXPR},
     ]
     if any(m.image for m in spec.juniper.models):
-        subs.insert(0, {"name": JUNIPER_SUBOPTIONS[0], "space": VENDOR_SPACE,
-                        "add": _image_expr(spec.juniper_models())})
+        subs.insert(0, {"code": 0, "space": VENDOR_SPACE, "add": _image_expr(spec.juniper_models())})
     entries = [{"code": 43, "client-class": _JUNIPER_CLASS, "comment": FLEX_MARK, "sub-options": subs}]
     if spec.juniper.file_server.boot_file:
         entries.append({"code": 67, "client-class": _JUNIPER_CLASS, "comment": FLEX_MARK,
@@ -681,12 +682,27 @@ def _merge_hooks(d4: dict[str, Any], flex: list[dict[str, Any]], hooks_dir: str 
         return
     params = entry.setdefault("parameters", {})
     before = list(params.get("options", []))
+    # flex_option applies several entries of one code in turn: the operator's stay, no conflict.
     after = _replace_managed(before, flex, lambda o: {f"option {o.get('code', o.get('name'))}"}
-                             if isinstance(o, dict) else set(), "flex_option entry for")
+                             if isinstance(o, dict) else set(), "flex_option entry for", conflicts=False)
     if after:
         params["options"] = after
     elif before:  # only our entries were there: drop the hook
         hooks.remove(entry)
+
+
+def _reuse_operator_defs(existing: list[Any], ours: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Ours minus those the operator already defines with the same code, space and type (kept, used by code)."""
+    kept = []
+    for d in ours:
+        same = next((o for o in existing if isinstance(o, dict) and not is_managed(o)
+                     and o.get("code") == d["code"] and o.get("space", "dhcp4") == d["space"]), None)
+        if same is not None and same.get("type") == d["type"] and bool(same.get("array")) == bool(d.get("array")):
+            if not any(isinstance(o, dict) and not is_managed(o) and o is not same and o.get("name") == d["name"]
+                       and o.get("space", "dhcp4") == d["space"] for o in existing):
+                continue
+        kept.append(d)
+    return kept
 
 
 def kea_merge(existing: str | Mapping[str, Any], spec: DhcpSpec, options: KeaOptions | None = None) -> dict[str, Any]:
@@ -732,8 +748,8 @@ def kea_merge(existing: str | Mapping[str, Any], spec: DhcpSpec, options: KeaOpt
         space = d.get("space", "dhcp4")
         return {f"code {d.get('code')} in {space}", f"{d.get('name')} in {space}"}
 
-    _set_or_drop(d4, "option-def", _replace_managed(_list(d4, "option-def"),
-                                                    _option_defs() if spec.juniper else [], def_keys, "option-def"))
+    defs = _reuse_operator_defs(_list(d4, "option-def"), _option_defs() if spec.juniper else [])
+    _set_or_drop(d4, "option-def", _replace_managed(_list(d4, "option-def"), defs, def_keys, "option-def"))
     classes = _classes(spec)
     merged = _replace_managed(_list(d4, "client-classes"), classes,
                               lambda c: {str(c.get("name"))} if isinstance(c, dict) else set(), "client class")
