@@ -160,7 +160,7 @@ def _subnets(config: Config) -> list[Subnet]:
                 raise ValueError(f"{what}: {exc}") from None
         return subnets
     if not config.dhcp_subnet:
-        raise ValueError("DHCP_SUBNET (or DHCP_SUBNETS) is not set (settings.py or PNP_DHCP_SUBNET), "
+        raise ValueError("DHCP_SUBNET is not set, nor DHCP_SUBNETS (settings.py or PNP_DHCP_SUBNET), "
                          "e.g. \"192.0.2.0/24\"")
     first, last = _pool("DHCP_POOL", config.dhcp_pool)
     return [Subnet(config.dhcp_subnet, config.dhcp_subnet_id, first, last, routers=config.dhcp_routers,

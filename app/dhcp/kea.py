@@ -267,11 +267,24 @@ def _mark(item: dict[str, Any], **facts: Any) -> dict[str, Any]:
 
 
 def _covers(ours: Any, theirs: Any) -> bool:
-    """True when ``theirs`` holds everything ``ours`` says (Kea's config-get adds its defaults)."""
+    """True when ``theirs`` holds everything ``ours`` says.
+
+    Kea's config-get adds its defaults (``csv-format``, ``next-server``...),
+    the encapsulated ``data`` of option 43 and reorders option-data (dhcp4
+    space first), so dicts are compared on our keys and lists as multisets.
+    """
     if isinstance(ours, dict):
         return isinstance(theirs, dict) and all(k in theirs and _covers(v, theirs[k]) for k, v in ours.items())
     if isinstance(ours, list):
-        return isinstance(theirs, list) and len(ours) == len(theirs) and all(map(_covers, ours, theirs))
+        if not isinstance(theirs, list) or len(ours) != len(theirs):
+            return False
+        free = list(theirs)
+        for item in ours:
+            match = next((i for i, other in enumerate(free) if _covers(item, other)), None)
+            if match is None:
+                return False
+            free.pop(match)
+        return True
     return type(ours) is type(theirs) and ours == theirs
 
 
@@ -310,6 +323,8 @@ def _replace_managed(
     for item in ours:
         same = next((o for o in old if keys(o) & keys(item) and _covers(item, o)), None)
         result.append(same if same is not None else item)
+    if len(old) == len(result) and {id(i) for i in result} == {id(i) for i in old}:
+        return list(items)  # nothing to change: keep the order as it is (Kea sorts option-defs its own way)
     index = next((i for i, item in enumerate(items) if is_managed(item)), None)
     if index is None:
         return operator + result
