@@ -3,7 +3,8 @@
 Run inside the client network namespace of the wire test:
 ``ip netns exec <ns> python dhcp_client.py <iface> '<json list of clients>'``.
 Each client is ``{"mac": "02:..", "vci": "ciscopnp", "pid": "C1131-8PWB"}``
-(``vci``/``pid`` optional). Output: one JSON list, per client
+(``vci``/``pid`` optional; the parameter request list asks for what Junos ZTP
+reads: 1, 3, 6, 7, 12, 15, 42, 43, 66, 67, 150). Output: one JSON list, per client
 ``{"yiaddr": "192.0.2.x", "options": {"43": "<hex>", ...}}`` or ``null`` when
 no OFFER came. The options are decoded from the raw bytes, not by scapy, so
 the test sees exactly what was on the wire.
@@ -53,7 +54,7 @@ def discover(iface: str, client: dict) -> dict | None:
         opts.append(("vendor_class_id", client["vci"].encode()))
     if client.get("pid"):
         opts.append((124, option124(client["pid"])))
-    opts += [("param_req_list", [1, 3, 6, 12, 15, 42, 43, 66, 150]), "end"]
+    opts += [("param_req_list", [1, 3, 6, 7, 12, 15, 42, 43, 66, 67, 150]), "end"]
     pkt = (
         Ether(src=mac, dst="ff:ff:ff:ff:ff:ff")
         / IP(src="0.0.0.0", dst="255.255.255.255")
