@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from app.cli import cli
 from app.dhcp import kea_loads
 from app.dhcp.dhcpd import BEGIN, END
-from tests.conftest import write_settings
+from tests.helpers import write_settings
 
 IMAGE = "jinstall-ex-4300-21.4R3.15-signed.tgz"
 BASE = {"SERVER_IP": "192.0.2.10", "PORT": 8080, "JUNIPER_MODELS": {"ex4300-48p": IMAGE, "srx320": ""}}

@@ -35,7 +35,7 @@ from app.dhcp import (
     kea_loads,
     kea_push,
 )
-from tests.conftest import write_settings
+from tests.helpers import write_settings
 
 USER, PASSWORD = "pnp-push", "correct horse battery staple"
 

@@ -48,6 +48,8 @@ CLIENT = Path(__file__).with_name("dhcp_client.py")
 SBIN = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
 IMAGE = "jinstall-ex-4300-21.4R3.15-signed.tgz"
 
+pytestmark = pytest.mark.netns
+
 
 def relay_spec() -> DhcpSpec:
     return DhcpSpec(
