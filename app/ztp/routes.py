@@ -88,6 +88,10 @@ class _Counted:
         self.done = done
         self.sent = 0
         self.closed = False
+        # counting costs gunicorn its sendfile: read the file in 1 MiB blocks instead of 8 KiB
+        for attr in ("blksize", "buffer_size"):  # gunicorn's / Werkzeug's FileWrapper
+            if isinstance(getattr(inner, attr, None), int):
+                setattr(inner, attr, 1 << 20)
 
     def __iter__(self):
         for chunk in self.inner:
