@@ -165,7 +165,9 @@ def ztp_fetch(mode: str, vci: str, mac: str, name: str | None = None) -> Respons
         row, inventory = {}, None
     hostname = row.get("hostname") or None
     own_image = (row.get("image") or "").strip() or None
-    needs_image = bool(own_image or config.juniper_models.get(req.model))
+    # the inventory is the source of truth: its model's image counts even when the VCI names another model
+    row_model = (row.get("model") or "").strip().lower()
+    needs_image = bool(own_image or config.juniper_models.get(req.model) or config.juniper_models.get(row_model))
     mismatch = service.vci_mismatch(req, row) if row else None
     try:
         if req.mode == "image":

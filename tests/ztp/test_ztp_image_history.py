@@ -24,6 +24,9 @@ CONF = "system { host-name sw; }\n"
 SIZE = 3 * 1024 * 1024 + 5  # several 1 MiB blocks: an interrupted download is visible
 
 
+TOKEN = "t0ken-for-ztp-tests"
+
+
 @pytest.fixture
 def app(lab, make_app):
     folder = lab / "configs" / "juniper"
@@ -33,7 +36,7 @@ def app(lab, make_app):
     (folder / "inventory.csv").write_text(INVENTORY)
     (lab / "images" / IMAGE).write_bytes(b"A" * SIZE)
     (lab / "images" / OWN_IMAGE).write_bytes(b"B" * 1000)
-    return make_app(juniper_models=MODELS)
+    return make_app(juniper_models=MODELS, admin_token=TOKEN)
 
 
 def fetch(app, path: str) -> bytes:
@@ -116,6 +119,19 @@ def test_vci_disagreeing_with_the_inventory_is_recorded(app, lab, vci, problem):
     row, events = state(lab, "02:00:00:00:00:01")
     assert row["last_error_code"] == "VCI_MISMATCH" and problem in row["last_error_message"]
     assert any(e["error_code"] == "VCI_MISMATCH" and problem in e["message"] for e in events)
+
+
+def test_mismatch_and_progress_are_shown_to_the_operator(app, lab):
+    fetch(app, "/ztp_fetch/conf/Juniper-qfx5100-48s-6q/02-00-00-00-00-01.conf")
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    device = app.test_client().get("/api/v1/devices/02:00:00:00:00:01", headers=auth).get_json()["summary"]
+    assert device["last_error_code"] == "VCI_MISMATCH"
+    assert "model qfx5100-48s-6q (inventory: ex4300-48p)" in device["last_error_message"]
+    assert device["state"] == "ZTP_CONFIG_FETCHED" and device["lifecycle"] != "Provisioned"  # image pending
+    fetch(app, f"/ztp_fetch/image/Juniper-ex4300-48p/02-00-00-00-00-01/{IMAGE}")
+    device = app.test_client().get("/api/v1/devices/02:00:00:00:00:01", headers=auth).get_json()["summary"]
+    assert device["state"] == "ZTP_DONE" and device["lifecycle"] == "Provisioned"
+    assert device["last_error_code"] is None  # the matching VCI of the image fetch
 
 
 def test_matching_vci_records_no_mismatch(app, lab):
