@@ -405,7 +405,7 @@ class JuniperModel:
         if self.image is not None:
             _check_text("image", self.image)
             if "/" in self.image:
-                raise ValueError(f"image {self.image!r} must be a bare file name (it is sent as images/<name>)")
+                raise ValueError(f"image {self.image!r} must be a bare file name in images/")
         if self.config_mode not in ("per-mac", "static"):
             raise ValueError(f"config_mode must be 'per-mac' or 'static', got {self.config_mode!r}")
         if self.config_mode == "static":

@@ -27,22 +27,36 @@ def option124(pid: str) -> bytes:
     return (9).to_bytes(4, "big") + bytes([len(data) + 1, len(data)]) + data
 
 
-def parse_offer(payload: bytes) -> dict:
-    """Fixed BOOTP header (236 bytes), magic cookie, then option TLVs (pad 0, end 255)."""
-    yiaddr = ".".join(str(b) for b in payload[16:20])
-    assert payload[236:240] == MAGIC, "no DHCP magic cookie"
-    options: dict[str, str] = {}
-    i = 240
-    while i < len(payload):
-        code = payload[i]
+def _options(data: bytes, options: dict[str, str]) -> None:
+    """Option TLVs (pad 0, end 255) of one area into ``options`` (hex values)."""
+    i = 0
+    while i < len(data):
+        code = data[i]
         if code == 255:
             break
         if code == 0:
             i += 1
             continue
-        length = payload[i + 1]
-        options[str(code)] = payload[i + 2 : i + 2 + length].hex()
+        length = data[i + 1]
+        options[str(code)] = data[i + 2 : i + 2 + length].hex()
         i += 2 + length
+
+
+def parse_offer(payload: bytes) -> dict:
+    """Fixed BOOTP header (236 bytes), magic cookie, then option TLVs (pad 0, end 255).
+
+    With option 52 (RFC 2132 §9.3 option overload: 1 = ``file``, 2 = ``sname``, 3 = both)
+    the server continued the options in those header fields: they are read too.
+    """
+    yiaddr = ".".join(str(b) for b in payload[16:20])
+    assert payload[236:240] == MAGIC, "no DHCP magic cookie"
+    options: dict[str, str] = {}
+    _options(payload[240:], options)
+    overload = int(options.get("52", "00"), 16)
+    if overload & 1:
+        _options(payload[108:236], options)
+    if overload & 2:
+        _options(payload[44:108], options)
     return {"yiaddr": yiaddr, "options": options}
 
 

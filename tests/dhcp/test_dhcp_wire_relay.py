@@ -9,7 +9,8 @@ Topology, in network namespaces of our own (removed in the finalizer):
 
 The relay puts its downstream address in giaddr, so the server picks the
 subnet of each client from it. Juniper runs in ``https`` transfer mode (sub-option
-5 is the HTTPS port). Skipped only when not root or without ``ip netns``;
+5 is the HTTPS port) and announces its file server in options 150 and 66, the
+config name in 67 as well. Skipped only when not root or without ``ip netns``;
 a missing kea-dhcp4, dhcpd or dhcrelay fails.
 """
 
@@ -60,7 +61,8 @@ def relay_spec() -> DhcpSpec:
             Subnet("10.99.0.0/30", 3, interface="up-srv"),  # the server's own link: no pool
         ],
         pnp=PnpServer("192.0.2.10"),
-        juniper=JuniperZtp(JuniperFileServer("192.0.2.10", 8443, "https"), [JuniperModel("ex4300-48p", IMAGE)]),
+        juniper=JuniperZtp(JuniperFileServer("192.0.2.10", 8443, "https", server_options=(66, 150), boot_file=True),
+                           [JuniperModel("ex4300-48p", IMAGE)]),
         inventory=[
             InventoryDevice("02:00:00:00:0b:21", "198.51.100.21", "sw-b-21", vendor="juniper"),
             InventoryDevice("02:00:00:00:0a:22", hostname="sw-a-22", subnet="site-a", vendor="juniper"),
@@ -228,3 +230,5 @@ def test_two_relayed_subnets(lab: Lab, relay: None, server: str) -> None:
         assert subs == {0: f"ztp_fetch/image/{vci}/{mac}/{IMAGE}", 1: f"ztp_fetch/conf/{vci}/{mac}.conf",
                         3: "https", 5: "8443"}, f"{server}: {vci}"
         assert offer["options"]["150"] == bytes([192, 0, 2, 10]).hex()
+        assert bytes.fromhex(offer["options"]["66"]) == b"192.0.2.10"  # the file server by name as well
+        assert bytes.fromhex(offer["options"]["67"]).rstrip(b"\0") == f"ztp_fetch/conf/{vci}/{mac}.conf".encode()
