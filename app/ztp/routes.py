@@ -9,7 +9,7 @@ official name as last path segment, docs/protocol.md §16.6).
 
 ``/ztp_fetch_image/<file>`` is the image path of the nginx+Django set-ups
 this server replaces: it serves ``images/<file>`` and records the download in
-the history of the Juniper device last seen at the client's address.
+the history of the Juniper device last seen at (or reserved for) the client's address.
 
 Every GET is recorded in the device's history when it starts and when the
 response is closed, with the bytes sent and whether that was the whole file
@@ -198,7 +198,8 @@ def ztp_fetch_image(name: str) -> Response:
 
     Serves ``images/<file>`` (404 for a name with a path or a missing file).
     The download is recorded for the Juniper device whose last fetch came from
-    the client's address, when there is one (the URL names no MAC).
+    the client's address, else for the inventory row reserving that address
+    (the URL names no MAC); an unknown address is served and only logged.
     """
     config = get_config()
     path = config.images_dir / name
@@ -216,6 +217,14 @@ def ztp_fetch_image(name: str) -> Response:
     except SQLAlchemyError as exc:
         log.error("ztp_fetch_image: database unavailable, fetch not recorded: %s", exc.__class__.__name__)
         return response
+    if known is None:  # never seen: the reservation of the inventory (its ip column) names the device
+        try:
+            rows = juniper.read_inventory_csv(config.juniper_inventory_path)
+        except ValueError:
+            rows = []
+        reserved = next((r for r in rows if r.get("mac") and r.get("ip") == request.remote_addr), None)
+        if reserved is not None:
+            known = (reserved["mac"], f"Juniper-{(reserved.get('model') or 'device').lower()}")
     if known is None or not known[0]:
         log.info("ztp_fetch_image %s from %s: no Juniper device known at that address", name, request.remote_addr)
         return response

@@ -162,3 +162,12 @@ def test_old_ztp_fetch_image_path(app, lab):
     row, events = state(lab, "02:00:00:00:00:01")
     assert row["state"] == "ZTP_DONE" and row["target_image"] == IMAGE
     assert "via /ztp_fetch_image" in events[-2]["message"] and events[-1]["success"] == 1
+
+
+def test_old_ztp_fetch_image_path_finds_the_reservation(app, lab):
+    inventory = lab / "configs" / "juniper" / "inventory.csv"
+    inventory.write_text(inventory.read_text() + "02:00:00:00:00:09,127.0.0.1,sw-09,ex4300-48p,,\n")
+    assert len(fetch(app, f"/ztp_fetch_image/{IMAGE}")) == SIZE  # first contact: no fetch from it before
+    row, events = state(lab, "02:00:00:00:00:09")
+    assert row["image_fetched_at"] is not None and row["pid"] == "ex4300-48p"
+    assert [e["success"] for e in events] == [None, 1]
