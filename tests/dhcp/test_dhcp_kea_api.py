@@ -26,6 +26,8 @@ from app.dhcp import (
     DhcpSpec,
     InventoryDevice,
     JuniperFileServer,
+    JuniperModel,
+    JuniperOverrides,
     JuniperZtp,
     KeaControl,
     KeaError,
@@ -191,3 +193,26 @@ def test_cli_push_with_agent_credentials(agent, kea_daemon, tmp_path: Path) -> N
 def test_unreachable_socket(tmp_path) -> None:
     with pytest.raises(OSError):
         KeaControl(str(tmp_path / "missing.sock"), timeout=1).config_get()
+
+
+def test_push_of_several_subnets_is_a_noop_the_second_time(kea_daemon) -> None:
+    """Relays, an interface, a subnet without pool, a device with its own sub-options: Kea's config-get
+    form of all of it is recognised (over the unix socket here)."""
+    spec = DhcpSpec(
+        subnets=[Subnet("192.0.2.0/24", 1, "192.0.2.100", "192.0.2.199", routers=["192.0.2.1"], site="a"),
+                 Subnet("203.0.113.0/24", 3, "203.0.113.100", "203.0.113.150", relay=["10.99.0.2"],
+                        pools=[("203.0.113.200", "203.0.113.210")], syslog=["10.99.0.1"]),
+                 Subnet("10.99.0.0/30", 4, interface="lo")],
+        pnp=PnpServer("192.0.2.10"),
+        juniper=JuniperZtp(JuniperFileServer("192.0.2.10", 8443, "https", server_options=(66, 150), boot_file=True),
+                           [JuniperModel("ex4300-48p", "junos.tgz", image_type="symlink")]),
+        inventory=[InventoryDevice("02:00:00:00:00:61", "192.0.2.61", "own", vendor="juniper", model="ex4300-48p",
+                                   syslog=["192.0.2.5"],
+                                   juniper=JuniperOverrides(image="x.tgz", alt_image="y.tgz", ftp_timeout=5)),
+                   InventoryDevice("0200.0000.0062", hostname="by-site", subnet="a", vendor="juniper")],
+    )
+    assert kea_push(kea_daemon.ctl, spec).changed
+    before = len(kea_daemon.commands())
+    again = kea_push(kea_daemon.ctl, spec)
+    assert not again.changed, again.diff()
+    assert kea_daemon.commands()[before:] == ["config-get"]
