@@ -731,7 +731,9 @@ def kea_merge(existing: str | Mapping[str, Any], spec: DhcpSpec, options: KeaOpt
     only marked items are replaced or removed, everything else is kept as it
     is, including the operator's classes named like ours. Managed items:
 
-    * ``option-def`` of the Juniper sub-options and option 150;
+    * ``option-def`` of the Juniper sub-options and option 150 (an operator
+      definition of the same code, space and type is reused instead: the
+      helper's option-data refer to sub-options by code);
     * ``client-classes`` (PID, generic Cisco, Juniper models, generic Juniper;
       put where the first managed one was, else at the end);
     * the flex_option ``options`` entries (code 43, and 67); the hook is added
@@ -745,8 +747,10 @@ def kea_merge(existing: str | Mapping[str, Any], spec: DhcpSpec, options: KeaOpt
     merging twice (or merging Kea's own config-get answer) returns an equal
     config. Raises ValueError with a one-line reason when the text cannot be
     read, there is no ``Dhcp4`` map, or an operator item conflicts with a
-    managed one: same option-def code, class name, flex_option code, subnet
-    option, reservation MAC or IP, an overlapping pool or subnet.
+    managed one: same option-def code (another type) or name, class name,
+    subnet option, reservation MAC or IP, an overlapping pool or subnet, a
+    subnet id used for another prefix. The operator's flex_option entries of
+    the same code are no conflict (the hook applies them in turn).
     Source: docs/protocol.md §17.2, docs/dhcp.md.
     """
     options = options or KeaOptions()
