@@ -63,7 +63,7 @@ _INT_FIELDS = {
 }
 _BOOL_FIELDS = {"dhcp_cisco", "dhcp_juniper", "dhcp_pnp_https", "dashboard_public", "require_claim",
                 "signed_config_urls"}
-_LIST_FIELDS = {"dhcp_routers", "dhcp_dns", "dhcp_ntp"}
+_LIST_FIELDS = {"dhcp_routers", "dhcp_dns", "dhcp_ntp", "dhcp_syslog"}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -137,8 +137,16 @@ class Config:
     juniper_file_port: int = 0  # sub-option 5; 0 = port
     juniper_transfer_mode: str = "http"
     dhcp_inventory: str = ""  # CSV of reservations; "" = juniper_inventory
+    dhcp_syslog: tuple[str, ...] = ()  # option 7 (log servers: Junos ZTP reports progress there)
+    dhcp_subnets: tuple = ()  # several subnets: [{"subnet": ..., "id": ..., "pool": ..., "relay": ...}, ...]
+    juniper_tftp_server: str = ""  # TFTP server for JUNIPER_TRANSFER_MODE="tftp" (option 150)
+    juniper_ftp_server: str = ""  # FTP server for JUNIPER_TRANSFER_MODE="ftp" (option 150)
+    juniper_server_options: tuple = (150,)  # where the file server is announced: 150 and/or 66; 67 = boot file
+    juniper_model_options: dict = field(default_factory=dict)  # model -> {"image_type": "symlink", ...}
     kea_control_socket: str = "/run/kea/kea4-ctrl-socket"
     kea_hooks_dir: str = ""  # "" = detect libdhcp_flex_option.so
+    kea_api_user: str = ""  # Control Agent basic authentication (password: PNP_KEA_API_PASSWORD)
+    kea_api_password: str = field(default="", repr=False)
     # operator console: secrets come from PNP_ADMIN_PASSWORD / PNP_ADMIN_TOKEN / PNP_SECRET_KEY
     admin_user: str = "admin"
     admin_password: str = field(default="", repr=False)
@@ -299,6 +307,25 @@ def _coerce(values: dict) -> dict:
             if isinstance(raw, str):
                 raw = json.loads(raw) if raw.strip().startswith("[") else raw.replace(",", " ").split()
             out["dhcp_cisco_pids"] = tuple(raw)
+        if "dhcp_subnets" in out:
+            raw = out["dhcp_subnets"]
+            if isinstance(raw, str):
+                raw = json.loads(raw) if raw.strip() else []
+            if isinstance(raw, dict) or not all(isinstance(x, dict) for x in raw):
+                raise ValueError("DHCP_SUBNETS must be a list of dicts ({\"subnet\": ..., \"id\": ..., ...})")
+            out["dhcp_subnets"] = tuple(dict(x) for x in raw)
+        if "juniper_server_options" in out:
+            raw = out["juniper_server_options"]
+            if isinstance(raw, str):
+                raw = raw.replace(",", " ").split()
+            out["juniper_server_options"] = tuple(int(x) for x in raw)
+        if "juniper_model_options" in out:
+            raw = out["juniper_model_options"]
+            if isinstance(raw, str):
+                raw = json.loads(raw) if raw.strip() else {}
+            if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+                raise ValueError("JUNIPER_MODEL_OPTIONS must be a dict: model -> {sub-option: value}")
+            out["juniper_model_options"] = {str(k): dict(v) for k, v in raw.items()}
         if "juniper_models" in out:
             raw = out["juniper_models"]
             if isinstance(raw, str):

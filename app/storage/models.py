@@ -64,6 +64,8 @@ class DeviceState(Base):
     tarball_transferred: Mapped[bool] = mapped_column(Boolean, default=False)
     script_transferred: Mapped[bool] = mapped_column(Boolean, default=False)
     configured: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Juniper ZTP: when the device last fetched its image completely (None = never).
+    image_fetched_at: Mapped[datetime | None] = mapped_column(DateTime)
     guestshell_state: Mapped[str | None] = mapped_column(String(32))
     guestshell_checks: Mapped[int] = mapped_column(Integer, default=0)
     script_output: Mapped[str | None] = mapped_column(LongText)
