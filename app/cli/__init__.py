@@ -56,7 +56,7 @@ def cli(ctx, settings_path, server_ip, port, bind, database, workers, threads, c
             click.echo(f"pnp-server: also: {problem}", err=True)
         _fail(problems[0])
     if check:
-        click.echo(banner(config))
+        click.echo(banner(config, check=True))
         return
     problem = check_bind(config)
     if problem:

@@ -91,7 +91,8 @@ def devices_show(serial, events, show_xml, as_json):
         _echo_json(data)
         return
     s = data["summary"]
-    click.echo(f"{serial}: {s['lifecycle']}, state {s['state']}, step {s['step']} of {s['total_steps']}"
+    failed = f" (failed at {s['failed_state']})" if s["state"] == "ERROR" and s.get("failed_state") else ""
+    click.echo(f"{serial}: {s['lifecycle']}, state {s['state']}{failed}, step {s['step']} of {s['total_steps']}"
                + (" STALLED" if s["stalled"] else ""))
     for key, value in data["fields"].items():
         if key != "script_output":

@@ -370,8 +370,12 @@ def _job_for(device: DeviceView, ctx: Context) -> Job | State | Decision:
     if state == State.CHECK_BOOTFLASH:
         return _device_info("filesystem")
     if state == State.RUN_EVENT_MANAGER:
+        if not (cfg.eem_applet and cfg.guestshell_tarball):
+            return State.CHECK_GUESTSHELL
         return _exec(f"event manager run {cfg.eem_applet}", 300)
     if state == State.CHECK_GUESTSHELL:
+        if not (cfg.guestshell_tarball or cfg.python_script):
+            return State.RUN_SCRIPT
         return _exec("show app-hosting list", 60)
     if state == State.INSTALL_GUESTSHELL:
         if cfg.guestshell_tarball:
@@ -385,6 +389,31 @@ def _job_for(device: DeviceView, ctx: Context) -> Job | State | Decision:
             return State.FINISHED
         return _exec(cfg.script_command.format(script=cfg.python_script), 900)
     raise ValueError(f"no job for state {state}")  # pragma: no cover - states are covered
+
+
+def skipped_steps(config: Config) -> list[tuple[int, str]]:
+    """The steps these settings skip, ``[(step number, why)]``, in step order.
+
+    One rule per setting, applied by ``_job_for``: no GUESTSHELL_TARBALL skips
+    the copy (5) and the EEM applet that installs it (10); no PYTHON_SCRIPT
+    skips its copy (6) and its run (12); with neither, the guestshell checks
+    (11) have nothing to serve and are skipped too. No catalogue image: step 4
+    is only taken for a PID without one, which then goes to ERROR (no skip).
+    """
+    skipped = []
+    if not config.guestshell_tarball:
+        skipped.append((5, "GUESTSHELL_TARBALL not set"))
+    if not config.python_script:
+        skipped.append((6, "PYTHON_SCRIPT not set"))
+    if not config.eem_applet:
+        skipped.append((10, "EEM_APPLET not set"))
+    elif not config.guestshell_tarball:
+        skipped.append((10, "GUESTSHELL_TARBALL not set (the applet installs it)"))
+    if not (config.guestshell_tarball or config.python_script):
+        skipped.append((11, "neither GUESTSHELL_TARBALL nor PYTHON_SCRIPT set"))
+    if not config.python_script:
+        skipped.append((12, "PYTHON_SCRIPT not set"))
+    return sorted(skipped)
 
 
 def _idle(device: DeviceView, ctx: Context, state: State) -> Decision:
