@@ -35,7 +35,7 @@ def default_timeout_minutes(devices: int, time_scale: float) -> int:
     minutes; the server handles devices in parallel, so a large fleet only adds
     a little (one minute per 50 devices).
     """
-    return math.ceil(2 + 10 * max(time_scale, 0.0) + devices / 50)
+    return math.ceil(2 + 10 * max(time_scale, 0.0) + (devices - 1) // 50)
 
 
 def _field_help() -> dict[str, str]:

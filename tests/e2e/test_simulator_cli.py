@@ -89,5 +89,5 @@ def test_a_new_faults_field_appears_by_itself(monkeypatch):
 
 def test_default_timeout_fits_the_fleet():
     assert sim_cli.default_timeout_minutes(1, 1.0) == 12
-    assert sim_cli.default_timeout_minutes(20, 0.01) == 3
+    assert sim_cli.default_timeout_minutes(20, 0.01) == 3 and sim_cli.default_timeout_minutes(101, 0.01) == 5
     assert sim_cli.default_timeout_minutes(1000, 0.01) > sim_cli.default_timeout_minutes(10, 0.01)
