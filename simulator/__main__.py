@@ -213,8 +213,11 @@ def final_state(dev: WatchedDevice, met: bool) -> tuple[str, str]:
               help="seconds to wait for the server to answer before starting")
 @click.option("--faulty", type=int, default=None,
               help="how many devices get the --fault-* faults [default: all]")
+@click.option("--reload-seconds", default=0.5, show_default=True, help="how long a reload takes")
+@click.option("--epilogue", default="", help="a line to print after the summary (run.py demo uses it)")
 @fault_options
-def main(url, devices, pid, version, serial_prefix, timeout, time_scale, wait_server, faulty, **fault_values):
+def main(url, devices, pid, version, serial_prefix, timeout, time_scale, wait_server, faulty, reload_seconds,
+         epilogue, **fault_values):
     """Boot N factory-fresh devices and poll until each finishes, is parked in ERROR, or the timeout."""
     faults = faults_from(fault_values)
     minutes = timeout if timeout is not None else default_timeout_minutes(devices, time_scale)
@@ -232,7 +235,7 @@ def main(url, devices, pid, version, serial_prefix, timeout, time_scale, wait_se
         own = copy.deepcopy(faults) if faults and (faulty is None or i < faulty) else None
         sims.append(WatchedDevice(url, f"{serial_prefix}{i:05d}", pid=pid, version=version, faults=own,
                                   time_scale=time_scale, max_sleep=max(1.0, 60 * time_scale),
-                                  on_phase=on_phase))
+                                  reload_seconds=reload_seconds, on_phase=on_phase))
     click.echo(f"{devices} device(s) {pid} {version} -> {url}; timeout {minutes:g} min"
                + (f"; faults on {faulty if faulty is not None else devices}: {faults}" if faults else ""))
     results: dict[str, bool] = {}
@@ -257,6 +260,8 @@ def main(url, devices, pid, version, serial_prefix, timeout, time_scale, wait_se
         for failure in sim.failures if state != "FINISHED" else ():
             click.echo(f"  {'':<12} {'':<10} reported  {failure}")
     click.echo(f"{done}/{devices} finished in {elapsed:.1f} s")
+    if epilogue:
+        click.echo(epilogue)
     raise SystemExit(0 if done == devices else 1)
 
 

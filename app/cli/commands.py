@@ -247,7 +247,6 @@ def images_add(image, pid_glob, version):
     from pathlib import Path
 
     from app.common.versions import normalise_version, version_from_image_name
-    from app.config import file_md5, read_catalogue, write_catalogue
 
     config, _ = _current_images(get_config())
     source = Path(image).resolve()
@@ -261,12 +260,7 @@ def images_add(image, pid_glob, version):
     if source != target.resolve():
         _copy_with_progress(source, target)
         click.echo(f"copied to {target}", err=True)
-    md5 = file_md5(target, progress=True)
-    st = target.stat()
-    _record_md5(config, target.name, st, md5)
-    entries = [e for e in read_catalogue(config) if e["file"] != source.name]
-    entries.append({"pid": pid_glob, "file": source.name, "version": version, "md5": md5, "size": st.st_size})
-    write_catalogue(config, entries)
+    md5, st = record_image(config, target, pid_glob, version)
     click.echo(f"{source.name}: {st.st_size} bytes, md5 {md5}, version {version}, PID {pid_glob}")
     click.echo(f"recorded in {config.images_dir / 'catalogue.json'}; the server uses it at its next start")
     from_settings = [e for e in config.images if e.file not in config.catalogue_files]
@@ -276,6 +270,22 @@ def images_add(image, pid_glob, version):
     elif shadow:
         click.echo(f"note: settings.py IMAGES entry {shadow[0].file} ({shadow[0].pid}) comes first "
                    f"for these PIDs", err=True)
+
+
+def record_image(config, target, pid_glob: str, version: str):
+    """Hash ``images/<target>`` (progress bar), cache the md5 and record the catalogue entry.
+
+    Returns ``(md5, stat)``. An entry for the same file is replaced.
+    """
+    from app.config import file_md5, read_catalogue, write_catalogue
+
+    md5 = file_md5(target, progress=True)
+    st = target.stat()
+    _record_md5(config, target.name, st, md5)
+    entries = [e for e in read_catalogue(config) if e["file"] != target.name]
+    entries.append({"pid": pid_glob, "file": target.name, "version": version, "md5": md5, "size": st.st_size})
+    write_catalogue(config, entries)
+    return md5, st
 
 
 def _record_md5(config, name: str, st, md5: str) -> None:

@@ -509,7 +509,8 @@ def _decide_request(device: DeviceView, request: p.WorkRequest, ctx: Context,
         prefix, device = lost.events, _replace(device, attempts=lost.changes["attempts"])
     if device.retry_after and ctx.now < device.retry_after:
         wait = max(1, int((device.retry_after - ctx.now).total_seconds()))
-        decision = _backoff(state, wait, f"{state.value} retry after an error",
+        why = "retry after an error" if device.attempts else "waiting before it starts"  # e.g. guestshell checks
+        decision = _backoff(state, wait, f"{state.value} {why}",
                             pending_service=None, pending_correlator=None,
                             state=state.value, attempts=device.attempts)
         decision.events = prefix
