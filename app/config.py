@@ -31,7 +31,7 @@ CATALOGUE_NAME = "catalogue.json"
 #: Files at least this large show a progress bar while their md5 is computed (bytes).
 MD5_PROGRESS_SIZE = 64 * 1024 * 1024
 #: Admin passwords that appear in documentation and examples: refused on an exposed server.
-EXAMPLE_PASSWORDS = frozenset({"change-me", "changeme", "admin", "password", "secret", "cisco",
+EXAMPLE_PASSWORDS = frozenset({"change-me", "changeme", "long secret", "admin", "password", "secret", "cisco",
                                "correct horse battery staple"})
 #: Shortest admin password accepted when the server listens on more than loopback.
 MIN_EXPOSED_PASSWORD = 12

@@ -160,13 +160,15 @@ def _die_with_parent() -> None:
 @click.option("--port", default=0, help="listen port on 127.0.0.1 [default: 8080 if free, else any free port]")
 @click.option("--time-scale", default=1.0, show_default=True,
               help="the simulated devices wait this fraction of the server's backoffs")
-def demo(devices, port, time_scale):
+@click.option("--folder", type=click.Path(file_okay=False), default=None,
+              help="the demo's project folder [default: demo/ in the project]")
+def demo(devices, port, time_scale, folder):
     """Start the server on 127.0.0.1 with a sample image and provision simulated ISR1k devices."""
     from app.cli.commands import record_image
     from app.cli.server import banner, check_bind, serve
     from app.storage.migrate import upgrade
 
-    root = demo_root()
+    root = Path(folder).resolve() if folder else demo_root()
     click.echo(f"demo: preparing {root} (sample image, guestshell tarball, script, day-0 config)")
     prepare(root)
     port = port or free_high_port()

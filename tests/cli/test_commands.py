@@ -115,7 +115,8 @@ def test_images_list_and_db_upgrade(runner):
 def test_run_py_subcommands(lab):
     settings = write_settings(lab / "settings_cli.py", **FAST_SETTINGS,
                               DATABASE_URL=f"sqlite:///{lab / 'cli.sqlite3'}")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PNP_") and k != "DATABASE_URL"}
+    env = {k: v for k, v in os.environ.items()
+               if not (k.startswith("PNP_") and k != "PNP_NO_VENV") and k != "DATABASE_URL"}
     env["PNP_ROOT"] = str(lab)
 
     def run(*args):
