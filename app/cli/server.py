@@ -162,6 +162,20 @@ def check_bind(config: Config) -> str | None:
     return None
 
 
+def _workers_leave_ctrl_c_to_the_master(worker) -> None:
+    """gunicorn ``post_worker_init``: a worker ignores SIGINT.
+
+    ctrl+c sends SIGINT to the whole process group; the master then sends
+    SIGQUIT to each worker. A gthread worker that gets both runs its quit
+    handler twice, nested, and deadlocks in ThreadPoolExecutor.shutdown until
+    the master SIGKILLs it after GRACEFUL_TIMEOUT (30 s). The master alone
+    handles ctrl+c; the workers stop at its SIGQUIT.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def gunicorn_options(config: Config, tls: bool = False) -> dict:
     """gunicorn settings for the HTTP listener, or with ``tls`` for the HTTPS one.
 
@@ -178,6 +192,7 @@ def gunicorn_options(config: Config, tls: bool = False) -> dict:
         "accesslog": str(config.logs_dir / ("access-https.log" if tls else "access.log")),
         "errorlog": "-", "loglevel": "warning",
         "proc_name": "pnp-server-https" if tls else "pnp-server",
+        "post_worker_init": _workers_leave_ctrl_c_to_the_master,
     }
     if tls:
         options.update(certfile=config.tls_cert, keyfile=config.tls_key)

@@ -145,5 +145,3 @@ def test_error_rows_count_the_failed_step(make_app):
                                     first_seen=now, last_contact=now))
     page = application.test_client().get("/dashboard").get_data(as_text=True)
     assert "failed at step 10 of 13 (RUN_EVENT_MANAGER)" in page
-    data = application.test_client().get("/api/v1/devices/FGL0000ERR")
-    assert data.status_code in (200, 401)  # the API needs a token; the dashboard is public here
