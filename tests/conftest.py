@@ -187,6 +187,7 @@ def pytest_runtest_makereport(item, call):
     report = outcome.get_result()
     if report.skipped and not hasattr(report, "wasxfail"):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = reason.removeprefix("Skipped: ")
         report.outcome = "failed"
         report.longrepr = (f"skipped, which counts as a failure here: {reason}\n"
                            "(install the missing part with tests/setup-machine.sh, or deselect by marker: "

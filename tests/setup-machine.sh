@@ -19,7 +19,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq
   # A container has no init system: policy-rc.d (exit 101 = "not allowed") keeps package scripts
   # from starting services, so their failure cannot fail the install; the binaries are what we need.
-  policy=/usr/sbin/policy-rc.d
+  policy=${POLICY_RC_D:-/usr/sbin/policy-rc.d}
   if [ ! -e "$policy" ]; then
     printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy"
     trap 'rm -f "$policy"' EXIT
