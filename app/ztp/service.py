@@ -38,24 +38,29 @@ ZTP_ERROR = "ZTP_ERROR"
 
 def record_fetch(sessions: sessionmaker[Session], req: FetchRequest, source_ip: str | None, *,
                  served: str | None = None, error: str | None = None, status: int = 200,
-                 hostname: str | None = None, image: str | None = None) -> None:
+                 hostname: str | None = None, image: str | None = None,
+                 ascii_only: bool = False) -> None:
     """Record one ``/ztp_fetch`` attempt of a device (creating its row on first contact).
 
     ``served`` describes what was sent (success) or ``error`` why nothing was
     (with ``status``, the HTTP status answered). ``hostname`` (inventory) is
     stored when given, ``image`` (image mode) as ``target_image``.
+    Values longer than their column (a VCI, a model, a hostname) are cut and recorded by
+    app/storage/fit.py at flush; ``ascii_only`` also escapes non-ASCII text (the route's
+    retry after a database error that is not an outage).
     Raises SQLAlchemy errors (the route logs them and still answers the device).
     """
     now = utcnow()
     defaults = {"vendor": "juniper", "mac_address": req.mac, "first_seen": now, "last_contact": now,
                 "state": ZTP_ERROR if error else (CONFIG_FETCHED if req.mode == "conf" else IMAGE_FETCHED)}
-    with device_lock(sessions, req.mac, defaults=defaults) as (session, row):
+    info = {"fit_ascii": True} if ascii_only else {}
+    with device_lock(sessions, req.mac, defaults=defaults, info=info) as (session, row):
         row.vendor = "juniper"
         row.mac_address = req.mac
         row.vci = req.vci
-        row.pid = req.model[:64]
+        row.pid = req.model
         if req.serial or not row.udi or not row.udi.startswith(f"PID:{req.model},"):
-            row.udi = f"PID:{req.model},VID:,SN:{req.serial or ''}"[:255]  # a VCI without serial keeps the SN
+            row.udi = f"PID:{req.model},VID:,SN:{req.serial or ''}"  # a VCI without serial keeps the SN
         row.last_contact = now
         if source_ip:
             row.ip_address = source_ip
