@@ -238,3 +238,26 @@ class OwnMariaDB:
                 self.proc.kill()
                 self.proc.wait(10)
         self.proc = None
+
+
+def scratch_database(charset: str = "utf8mb4") -> str:
+    """A new, empty database on the shared MariaDB (``MARIADB_ADMIN_URL``) created with
+    ``CHARACTER SET charset`` (``latin1``: what ``CREATE DATABASE pnp;`` gives on a server
+    whose default is latin1); returns its URL. Drop it with ``drop_database``."""
+    import uuid
+
+    name = f"pnp_scratch_{uuid.uuid4().hex[:10]}"
+    engine = create_engine(MARIADB_ADMIN_URL)
+    with engine.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name} CHARACTER SET {charset}"))
+    engine.dispose()
+    return f"{MARIADB_ADMIN_URL}/{name}"
+
+
+def drop_database(url: str) -> None:
+    """Drop the database of ``url`` (made by ``scratch_database``)."""
+    name = url.rsplit("/", 1)[-1]
+    engine = create_engine(MARIADB_ADMIN_URL)
+    with engine.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+    engine.dispose()

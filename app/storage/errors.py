@@ -27,6 +27,9 @@ OUTAGE_CODES = {
 }
 #: Errors of two transactions in each other's way: retrying is the cure.
 CONTENTION_CODES = {1205, 1213}  # lock wait timeout, deadlock
+#: Statements the schema does not fit: unknown column or table, syntax.
+SCHEMA_CODES = {1054, 1064, 1146}
+_SQLITE_SCHEMA = ("no such table", "no such column", "syntax error")
 _SQLITE_OUTAGE = ("unable to open database", "disk i/o error",
                   "database disk image is malformed", "readonly database")
 _SQLITE_CONTENTION = ("database is locked", "database table is locked")
@@ -87,7 +90,8 @@ def classify(error: BaseException) -> DbFault:
         kind = "outage"
     elif isinstance(error, sa.OperationalError) and code is not None and code >= 2000:
         kind = "outage"  # any other client-side connection error
-    elif isinstance(error, sa.ProgrammingError):
+    elif isinstance(error, sa.ProgrammingError) or code in SCHEMA_CODES or (
+            code is None and any(s in lowered for s in _SQLITE_SCHEMA)):
         kind = "schema"
     else:
         kind = "other"
