@@ -148,8 +148,9 @@ def db_rows(url):
     return {r["serial_number"]: r for r in rows}
 
 
-def assert_finished(server_url, db_url, devices, results):
-    """Every device FINISHED with the target image, config, files, guestshell and script."""
+def assert_finished(server_url, db_url, devices, results, image_downloads=1):
+    """Every device FINISHED with the target image, config, files, guestshell and script,
+    each having downloaded the image ``image_downloads`` times."""
     assert all(results.values()), {d.serial: d.log[-5:] for d in devices}
     rows = db_rows(db_url)
     image_url = f"{server_url}/images/{IMAGE_NAME}"
@@ -160,7 +161,8 @@ def assert_finished(server_url, db_url, devices, results):
         assert row["configured"] and row["tarball_transferred"] and row["script_transferred"]
         assert row["config_register"] == "0x2102" == dev.config_register
         assert "PNP-SCRIPT-OK" in row["script_output"]
-        assert dev.downloads[image_url] == 1, "the image must be downloaded exactly once"
+        assert dev.downloads[image_url] == image_downloads, \
+            f"{dev.serial}: image downloaded {dev.downloads[image_url]} times, not {image_downloads}"
         assert "guest-share/pxs.py" in dev.files
         assert dev.guestshell == "RUNNING"
         assert any("InstallGuestShell" in line for line in dev.startup_config)

@@ -77,7 +77,7 @@ def clamped(device: dict) -> str:
 
 
 @pytest.mark.e2e
-def test_over_long_values_lose_no_response(start_server, database_url):
+def test_over_long_values_lose_no_response(start_server, database_url, lab):
     server = start_server(database_url=database_url, WORKERS=2)
     lv01 = LongValuesDevice(server.url, "FGL2548LV01", image_file=LONG_IMAGE,
                             bootflash_size=10**20, reload_seconds=0.3)
@@ -111,5 +111,6 @@ def test_over_long_values_lose_no_response(start_server, database_url):
     assert three["bootflash_free"] == 0
     assert "stored 0 (the column's minimum)" in clamped(three)
 
-    log = server.output()
+    log = (lab / "logs" / "pnp_debug.log").read_text(errors="replace")
+    assert "FGL2548LV01 " in log and "value stored clamped" in log
     assert "database unavailable" not in log and "database error" not in log
