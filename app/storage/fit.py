@@ -88,7 +88,7 @@ def limit_of(column: Column) -> Limit:
 
 
 def _marker(original_octets: int) -> str:
-    return f" … [cut: {original_octets} bytes sent]"
+    return f" ... [cut: {original_octets} bytes sent]"  # ASCII: fits any character set
 
 
 def _cut_octets(text: str, octets: int) -> str:
