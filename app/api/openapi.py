@@ -63,7 +63,7 @@ def openapi_document(server_url: str = "") -> dict:
     event = {"type": "object", "properties": {
         "id": {"type": "integer"}, "at": {"type": "string", "format": "date-time"},
         "kind": {"type": "string", "enum": ["job", "response", "state", "error", "info", "reload",
-                                                     "unknown", "fetch"]},
+                                            "unknown", "fetch", "clamped"]},
         "service": {"type": ["string", "null"]}, "correlator": {"type": ["string", "null"]},
         "success": {"type": ["boolean", "null"]}, "error_code": {"type": ["string", "null"]},
         "message": {"type": "string"}, "raw_xml": {"type": ["string", "null"]}}}
