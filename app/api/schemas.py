@@ -16,7 +16,7 @@ from app.pnp.workflow import State
 #: every state a device row can hold: the Cisco workflow's and Juniper ZTP's
 STATES = [s.value for s in State] + list(ZTP_PROGRESS)
 LIFECYCLES = [lc.value for lc in Lifecycle]
-EVENT_KINDS = ["job", "response", "state", "error", "info", "reload", "fetch"]
+EVENT_KINDS = ["job", "response", "state", "error", "info", "reload", "unknown", "fetch", "clamped"]
 
 
 def _text(**kw):
@@ -44,7 +44,7 @@ class DeviceListQuery(Schema):
     site = fields.String(validate=validate.Length(max=64), metadata={"description": "inventory variable site"})
     template = fields.String(validate=validate.Length(max=64))
     vendor = fields.String(validate=validate.OneOf(["cisco", "juniper"]))
-    error_kind = fields.String(validate=validate.Length(max=64))
+    error_kind = fields.String(validate=validate.OneOf(["permanent", "transient", "unknown"]))
     sort = fields.String(validate=validate.OneOf(list(SORT_COLUMNS)),
                          metadata={"description": "default attention: errors, then stalled devices, first"})
     order = fields.String(validate=validate.OneOf(["asc", "desc"]))
@@ -92,14 +92,20 @@ class DeviceSummary(Schema):
     state = fields.String(allow_none=True, required=True, validate=validate.OneOf(STATES))
     vendor = _text()
     lifecycle = fields.String(required=True, validate=validate.OneOf(LIFECYCLES))
-    failed_step = _text(metadata={"description": "the step an ERROR device failed in"})
+    failed_state = _text(metadata={"description": "ERROR only: the state whose step failed (step counts it)"})
     step = fields.Integer(required=True)
     total_steps = fields.Integer(required=True)
     last_contact = fields.DateTime(allow_none=True)
     first_seen = fields.DateTime(allow_none=True)
     last_error_code = _text()
     last_error_message = _text()
-    error_kind = _text()
+    error_kind = fields.String(allow_none=True, validate=validate.OneOf(["permanent", "transient", "unknown"]),
+                               metadata={"description": "why a device is in ERROR: permanent waits for an "
+                                                        "operator, transient and unknown are retried at "
+                                                        "auto_retry_at"})
+    auto_retry_at = fields.DateTime(allow_none=True, metadata={"description": "next automatic retry (UTC)"})
+    unknown_outcomes = fields.Integer(metadata={"description": "jobs in a row of the current step "
+                                                               "without a response"})
     stalled = fields.Boolean(required=True)
     claimed = fields.Boolean()
     template = _text()

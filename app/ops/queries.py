@@ -145,19 +145,21 @@ def device_summary(row: DeviceState, in_inventory: bool, config: Config, now: da
     shows no last error (an old error is history once the device succeeded).
     """
     lifecycle = lifecycle_of(row.state, in_inventory)
-    failed = row.failed_state if row.state in PARKED else None
-    step, total = progress_of(failed or row.state)
+    step, total = progress_of(row.state, row.failed_state)
     done = lifecycle == Lifecycle.PROVISIONED
+    in_error = row.state == wf.State.ERROR
     return {
         "serial_number": row.serial_number, "pid": row.pid, "hostname": row.hostname,
         "ip_address": row.ip_address, "running_version": row.running_version,
         "target_version": row.target_version, "state": row.state, "vendor": row.vendor,
-        "lifecycle": lifecycle.value, "failed_step": failed,
-        "step": step, "total_steps": total,
+        "lifecycle": lifecycle.value,
+        "step": step, "total_steps": total, "failed_state": row.failed_state,
         "last_contact": row.last_contact, "first_seen": row.first_seen,
         "last_error_code": None if done else row.last_error_code,
         "last_error_message": None if done else row.last_error_message,
-        "error_kind": None if done else _error_kind_of(row),
+        "error_kind": row.error_kind if in_error else None,
+        "auto_retry_at": row.auto_retry_at if in_error else None,
+        "unknown_outcomes": row.unknown_outcomes or 0,
         "stalled": is_stalled(row.state, row.last_contact, config, now),
         "claimed": in_inventory,
         "inventory_hostname": item.hostname if item is not None else None,
@@ -172,23 +174,18 @@ def _site_of(item: InventoryItem | None) -> str | None:
 
 
 def _error_kind_column():
-    """The column naming the kind of a device's failure: ``error_kind`` where the schema
-    has it, else the last error code."""
-    return getattr(DeviceState, "error_kind", DeviceState.last_error_code)
-
-
-def _error_kind_of(row: DeviceState) -> str | None:
-    return getattr(row, "error_kind", None) or row.last_error_code
+    """The column naming the kind of an ERROR (permanent, transient, unknown: the workflow's)."""
+    return DeviceState.error_kind
 
 
 def _planned_summary(item: InventoryItem) -> dict:
     return {
         "serial_number": item.serial_number, "pid": item.pid, "hostname": item.hostname,
         "ip_address": None, "running_version": None, "target_version": None, "state": None,
-        "vendor": None, "lifecycle": Lifecycle.PLANNED.value, "failed_step": None,
-        "step": 0, "total_steps": wf.TOTAL_STEPS,
-        "last_contact": None, "first_seen": None, "last_error_code": None,
-        "last_error_message": None, "error_kind": None, "stalled": False, "claimed": True,
+        "vendor": None, "lifecycle": Lifecycle.PLANNED.value, "step": 0, "total_steps": wf.TOTAL_STEPS,
+        "failed_state": None, "last_contact": None, "first_seen": None, "last_error_code": None,
+        "last_error_message": None, "error_kind": None, "auto_retry_at": None,
+        "unknown_outcomes": 0, "stalled": False, "claimed": True,
         "inventory_hostname": item.hostname, "template": item.template, "site": _site_of(item),
     }
 
@@ -339,7 +336,7 @@ def iter_devices(sessions: sessionmaker[Session], config: Config, query: DeviceQ
 
 
 EXPORT_COLUMNS = ["serial_number", "hostname", "inventory_hostname", "pid", "vendor", "ip_address",
-                  "running_version", "target_version", "lifecycle", "state", "failed_step", "step",
+                  "running_version", "target_version", "lifecycle", "state", "failed_state", "step",
                   "total_steps", "stalled", "site", "template", "error_kind", "last_error_code",
                   "last_error_message", "last_contact", "first_seen"]
 

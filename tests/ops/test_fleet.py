@@ -63,7 +63,7 @@ def serials(page):
 def test_errors_then_stalled_first_by_default(fleet_app):
     seed(fleet_app, [_device("FGL0A001"), _device("FGL0A002", "FINISHED"),
                      _device("FGL0A003", "ERROR", failed_state="INSTALL_IMAGE", last_error_code="1412",
-                             last_error_message="image copy failed"),
+                             last_error_message="image copy failed", error_kind="permanent"),
                      _device("FGL0A004", minutes=60), _device("FGL0A005", "BOOTFLASH_NO_SPACE")],
          inventory=[{"serial_number": "FGL0A000", "hostname": "planned-1"}])
     page = listing(fleet_app)
@@ -71,8 +71,8 @@ def test_errors_then_stalled_first_by_default(fleet_app):
     assert serials(page)[2] == "FGL0A004", "then the silent device"
     assert serials(page)[-1] == "FGL0A000", "planned rows last"
     error = next(d for d in page.items if d["serial_number"] == "FGL0A003")
-    assert error["failed_step"] == "INSTALL_IMAGE" and error["step"] == 4 and error["lifecycle"] == "Error"
-    assert error["error_kind"] == "1412"
+    assert error["failed_state"] == "INSTALL_IMAGE" and error["step"] == 4 and error["lifecycle"] == "Error"
+    assert error["error_kind"] == "permanent"
 
 
 def test_natural_sort_of_ip_and_version(fleet_app):
@@ -89,7 +89,8 @@ def test_filters_and_inventory_hostname_search(fleet_app):
     seed(fleet_app,
          [_device("FGL0C001", pid="C1131-8PWB", version="17.9.1"),
           _device("FGL0C002", pid="C8200-1N-4T", version="17.12.3a"),
-          _device("FGL0C003", "ERROR", last_error_code="CONFIG_REJECTED", last_error_message="% Invalid input"),
+          _device("FGL0C003", "ERROR", last_error_code="CONFIG_REJECTED", last_error_message="% Invalid input",
+                  error_kind="transient"),
           _device("aa:bb:cc:00:00:01", "ZTP_CONFIG_FETCHED", pid="ex4300-48p", vendor="juniper")],
          inventory=[{"serial_number": "FGL0C001", "hostname": "edge-lon-01", "template": "edge.j2",
                      "variables": {"site": "LON"}},
@@ -97,7 +98,7 @@ def test_filters_and_inventory_hostname_search(fleet_app):
     assert serials(listing(fleet_app, pid="C82")) == ["FGL0C002"]
     assert serials(listing(fleet_app, site="LON")) == ["FGL0C001"]
     assert serials(listing(fleet_app, version="17.12")) == ["FGL0C002"]
-    assert serials(listing(fleet_app, error_kind="CONFIG_REJECTED")) == ["FGL0C003"]
+    assert serials(listing(fleet_app, error_kind="transient")) == ["FGL0C003"]
     assert serials(listing(fleet_app, template="edge.j2")) == ["FGL0C001"]
     assert serials(listing(fleet_app, vendor="juniper")) == ["aa:bb:cc:00:00:01"]
     assert serials(listing(fleet_app, state="ZTP_CONFIG_FETCHED")) == ["aa:bb:cc:00:00:01"]
