@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, Response, current_app, g, request
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
@@ -18,6 +18,7 @@ from app.config import get_config
 from app.observability import metrics
 from app.pnp import protocol as p
 from app.pnp import service
+from app.sot import writeback
 from app.storage.db import get_sessions
 
 bp = Blueprint("pnp", __name__, url_prefix="/pnp")
@@ -113,7 +114,13 @@ def _exchange(kind: str, parse, handle, fallback) -> Response:
         metrics.ERRORS.labels(message.service, code[:64]).inc()
     log.info("%s", reply.summary)
     log.debug("reply to %s: %s", message.udi.sn, service.redact(reply.xml))
-    return _xml(reply.xml)
+    response = _xml(reply.xml)
+    # Source of truth: queue a status write-back after the transaction; sent once the reply is out.
+    drain = writeback.after_message(get_sessions(), get_config(), message.udi.sn,
+                                    current_app.extensions.setdefault("sot_writeback", {}))
+    if drain is not None:
+        response.call_on_close(drain)
+    return response
 
 
 @bp.post("/WORK-REQUEST")
