@@ -43,7 +43,9 @@ COMMON_FIELDS = {
     "device_type": "device_type.model",
 }
 NETBOX_FIELDS = {**COMMON_FIELDS, "site": "site.name", "status": "status.value", "role": "role.name"}
-NAUTOBOT_FIELDS = {**COMMON_FIELDS, "site": "location.name", "status": "status.name", "role": "role.name"}
+# depth=1 leaves the manufacturer without a name: the device type's display ("Juniper EX4300-48P") tells.
+NAUTOBOT_FIELDS = {**COMMON_FIELDS, "site": "location.name", "status": "status.name", "role": "role.name",
+                   "vendor": "device_type.manufacturer.name|device_type.display"}
 SERIAL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 

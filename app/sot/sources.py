@@ -190,10 +190,11 @@ class NetboxSource(_ApiSource):
 
     def create_device(self, serial: str, pid: str, status: str, site: str, role: str) -> str:
         def create():
-            device_type = (self.api.dcim.device_types.get(part_number=pid) if pid else None) or (
-                self.api.dcim.device_types.get(model=pid) if pid else None)
-            site_obj = self.api.dcim.sites.get(slug=site) or self.api.dcim.sites.get(name=site)
-            role_obj = self.api.dcim.device_roles.get(slug=role) or self.api.dcim.device_roles.get(name=role)
+            dcim = self.api.dcim
+            device_type = (_first(dcim.device_types, part_number=pid) or _first(dcim.device_types, model=pid)
+                           if pid else None)
+            site_obj = _first(dcim.sites, slug=site) or _first(dcim.sites, name=site)
+            role_obj = _first(dcim.device_roles, slug=role) or _first(dcim.device_roles, name=role)
             missing = [w for w, o in (("device type " + (pid or "?"), device_type), ("site " + site, site_obj),
                                       ("role " + role, role_obj)) if o is None]
             if missing:
@@ -266,10 +267,11 @@ class NautobotSource(_ApiSource):
 
     def create_device(self, serial: str, pid: str, status: str, site: str, role: str) -> str:
         def create():
-            device_type = (self.api.dcim.device_types.get(part_number=pid) if pid else None) or (
-                self.api.dcim.device_types.get(model=pid) if pid else None)
-            location = self.api.dcim.locations.get(name=site)
-            role_obj = self.api.extras.roles.get(name=role)
+            dcim = self.api.dcim
+            device_type = (_first(dcim.device_types, part_number=pid) or _first(dcim.device_types, model=pid)
+                           if pid else None)
+            location = _first(dcim.locations, name=site)
+            role_obj = _first(self.api.extras.roles, name=role)
             missing = [w for w, o in (("device type " + (pid or "?"), device_type), ("location " + site, location),
                                       ("role " + role, role_obj)) if o is None]
             if missing:
@@ -279,6 +281,11 @@ class NautobotSource(_ApiSource):
                                                    status=self._status_id(status))
             return str(created.id)
         return self._call(f"creating device {serial}", create)
+
+
+def _first(endpoint, **filters):
+    """The first object matching ``filters`` or None (``get`` refuses several matches)."""
+    return next(iter(endpoint.filter(**filters)), None)
 
 
 def make_source(config: Config):

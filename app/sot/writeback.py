@@ -51,9 +51,8 @@ def target_status(config: Config, row: DeviceState) -> tuple[str, str, bool]:
     """``(status, note, ok)`` the source should show for a device row ("" = none configured)."""
     if row.state == wf.State.FINISHED.value:
         seconds = int(((row.finished_at or row.last_contact) - row.first_seen).total_seconds())
-        versions = (f"IOS-XE {row.running_version or '?'}" if not row.target_version
-                    or row.target_version == row.running_version
-                    else f"IOS-XE {row.target_version} (was {row.running_version or '?'})")
+        versions = f"IOS-XE {row.running_version or '?'}" + (
+            f" after {row.image_installs} image install(s)" if row.image_installs else " (no upgrade needed)")
         return (config.sot_status_finished,
                 f"Provisioned by the PnP server in {seconds} s: {row.pid} {row.serial_number}, {versions}, "
                 f"from {row.ip_address or '?'}.", True)

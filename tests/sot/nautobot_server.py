@@ -56,8 +56,27 @@ CELERY_BROKER_URL = _REDIS + str(_DB + 1)
 CELERY_RESULT_BACKEND = "nautobot.core.celery.backends.NautobotDatabaseBackend"
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("PNP_TEST_CELERY_QUEUE", "default")
 INSTALLATION_METRICS_ENABLED = False
+EXTRA_INSTALLED_APPS = ["pnp_test_loopback"]
 MEDIA_ROOT = os.environ["NAUTOBOT_ROOT"] + "/media"
 STATIC_ROOT = os.environ["NAUTOBOT_ROOT"] + "/static"
+'''
+
+# Nautobot 3.2 refuses webhook targets on loopback unconditionally (its SSRF guard,
+# nautobot/extras/webhooks.py). Everything in these tests must stay on loopback, so the
+# test instance loads this tiny Django app, which lets 127.0.0.1 (and only it) through;
+# everything else about webhooks (Celery, HMAC signing, the POST) is Nautobot's own.
+LOOPBACK_APP = '''\
+from django.apps import AppConfig
+
+
+class LoopbackWebhooks(AppConfig):
+    name = "pnp_test_loopback"
+
+    def ready(self):
+        from nautobot.extras import webhooks
+
+        blocked = webhooks._webhook_addr_is_builtin_blocked
+        webhooks._webhook_addr_is_builtin_blocked = lambda addr: str(addr) != "127.0.0.1" and blocked(addr)
 '''
 
 
@@ -105,6 +124,9 @@ class NautobotServer:
         self.root.mkdir(parents=True, exist_ok=True)
         self.config_path = self.root / "nautobot_config.py"
         self.config_path.write_text(CONFIG)
+        (self.root / "pnp_test_loopback").mkdir(exist_ok=True)
+        (self.root / "pnp_test_loopback" / "__init__.py").write_text("")
+        (self.root / "pnp_test_loopback" / "apps.py").write_text(LOOPBACK_APP)
         self.database = f"pnp_nautobot_{uuid.uuid4().hex[:10]}"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -115,7 +137,8 @@ class NautobotServer:
                         NAUTOBOT_SECRET_KEY=secrets.token_hex(32), NAUTOBOT_DB_HOST=PG_HOST,
                         NAUTOBOT_DB_PORT=PG_PORT, NAUTOBOT_DB_NAME=self.database,
                         NAUTOBOT_REDIS_HOST=REDIS_HOST, NAUTOBOT_REDIS_PORT=REDIS_PORT,
-                        PNP_TEST_CELERY_QUEUE=f"pnp-{uuid.uuid4().hex[:8]}", PYTHONUNBUFFERED="1")
+                        PNP_TEST_CELERY_QUEUE=f"pnp-{uuid.uuid4().hex[:8]}", PYTHONUNBUFFERED="1",
+                        PYTHONPATH=str(self.root))
 
     def manage(self, *args: str, database: str | None = None, timeout: float = 1200,
                input_text: str | None = None) -> str:
@@ -159,8 +182,7 @@ class NautobotServer:
         self.manage("nbshell", input_text=(
             "from nautobot.users.models import Token, User\n"
             f"Token.objects.create(user=User.objects.get(username={user!r}), key={self.token!r})\n"))
-        self._spawn("web", "runserver", "--noreload", "--nothreading" if False else "--insecure",
-                    f"127.0.0.1:{self.port}")
+        self._spawn("web", "runserver", "--noreload", "--insecure", f"127.0.0.1:{self.port}")
         self._spawn("celery", "celery", "worker", "--concurrency", "1", "--pool", "solo",
                     "-Q", self.env["PNP_TEST_CELERY_QUEUE"], "--loglevel", "INFO")
         deadline = time.monotonic() + 240
