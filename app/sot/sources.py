@@ -133,6 +133,8 @@ class _ApiSource:
             raise
         except Exception as exc:  # noqa: BLE001 - pynetbox/pynautobot RequestError, requests errors, bad JSON
             detail = getattr(exc, "error", None) or str(exc) or exc.__class__.__name__
+            status = getattr(getattr(exc, "req", None), "status_code", None)
+            detail = f"HTTP {status}: {detail}" if status else detail
             raise SourceError(f"{self.name} at {self.config.sot_url}: {what}: {str(detail)[:300]}") from exc
 
     def devices(self) -> list[SotDevice]:
