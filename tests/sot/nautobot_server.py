@@ -115,6 +115,31 @@ def version() -> str:
     return out.stdout.strip()
 
 
+def ensure_template(server: NautobotServer | None = None, log=print) -> str:
+    """The name of the migrated template database of this Nautobot version, migrated now when absent.
+
+    A database comment ``migrated`` marks a finished migration (an interrupted one is redone).
+    """
+    import tempfile
+
+    template = "pnp_nautobot_tpl_" + version().replace(".", "_").replace("-", "_")
+    with open(VENV.parent / ".nautobot-template.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        exists = _psql(f"SELECT 1 FROM pg_database WHERE datname = '{template}'")
+        ready = exists and _psql(f"SELECT shobj_description(oid, 'pg_database') FROM pg_database "
+                                 f"WHERE datname = '{template}'") == "migrated"
+        if not ready:
+            if exists:
+                _psql(f"DROP DATABASE {template}")
+            log(f"migrating a Nautobot template database {template} (several minutes, once)")
+            _psql(f"CREATE DATABASE {template}")
+            with tempfile.TemporaryDirectory() as tmp:
+                (server or NautobotServer(Path(tmp))).manage("migrate", "--no-input", database=template,
+                                                             timeout=3600)
+            _psql(f"COMMENT ON DATABASE {template} IS 'migrated'")
+    return template
+
+
 class NautobotServer:
     """A Nautobot web server and Celery worker on loopback; ``url``, ``token``; ``stop()``."""
 
@@ -153,20 +178,8 @@ class NautobotServer:
 
     def prepare_database(self, log=print) -> None:
         """A fresh database copied from the migrated template (migrating the template once)."""
-        template = "pnp_nautobot_tpl_" + version().replace(".", "_").replace("-", "_")
-        with open(VENV.parent / ".nautobot-template.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            exists = _psql(f"SELECT 1 FROM pg_database WHERE datname = '{template}'")
-            ready = exists and _psql(f"SELECT shobj_description(oid, 'pg_database') FROM pg_database "
-                                     f"WHERE datname = '{template}'") == "migrated"
-            if not ready:
-                if exists:
-                    _psql(f"DROP DATABASE {template}")
-                log(f"migrating a Nautobot template database {template} (several minutes, once)")
-                _psql(f"CREATE DATABASE {template}")
-                self.manage("migrate", "--no-input", database=template, timeout=3600)
-                _psql(f"COMMENT ON DATABASE {template} IS 'migrated'")
-            _psql(f"CREATE DATABASE {self.database} TEMPLATE {template}")
+        template = ensure_template(self, log)
+        _psql(f"CREATE DATABASE {self.database} TEMPLATE {template}")
 
     def start(self, log=print) -> NautobotServer:
         """Prepare the database, start runserver and a Celery worker, create a superuser and token."""
@@ -229,14 +242,6 @@ class NautobotServer:
             pass
 
 
-if __name__ == "__main__":  # prepare the cache: python3 tests/sot/nautobot_server.py
-    import tempfile
-
+if __name__ == "__main__":  # prepare the cache (tests/setup-machine.sh): python3 tests/sot/nautobot_server.py
     ensure_venv()
-    with tempfile.TemporaryDirectory() as tmp:
-        server = NautobotServer(Path(tmp))
-        try:
-            server.start()
-            print(f"Nautobot {version()} answered at {server.url}")
-        finally:
-            server.stop()
+    print(f"Nautobot {version()}: template database {ensure_template()} ready")

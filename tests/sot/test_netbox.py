@@ -263,3 +263,19 @@ def test_netbox_end_to_end_with_a_failing_write_back(start_server, lab, netbox):
                        "the unknown serial created in NetBox", server)
     assert created[0]["serial"] == "FGL2548ZZ99" and created[0]["status"] == "planned"
     assert created[0]["site"] == 5 and created[0]["role"] == 2 and created[0]["device_type"] == 7
+
+
+def test_juniper_ztp_config_from_netbox(make_app, netbox, lab):
+    """A Juniper device in NetBox: /ztp_fetch renders its template with NetBox's hostname and config context."""
+    hamburg(netbox)
+    folder = lab / "configs" / "juniper"
+    folder.mkdir()
+    (folder / "ex.j2").write_text("system { host-name {{ hostname }}; location \"{{ snmp_location }}\"; }\n"
+                                  "/* {{ serial }} {{ primary_ip4 }} */\n")
+    app = make_app(**netbox_settings(netbox), juniper_models={"ex4300-48p": ""})
+    sync(app.extensions["pnp_sessions"], app.config["PNP"], make_source(app.config["PNP"]))
+    answer = app.test_client().get("/ztp_fetch/conf/Juniper-ex4300-48p-JN1234567890/00-53-00-00-21-05.conf")
+    assert answer.status_code == 200, answer.text
+    assert answer.text == ('system { host-name ex-hamburg-1; location "Hamburg HQ"; }\n'
+                           "/* JN1234567890 192.0.2.25 */\n")
+    assert app.test_client().get("/ztp_fetch/conf/Juniper-ex4300-48p/00-53-00-00-99-99.conf").status_code == 404
