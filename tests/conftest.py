@@ -6,61 +6,29 @@
 * ``mariadb_url``: a fresh MariaDB database for this test session (CI requires
   MariaDB; locally the MariaDB tests skip when it cannot be reached).
 * ``start_server``: starts ``run.py`` (gunicorn) as a real process on a free
-  loopback port and returns its base URL; stopped at teardown.
+  loopback port (tests/helpers.py ``ServerProcess``); stopped at teardown.
+
+Helpers that are not fixtures live in tests/helpers.py.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
-import requests
 
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT / "simulator" / "messages"
-IMAGE_NAME = "c1100-universalk9.17.12.03a.SPA.bin"
-IMAGE_VERSION = "17.12.3a"
-TARBALL = "guestshell.17.09.01a.tar"
-MARIADB_ADMIN_URL = os.environ.get("PNP_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306")
-
-FAST_SETTINGS = {
-    "SERVER_IP": "127.0.0.1",
-    "IMAGES": [{"pid": "C11*", "file": IMAGE_NAME, "version": IMAGE_VERSION}],
-    "GUESTSHELL_TARBALL": TARBALL,
-    "PYTHON_SCRIPT": "pxs.py",
-    "SCRIPT_SUCCESS_MARKER": "PNP-SCRIPT-OK",
-    "RETRY_BACKOFF": [1],
-    "RELOAD_WAIT": 1,
-    "GUESTSHELL_CHECK_BACKOFF": 1,
-    "IDLE_BACKOFF": 1,
-    "WORKERS": 2,
-    "THREADS": 4,
-}
-
-
-def fixture_text(name: str) -> str:
-    """A real PnP message from simulator/messages/ (real device messages, see simulator/messages/README.md)."""
-    return (FIXTURES / name).read_text()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def write_settings(path: Path, **values) -> Path:
-    """Write a settings.py with upper-case ``values``."""
-    path.write_text("".join(f"{k} = {v!r}\n" for k, v in values.items()))
-    return path
+from tests.helpers import (
+    FAST_SETTINGS,
+    IMAGE_NAME,
+    MARIADB_ADMIN_URL,
+    ROOT,
+    TARBALL,
+    ServerProcess,
+    free_port,
+)
 
 
 @pytest.fixture
@@ -171,55 +139,29 @@ def mariadb_fresh(mariadb_url):
     return mariadb_url
 
 
-class Server:
-    """A running ``run.py`` process: ``url``, ``root``, ``settings``; ``stop()``."""
-
-    def __init__(self, proc: subprocess.Popen, url: str, root: Path, log: Path):
-        self.proc, self.url, self.root, self.log = proc, url, root, log
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-
 @pytest.fixture
 def start_server(lab: Path):
-    """Factory: start run.py under gunicorn on 127.0.0.1:<free port>; returns a Server."""
-    servers: list[Server] = []
+    """Factory: start run.py under gunicorn on 127.0.0.1:<free port>; returns a ServerProcess
+    (tests/helpers.py), stopped at teardown."""
+    servers: list[ServerProcess] = []
 
-    def start(database_url: str | None = None, timeout: float = 30.0, **settings) -> Server:
-        port = free_port()
-        values = {**FAST_SETTINGS, "PORT": port, "BIND": "127.0.0.1", **settings}
-        values["DATABASE_URL"] = database_url or f"sqlite:///{lab / 'pnp.sqlite3'}"
-        settings_file = write_settings(lab / f"settings_{port}.py", **values)
-        log = lab / "logs" / f"server_{port}.out"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PNP_")}
-        env.update(PNP_ROOT=str(lab), PYTHONUNBUFFERED="1")
-        env.pop("DATABASE_URL", None)
-        proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--settings", str(settings_file)],
-                                cwd=lab, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        server = Server(proc, f"http://127.0.0.1:{port}", lab, log)
+    def start(database_url: str | None = None, timeout: float = 30.0, **settings) -> ServerProcess:
+        server = ServerProcess(lab, free_port(), database_url or f"sqlite:///{lab / 'pnp.sqlite3'}", **settings)
         servers.append(server)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited {proc.returncode}: {server.output()}")
-            try:
-                if requests.get(server.url + "/pnp/HELLO", timeout=1).status_code == 200:
-                    return server
-            except requests.RequestException:
-                time.sleep(0.2)
-        raise RuntimeError(f"server did not answer HELLO: {server.output()}")
+        server.start(timeout=timeout)
+        return server
 
     yield start
     for server in servers:
         server.stop()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test that uses the MariaDB fixtures carries the ``mariadb`` marker (``-m 'not mariadb'``
+    then leaves them out); a test that starts the real server carries ``e2e``."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if names & {"mariadb_url", "mariadb_fresh"}:
+            item.add_marker("mariadb")
+        if "start_server" in names:
+            item.add_marker("e2e")

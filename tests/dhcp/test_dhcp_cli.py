@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from app.cli import cli
 from app.dhcp import KeaControl, kea_loads, parse_option43
-from tests.conftest import write_settings
+from tests.helpers import write_settings
 
 IMAGE_EX4300 = "jinstall-ex-4300-21.4R3.15-signed.tgz"
 IMAGE_MX = "junos-vmhost-install-mx-x86-64-23.4R2.tgz"

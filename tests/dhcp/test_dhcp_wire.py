@@ -47,6 +47,8 @@ from app.dhcp import (
     kea_push,
 )
 
+pytestmark = pytest.mark.netns
+
 CLIENT = Path(__file__).with_name("dhcp_client.py")
 SBIN = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
 IMAGE_EX4300 = "jinstall-ex-4300-21.4R3.15-signed.tgz"

@@ -26,7 +26,7 @@ import requests
 
 from app.dhcp import DhcpSpec, KeaControl, KeaOptions, Subnet, kea_config, kea_dumps
 from simulator import SimulatedDevice
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 pytestmark = [pytest.mark.sot, pytest.mark.e2e]
 TOKEN = "sot-admin-token"
@@ -182,7 +182,7 @@ def test_nautobot_is_the_source_of_truth_end_to_end(nautobot, start_server, lab,
         SOT_UNKNOWN_STATUS="Inventory", SOT_UNKNOWN_SITE=site, SOT_UNKNOWN_ROLE=f"branch-{site}",
         DHCP_SUBNET="192.0.2.0/24", DHCP_POOL="192.0.2.100-192.0.2.199", SOT_DHCP_PUSH=True,
         KEA_CONTROL_SOCKET=kea.target)
-    settings = next(lab.glob(f"settings_{server.url.rsplit(':', 1)[1]}.py"))
+    settings = server.settings
     api = server.url + "/api/v1"
     nb.post("/extras/webhooks/", {"name": f"pnp-{secrets.token_hex(3)}", "content_types": ["dcim.device"],
                                   "type_create": True, "type_update": True, "type_delete": True, "enabled": True,

@@ -24,7 +24,7 @@ from app.sot.sources import NetboxSource, SourceError, make_source
 from app.sot.sync import sync
 from app.storage.models import DeviceEvent, DeviceState, InventoryItem, SotChange
 from simulator import SimulatedDevice
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 from tests.sot.netbox_replay import NetboxReplay, webhook_body
 
 pytestmark = pytest.mark.sot
@@ -227,7 +227,7 @@ def test_netbox_end_to_end_with_a_failing_write_back(start_server, lab, netbox):
         SOT_RETRY_BACKOFF=1, ADMIN_TOKEN=TOKEN, DASHBOARD_PUBLIC=True, REQUIRE_CLAIM=True, SOT_UNKNOWN_STATUS="planned",
         SOT_UNKNOWN_SITE="hamburg", SOT_UNKNOWN_ROLE="branch-router",
         DHCP_SUBNET="192.0.2.0/24", DHCP_POOL="192.0.2.100-192.0.2.199", SOT_RENDER_CONFIG=["pnp-rendered"])
-    settings = next(lab.glob(f"settings_{server.url.rsplit(':', 1)[1]}.py"))
+    settings = server.settings
     synced = run_cli(lab, settings, "inventory", "sync")
     assert synced.returncode == 0, synced.stderr
     assert "3 created, 0 updated, 0 removed" in synced.stdout

@@ -49,7 +49,7 @@ def ztp(ztp_app):
     return ztp_app.test_client()
 
 
-def _rows(lab):
+def db_rows(lab):
     engine = create_engine(f"sqlite:///{lab / 'pnp.sqlite3'}")
     with engine.connect() as conn:
         devices = {r["serial_number"]: r for r in conn.execute(text(
@@ -133,7 +133,7 @@ def test_script_served_as_is(ztp):
     resp = ztp.get("/ztp_fetch/conf/Juniper-ex2300-c-12p/02-00-00-00-00-02.conf")
     assert resp.status_code == 200
     assert resp.data.decode() == SCRIPT
-    _, events = _rows(ztp.application.config["PNP"].root)
+    _, events = db_rows(ztp.application.config["PNP"].root)
     assert "script from configs/juniper/02-00-00-00-00-02.conf" in events[-1]["message"]
 
 
@@ -144,7 +144,7 @@ def test_template_rendered_with_inventory_variables(ztp, ztp_lab):
     assert "host-name sw-tmpl-03;" in body
     assert "address 10.9.0.3/24;" in body
     assert "/* ex4300-48p PE3714AB0001 02-00-00-00-00-03 */" in body
-    devices, events = _rows(ztp_lab)
+    devices, events = db_rows(ztp_lab)
     assert devices["02:00:00:00:00:03"]["hostname"] == "sw-tmpl-03"
     assert "Junos config from template access.conf.j2" in events[-1]["message"]
 
@@ -156,7 +156,7 @@ def test_template_undefined_variable_is_a_clear_404(ztp, ztp_lab):
     resp = ztp.get("/ztp_fetch/conf/Juniper-ex4300-48p/02-00-00-00-00-05.conf")
     assert resp.status_code == 404
     assert b"nosuch.conf.j2" in resp.data
-    devices, _ = _rows(ztp_lab)
+    devices, _ = db_rows(ztp_lab)
     assert devices["02:00:00:00:00:04"]["state"] == "ZTP_ERROR"
     assert "mgmt_ip" in devices["02:00:00:00:00:04"]["last_error_message"]
 
@@ -165,7 +165,7 @@ def test_no_config_is_404_with_message(ztp, ztp_lab):
     resp = ztp.get("/ztp_fetch/conf/Juniper-ex4300-48p/0a-1b-2c-3d-4e-5f.conf")
     assert resp.status_code == 404
     assert b"no config for MAC 0a-1b-2c-3d-4e-5f" in resp.data
-    devices, events = _rows(ztp_lab)
+    devices, events = db_rows(ztp_lab)
     row = devices["0a:1b:2c:3d:4e:5f"]
     assert (row["vendor"], row["state"], row["last_error_code"]) == ("juniper", "ZTP_ERROR", "404")
     assert (events[-1]["kind"], events[-1]["success"], events[-1]["error_code"]) == ("error", 0, "404")
@@ -177,7 +177,7 @@ def test_bad_mac_is_400(ztp, ztp_lab, mac):
     resp = ztp.get(f"/ztp_fetch/conf/Juniper-ex4300-48p/{mac}")
     assert resp.status_code == 400
     assert b"invalid MAC address" in resp.data
-    assert _rows(ztp_lab)[0] == {}
+    assert db_rows(ztp_lab)[0] == {}
 
 
 @pytest.mark.parametrize("vci", ["Cisco-C9300", "Juniper-", "Juniper-ex4300--48p", "MSFT 5.0"])
@@ -186,7 +186,7 @@ def test_bad_vci_is_400(ztp, ztp_lab, vci, mode):
     resp = ztp.get(f"/ztp_fetch/{mode}/{vci}/02-00-00-00-00-01.conf")
     assert resp.status_code == 400
     assert b"invalid vendor class" in resp.data
-    assert _rows(ztp_lab)[0] == {}
+    assert db_rows(ztp_lab)[0] == {}
 
 
 def test_unknown_mode_is_404(ztp):
@@ -210,7 +210,7 @@ def test_image_per_model(ztp, ztp_lab, path):
     assert resp.data == b"EX4300-IMAGE" * 1000
     assert resp.headers["Content-Disposition"] == f"attachment; filename={IMAGE_EX4300}"
     assert resp.headers["X-Accel-Buffering"] == "no"
-    devices, events = _rows(ztp_lab)
+    devices, events = db_rows(ztp_lab)
     row = devices[MAC]
     assert (row["state"], row["target_image"], row["pid"]) == ("ZTP_IMAGE_FETCHED", IMAGE_EX4300, "ex4300-48p")
     assert events[-1]["service"] == "ztp-image" and IMAGE_EX4300 in events[-1]["message"]
@@ -266,7 +266,7 @@ def test_history_and_device_row(ztp, ztp_lab):
         assert ztp.get("/ztp_fetch/image/Juniper-ex4300-48p-PE3714AB0001/02-00-00-00-00-01.img").status_code == 200
         assert ztp.get("/ztp_fetch/conf/Juniper-ex4300-48p/02-00-00-00-00-01.conf").status_code == 200
     assert ztp.head("/ztp_fetch/conf/Juniper-ex4300-48p/02-00-00-00-00-01.conf").status_code == 200  # not recorded
-    devices, events = _rows(ztp_lab)
+    devices, events = db_rows(ztp_lab)
     assert list(devices) == [MAC]
     row = devices[MAC]
     assert row["vendor"] == "juniper" and row["mac_address"] == MAC
@@ -279,13 +279,13 @@ def test_history_and_device_row(ztp, ztp_lab):
 
 
 def test_cisco_rows_default_to_vendor_cisco(ztp, ztp_lab):
-    from tests.conftest import fixture_text
+    from tests.helpers import fixture_text
 
     work_request = fixture_text("wr_csr1000v_iosxe-17.3.4a_reload-reason.xml")
     resp = ztp.post("/pnp/WORK-REQUEST", data=work_request, content_type="text/xml")
     assert resp.status_code == 200
     ztp.get("/ztp_fetch/conf/Juniper-ex4300-48p/02-00-00-00-00-01.conf")
-    devices, _ = _rows(ztp_lab)
+    devices, _ = db_rows(ztp_lab)
     vendors = sorted((r["vendor"], r["mac_address"]) for r in devices.values())
     assert vendors == [("cisco", None), ("juniper", MAC)]
 

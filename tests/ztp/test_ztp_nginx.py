@@ -15,7 +15,7 @@ import time
 import pytest
 import requests
 
-from tests.conftest import ROOT, free_port
+from tests.helpers import ROOT, free_port
 
 IMAGE = "jinstall-ex-4300-21.4R3.15-signed.tgz"
 STATIC = "system {\n    host-name sw-nginx;\n    root-authentication { encrypted-password \"$6$x\"; }\n}\n"

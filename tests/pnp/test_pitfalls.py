@@ -29,7 +29,7 @@ from sqlalchemy import update
 
 from app.storage.db import get_sessions
 from app.storage.models import DeviceState
-from tests.conftest import IMAGE_NAME, fixture_text
+from tests.helpers import IMAGE_NAME, fixture_text
 
 WR = fixture_text("wr_csr1000v_iosxe-17.3.4a_reload-reason.xml")
 

@@ -123,7 +123,7 @@ def test_workflow_answers_backoff_to_unclaimed_serial_and_job_once_claimed(make_
 
     from app.pnp import protocol as p
     from app.pnp import workflow as wf
-    from tests.conftest import fixture_text
+    from tests.helpers import fixture_text
 
     request = p.parse_work_request(fixture_text("wr_csr1000v_iosxe-17.3.4a_reload-reason.xml").encode())
     device = wf.DeviceView(serial_number=request.udi.sn, pid="C1131-8PWB")

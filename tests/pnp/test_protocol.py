@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from app.pnp import protocol as p
-from tests.conftest import fixture_text
+from tests.helpers import fixture_text
 
 
 @pytest.mark.parametrize("raw, pid, vid, sn", [

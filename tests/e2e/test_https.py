@@ -24,8 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from simulator import SimulatedDevice
-from tests.conftest import free_port
-from tests.test_smoke_e2e import _assert_finished
+from tests.helpers import assert_finished, free_port
 
 
 def make_ca_and_server_cert(folder: Path, ip: str = "127.0.0.1") -> dict[str, Path]:
@@ -95,7 +94,7 @@ def test_device_provisions_over_https(start_server, lab, tmp_path):
     t = threading.Thread(target=lambda: result.__setitem__(dev.serial, dev.run(timeout=90)))
     t.start()
     t.join()
-    _assert_finished(https_url, f"sqlite:///{lab / 'pnp.sqlite3'}", [dev], result)
+    assert_finished(https_url, f"sqlite:///{lab / 'pnp.sqlite3'}", [dev], result)
     assert dev.downloads and all(u.startswith(https_url + "/") for u in dev.downloads), dev.downloads
     access = (lab / "logs" / "access-https.log").read_text()
     assert "/pnp/WORK-REQUEST" in access

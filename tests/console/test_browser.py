@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from simulator import SimulatedDevice
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "artifacts"

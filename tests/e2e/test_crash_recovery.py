@@ -25,82 +25,21 @@ from __future__ import annotations
 import os
 import random
 import re
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
-import requests
 from sqlalchemy import create_engine, text
 
 from simulator import SimulatedDevice
-from tests.conftest import FAST_SETTINGS, IMAGE_NAME, ROOT, free_port, write_settings
-from tests.test_smoke_e2e import _rows
+from tests.helpers import IMAGE_NAME, ServerProcess, db_rows, free_port
 
 SEED = int(os.environ.get("PNP_CRASH_SEED", "6"))
 KILLS = int(os.environ.get("PNP_CRASH_KILLS", "5"))
 DEVICES = int(os.environ.get("PNP_CRASH_DEVICES", "50"))
 _RESPONSE = re.compile(r'xmlns="urn:cisco:pnp:([\w-]+)"\s+correlator="([^"]*)"\s+success="([01])"')
 IDEMPOTENT_ONCE = {"image-install", "file-transfer", "config-upgrade", "cli-config"}
-
-
-class ServerProcess:
-    """run.py on a fixed port; ``kill()`` SIGKILLs its whole process group."""
-
-    def __init__(self, lab: Path, port: int, database_url: str, **extra) -> None:
-        self.lab, self.port = lab, port
-        self.url = f"http://127.0.0.1:{port}"
-        values = {**FAST_SETTINGS, "PORT": port, "BIND": "127.0.0.1", "DATABASE_URL": database_url,
-                  "WORKERS": 2, "THREADS": 8, "MAX_ATTEMPTS": 20, "RELOAD_TIMEOUT": 20, **extra}
-        self.settings = write_settings(lab / f"settings_crash_{port}.py", **values)
-        self.proc: subprocess.Popen | None = None
-        self.starts = 0
-
-    def start(self, timeout: float = 60.0, expect_exit: bool = False, wait_hello: bool = True) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PNP_") and k != "DATABASE_URL"}
-        env.update(PNP_ROOT=str(self.lab), PYTHONUNBUFFERED="1")
-        self.log = self.lab / f"crash_server_{self.starts}.out"
-        log = self.log.open("w")
-        self.proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--settings", str(self.settings)],
-                                     cwd=self.lab, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        self.starts += 1
-        if not wait_hello:
-            return
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                if expect_exit:
-                    return
-                raise RuntimeError(f"server exited {self.proc.returncode}: "
-                                   f"{self.log.read_text(errors='replace')[-3000:]}")
-            try:
-                if requests.get(self.url + "/pnp/HELLO", timeout=2).status_code == 200:
-                    return
-            except requests.RequestException:
-                time.sleep(0.2)
-        self.kill()  # never leave a half-started server behind
-        raise RuntimeError(f"server did not come back: {self.log.read_text(errors='replace')[-3000:]}")
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait(30)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 class AckTracker:
@@ -137,7 +76,7 @@ class AckTracker:
 @pytest.mark.mariadb
 def test_fleet_survives_sigkill_of_master_and_workers(lab, mariadb_fresh):
     rng = random.Random(SEED)
-    server = ServerProcess(lab, free_port(), mariadb_fresh)
+    server = ServerProcess(lab, free_port(), mariadb_fresh, WORKERS=2, THREADS=8, MAX_ATTEMPTS=20, RELOAD_TIMEOUT=20)
     server.start()
     tracker = AckTracker()
     devices = [SimulatedDevice(server.url, f"FGL2548K{i:03d}", reload_seconds=0.5, max_sleep=1.0,
@@ -187,7 +126,7 @@ def _assert_all_finished(db_url: str, devices, results) -> None:
     image-install response never got its acknowledgement (server killed in between)
     legitimately installs again; _assert_no_repeated_step covers acknowledged ones."""
     assert all(results.values()), {d.serial: d.log[-5:] for d in devices if not results.get(d.serial)}
-    rows = _rows(db_url)
+    rows = db_rows(db_url)
     for dev in devices:
         row = rows[dev.serial]
         assert row["state"] == "FINISHED" and row["running_version"] == dev.version

@@ -21,11 +21,10 @@ from pathlib import Path
 import pytest
 
 from simulator import SimulatedDevice
-from tests.conftest import free_port
-from tests.test_crash_recovery import ServerProcess
-from tests.test_smoke_e2e import _assert_finished
+from tests.helpers import ServerProcess, assert_finished, free_port
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root")
+pytestmark = [pytest.mark.root,
+              pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root")]
 USER = "nobody"
 
 
@@ -96,7 +95,7 @@ def test_workers_run_as_configured_user(open_lab):
         t = threading.Thread(target=lambda: result.__setitem__(dev.serial, dev.run(timeout=90)))
         t.start()
         t.join()
-        _assert_finished(server.url, db, [dev], result)
+        assert_finished(server.url, db, [dev], result)
         log = open_lab / "logs" / "pnp_debug.log"
         assert log.stat().st_uid == user.pw_uid and "FGL2548P001" in log.read_text()
         assert (open_lab / "db" / "pnp.sqlite3").stat().st_uid == user.pw_uid

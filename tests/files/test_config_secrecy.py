@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, text
 from app.config import Config, validate
 from app.files.signing import InvalidConfigToken, config_url_builder, redact_token, sign_config, verify_config
 from simulator import SimulatedDevice
-from tests.test_smoke_e2e import _assert_finished
+from tests.helpers import assert_finished
 
 SECRET = "test-secret-0123456789abcdef"
 
@@ -86,7 +86,7 @@ def test_device_provisions_with_signed_config_url_and_token_not_logged(start_ser
     t.start()
     t.join()
     db = f"sqlite:///{lab / 'pnp.sqlite3'}"
-    _assert_finished(server.url, db, [dev], result)
+    assert_finished(server.url, db, [dev], result)
     config_urls = [u for u in dev.downloads if "/configs/" in u]
     assert config_urls and all("/configs/signed/" in u for u in config_urls)
     tokens = {u.split("/configs/signed/")[1].split("/")[0] for u in config_urls}

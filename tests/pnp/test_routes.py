@@ -9,13 +9,13 @@ from sqlalchemy import select
 
 from app.storage.db import get_sessions
 from app.storage.models import DeviceEvent, DeviceState
-from tests.conftest import IMAGE_NAME, fixture_text
+from tests.helpers import IMAGE_NAME, fixture_text
 
 WR = fixture_text("wr_csr1000v_iosxe-17.3.4a_reload-reason.xml")
 SN = "99CWJ5DOLWQ"
 
 
-def _rows(app):
+def db_rows(app):
     with app.app_context():
         with get_sessions()() as s:
             return s.scalars(select(DeviceState)).all(), s.scalars(select(DeviceEvent)).all()
@@ -32,7 +32,7 @@ def test_work_request_creates_row_and_answers_xml_job(client, app):
     root = ET.fromstring(r.data)
     assert root[0].tag == "{urn:cisco:pnp:cli-config}request"
     assert root[0].get("correlator") == "CiscoPnP-1.0-R33.200930-I1-P592-T43891-2"
-    rows, events = _rows(app)
+    rows, events = db_rows(app)
     assert [(r.serial_number, r.pid, r.vid, r.state, r.ip_address) for r in rows] == \
         [(SN, "CSR1000V", "V00", "CONFIG_REGISTER", "127.0.0.1")]
     assert rows[0].pending_correlator == "CiscoPnP-1.0-R33.200930-I1-P592-T43891-2"
@@ -46,7 +46,7 @@ def test_work_request_creates_row_and_answers_xml_job(client, app):
 def test_non_pnp_work_request_gets_400_with_reason_and_no_row(client, app, body):
     r = client.post("/pnp/WORK-REQUEST", data=body)
     assert r.status_code == 400 and r.data.strip() and b"\n" == r.data[-1:]
-    assert _rows(app) == ([], [])
+    assert db_rows(app) == ([], [])
 
 
 def test_oversized_body_is_refused(client):
@@ -57,7 +57,7 @@ def test_response_from_unknown_device_gets_bye(client, app):
     r = client.post("/pnp/WORK-RESPONSE", data=fixture_text("resp_device-info-all_csr1000v_iosxe-17.3.4a.xml"))
     assert r.status_code == 200
     assert ET.fromstring(r.data).find(".//{urn:cisco:pnp:work-info}bye") is not None
-    assert _rows(app) == ([], [])
+    assert db_rows(app) == ([], [])
 
 
 def test_fault_is_recorded_on_pending_job_and_answered_bye(client, app):
@@ -65,7 +65,7 @@ def test_fault_is_recorded_on_pending_job_and_answered_bye(client, app):
     r = client.post("/pnp/WORK-RESPONSE", data=fixture_text("resp_fault_reconstructed.xml"))
     root = ET.fromstring(r.data)
     assert root[0].get("correlator") == "CiscoPnP-1.0-R33.200930-I1-P592-T43891-2"
-    rows, events = _rows(app)
+    rows, events = db_rows(app)
     assert rows[0].attempts == 1 and rows[0].last_error_code == "XSVC:Client"
     assert rows[0].pending_correlator is None
     assert any(e.kind == "response" and e.service == "fault" and e.raw_xml for e in events)
@@ -76,7 +76,7 @@ def test_credentials_are_redacted_in_history(client, app):
     client.post("/pnp/WORK-REQUEST", data=wr)
     client.post("/pnp/WORK-RESPONSE", data=fixture_text("resp_fault_reconstructed.xml")
                 .replace('version="1.0"', 'version="1.0" pwd="s3cret"'))
-    _, events = _rows(app)
+    _, events = db_rows(app)
     assert all("s3cret" not in (e.raw_xml or "") for e in events)
     log = (app.config["PNP"].logs_dir / "pnp_debug.log").read_text()
     assert "s3cret" not in log
@@ -153,13 +153,13 @@ def test_internal_error_still_answers_the_device(client, app, monkeypatch):
     r = client.post("/pnp/WORK-REQUEST", data=WR)
     assert r.status_code == 200 and b"urn:cisco:pnp:backoff" in r.data
     assert "unexpected error" in (app.config["PNP"].logs_dir / "pnp_debug.log").read_text()
-    assert _rows(app) == ([], []), "the failed transaction is rolled back"
+    assert db_rows(app) == ([], []), "the failed transaction is rolled back"
 
 
 def test_source_ip_from_proxy_when_configured(make_app):
     app = make_app(proxy_hops=1)
     app.test_client().post("/pnp/WORK-REQUEST", data=WR, headers={"X-Forwarded-For": "192.0.2.77"})
-    rows, _ = _rows(app)
+    rows, _ = db_rows(app)
     assert rows[0].ip_address == "192.0.2.77"
 
 
@@ -181,5 +181,5 @@ def test_response_with_bare_udi_keeps_the_known_pid(client, app):
     client.post("/pnp/WORK-REQUEST", data=WR)
     client.post("/pnp/WORK-RESPONSE", data=fixture_text("resp_fault_reconstructed.xml")
                 .replace("PID:CSR1000V,VID:V00,SN:99CWJ5DOLWQ", "SN:99CWJ5DOLWQ"))
-    rows, _ = _rows(app)
+    rows, _ = db_rows(app)
     assert (rows[0].pid, rows[0].vid, rows[0].attempts) == ("CSR1000V", "V00", 1)

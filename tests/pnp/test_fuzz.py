@@ -7,7 +7,7 @@ Rules checked for every input (docs/protocol.md pitfall P5):
 * a rejected message changes nothing (device_state and device_event unchanged);
 * nothing outside images/, configs/, files/ is ever served, nor hidden files.
 
-The corpus is in ``tests/fuzz_corpus/`` (one hostile body per file, plus
+The corpus is in ``tests/pnp/fuzz_corpus/`` (one hostile body per file, plus
 ``paths.txt`` for the file routes); very large bodies are generated here.
 The total number of inputs tried is printed (``-s``) for RELIABILITY.md.
 """
@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from tests.conftest import FIXTURES
+from tests.helpers import FIXTURES
 
 CORPUS = Path(__file__).resolve().parent / "fuzz_corpus"
 WR = (FIXTURES / "wr_csr1000v_iosxe-17.3.4a_reload-reason.xml").read_text()

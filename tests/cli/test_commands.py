@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from simulator import SimulatedDevice
-from tests.conftest import FAST_SETTINGS, IMAGE_NAME, ROOT, write_settings
+from tests.helpers import FAST_SETTINGS, IMAGE_NAME, ROOT, write_settings
 
 
 def hello(app, serial: str) -> None:

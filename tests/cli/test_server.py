@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from app.config import Config, resolve_catalogue
-from tests.conftest import IMAGE_NAME, ROOT, write_settings
+from tests.helpers import IMAGE_NAME, ROOT, write_settings
 
 
 def _run(lab, *args, **settings):

@@ -12,7 +12,7 @@ import requests
 from sqlalchemy import create_engine, text
 
 from simulator import Faults, SimulatedDevice
-from tests.conftest import IMAGE_NAME, fixture_text
+from tests.helpers import IMAGE_NAME, fixture_text
 
 pytestmark = pytest.mark.e2e
 

@@ -19,9 +19,7 @@ import pytest
 import requests
 
 from simulator import SimulatedDevice
-from tests.conftest import free_port
-from tests.own_mariadb import OwnMariaDB, mariadb_binaries
-from tests.test_smoke_e2e import _assert_finished
+from tests.helpers import OwnMariaDB, assert_finished, free_port, mariadb_binaries
 
 OUTAGE_SECONDS = float(os.environ.get("PNP_OUTAGE_SECONDS", "8"))
 
@@ -132,6 +130,6 @@ def test_fleet_survives_database_outage(start_server, own_mariadb):
     assert recorder.db_backoffs > 0, "the outage never reached the devices"
     assert not recorder.bad, recorder.bad[:5]
     assert _healthz(server.url)[0] == 200
-    _assert_finished(server.url, url, devices, results)
+    assert_finished(server.url, url, devices, results)
     print(f"\ndatabase outage: {outage:.1f} s, {recorder.replies} PnP replies, "
           f"{recorder.db_backoffs} database backoffs, 0 5xx, {len(devices)} devices finished")

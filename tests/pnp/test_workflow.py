@@ -17,7 +17,7 @@ import pytest
 from app.pnp import protocol as p
 from app.pnp import workflow as wf
 from app.pnp.workflow import State
-from tests.conftest import IMAGE_NAME, fixture_text
+from tests.helpers import IMAGE_NAME, fixture_text
 
 NOW = datetime(2026, 11, 22, 12, 0, 0)
 UDI = "PID:C1131-8PWB,VID:V01,SN:FGL2548L0AW"

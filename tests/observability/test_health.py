@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app import create_app
-from tests.conftest import free_port
+from tests.helpers import free_port
 
 
 def test_healthz_ok(client):
@@ -22,7 +22,7 @@ def test_healthz_database_down_is_503_and_pnp_gets_backoff(make_config):
     assert resp.json == {"status": "degraded", "database": "down", "error": "OperationalError"}
     assert b"hunter2" not in resp.data and b"127.0.0.1" not in resp.data
     # a device meanwhile gets a well-formed backoff (errors at connection checkout included)
-    from tests.conftest import fixture_text
+    from tests.helpers import fixture_text
 
     wr = fixture_text("wr_csr1000v_iosxe-17.3.4a_reload-reason.xml")
     resp = client.post("/pnp/WORK-REQUEST", data=wr)
@@ -36,7 +36,7 @@ def test_healthz_database_down_is_503_and_pnp_gets_backoff(make_config):
 def test_last_resort_handler_answers_backoff_not_500(app, monkeypatch, caplog):
     """Fault injection (a bug in the service layer): the device still gets a PnP reply."""
     from app.pnp import service
-    from tests.conftest import fixture_text
+    from tests.helpers import fixture_text
 
     def broken(*args, **kwargs):
         raise RuntimeError("injected bug")
