@@ -28,6 +28,7 @@ from app.config import Config
 from app.sot.mapping import MappingError, SotDevice, field_map, provisioning_mac, reservation_row, to_device
 
 NAUTOBOT_TEMPLATE_KEY = "pnp_day0_template"
+INTERFACE_BATCH = 50  # devices whose interfaces one API call asks for
 
 
 class SourceError(RuntimeError):
@@ -65,6 +66,7 @@ class CsvSource:
     """
 
     name = "csv"
+    skipped: dict[str, str] = {}
 
     def __init__(self, path: Path):
         self.path = path
@@ -105,6 +107,7 @@ class _ApiSource:
     def __init__(self, config: Config, api):
         self.config, self.api = config, api
         self.fields = field_map(self.name, config.sot_field_map)
+        self.skipped: dict[str, str] = {}  # source id -> why the last devices() left it out
 
     # --- reading -----------------------------------------------------------------------
     def _filters(self) -> dict:
@@ -116,15 +119,31 @@ class _ApiSource:
     def _list_devices(self, **filters) -> list[dict]:
         raise NotImplementedError
 
-    def _interfaces(self, device_id: str) -> list[dict]:
-        return [_plain(i) for i in self.api.dcim.interfaces.filter(device_id=device_id)]
+    def _interfaces(self, device_ids: list[str]) -> dict[str, list[dict]]:
+        """Interfaces of the devices, by device id: one API call per ``INTERFACE_BATCH`` devices."""
+        out: dict[str, list[dict]] = {i: [] for i in device_ids}
+        for start in range(0, len(device_ids), INTERFACE_BATCH):
+            batch = device_ids[start:start + INTERFACE_BATCH]
+            for interface in self.api.dcim.interfaces.filter(device_id=batch):
+                interface = _plain(interface)
+                device = interface.get("device") or {}
+                out.setdefault(str(device.get("id")), []).append(interface)
+        return out
 
-    def _device(self, data: dict) -> SotDevice | None:
-        mac = provisioning_mac(self._interfaces(str(data["id"])), self.config.sot_provisioning_interface)
-        try:
-            return to_device(data, self.fields, mac=mac, render_config=self.config.sot_render_config)
-        except (MappingError, ValueError) as exc:
-            raise SourceError(f"{self.name}: {exc}") from exc
+    def _devices(self, found: list[dict]) -> list[SotDevice]:
+        """SotDevices of the listed device JSON; unusable ones are left out and noted in ``skipped``."""
+        interfaces = self._interfaces([str(d["id"]) for d in found])
+        devices = []
+        for data in found:
+            mac = provisioning_mac(interfaces.get(str(data["id"]), ()), self.config.sot_provisioning_interface)
+            try:
+                device = to_device(data, self.fields, mac=mac, render_config=self.config.sot_render_config)
+            except (MappingError, ValueError) as exc:
+                self.skipped[str(data["id"])] = f"{self.name}: {exc}"
+                continue
+            if device is not None:
+                devices.append(device)
+        return devices
 
     def _call(self, what: str, fn, *args, **kwargs):
         try:
@@ -138,16 +157,18 @@ class _ApiSource:
             raise SourceError(f"{self.name} at {self.config.sot_url}: {what}: {str(detail)[:300]}") from exc
 
     def devices(self) -> list[SotDevice]:
-        def read():
-            found = [self._device(d) for d in self._list_devices(**self._filters())]
-            return [d for d in found if d is not None]
-        return self._call("listing devices", read)
+        self.skipped = {}
+        return self._call("listing devices", lambda: self._devices(self._list_devices(**self._filters())))
 
     def device(self, sot_id: str) -> SotDevice | None:
-        def read():
-            found = self._list_devices(id=sot_id, **self._filters())
-            return self._device(found[0]) if found else None
-        return self._call(f"reading device {sot_id}", read)
+        """One device, or None when it is gone, filtered out or has no serial. Raises SourceError, also
+        when its data is unusable."""
+        self.skipped = {}
+        found = self._call(f"reading device {sot_id}",
+                           lambda: self._devices(self._list_devices(id=sot_id, **self._filters())))
+        if self.skipped:
+            raise SourceError(next(iter(self.skipped.values())))
+        return found[0] if found else None
 
 
 class NetboxSource(_ApiSource):

@@ -118,14 +118,14 @@ def _mid_provisioning(session: Session, item: InventoryItem) -> bool:
 
 
 def apply(sessions: sessionmaker[Session], config: Config, source: str, devices: list[SotDevice],
-          rendered: dict[str, str | None], *, prune: bool = False, removed_ids=(),
+          rendered: dict[str, str | None], *, prune: bool = False, removed_ids=(), keep_ids=frozenset(),
           dry_run: bool = False, result: SyncResult | None = None) -> SyncResult:
     """Write ``devices`` into the inventory in one transaction.
 
     ``prune`` (a full sync): rows of ``source`` not in ``devices`` are removed
     unless mid-provisioning. ``removed_ids``: the rows with those source ids
     not in ``devices`` are (a webhook's deleted device). ``dry_run`` reports
-    without writing.
+    without writing. Rows whose source id is in ``keep_ids`` (unusable in the source right now) stay.
     """
     result = result or SyncResult(dry_run=dry_run)
     label = LABELS.get(source, source)
@@ -164,7 +164,8 @@ def apply(sessions: sessionmaker[Session], config: Config, source: str, devices:
             query = select(InventoryItem).where(InventoryItem.source == source)
             if not prune:
                 query = query.where(InventoryItem.sot_id.in_(list(removed_ids)))
-            gone = [i for i in session.scalars(query) if i.serial_number not in {d.serial for d in devices}]
+            listed = {d.serial for d in devices}
+            gone = [i for i in session.scalars(query) if i.serial_number not in listed and i.sot_id not in keep_ids]
             for item in gone:
                 if _mid_provisioning(session, item):
                     result.kept.append(item.serial_number)
@@ -187,8 +188,10 @@ def sync(sessions: sessionmaker[Session], config: Config, source, dry_run: bool 
     (nothing changed then)."""
     devices = source.devices()
     result = SyncResult(dry_run=dry_run)
+    result.problems.extend(f"device {sot_id}: not synced: {why}" for sot_id, why in source.skipped.items())
     rendered = _rendered(source, devices, result)
-    return apply(sessions, config, source.name, devices, rendered, prune=True, dry_run=dry_run, result=result)
+    return apply(sessions, config, source.name, devices, rendered, prune=True, dry_run=dry_run, result=result,
+                 keep_ids=set(source.skipped))
 
 
 def sync_device(sessions: sessionmaker[Session], config: Config, source, sot_id: str,

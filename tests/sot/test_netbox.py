@@ -150,6 +150,23 @@ def test_netbox_down_changes_nothing(make_app, netbox):
     assert {k: (v.hostname, v.updated_at) for k, v in rows(app).items()} == before
 
 
+def test_one_unusable_device_does_not_stop_the_sync(make_app, netbox):
+    hamburg(netbox)
+    app = make_app(**netbox_settings(netbox))
+    config, sessions = app.config["PNP"], app.extensions["pnp_sessions"]
+    sync(sessions, config, make_source(config))
+    netbox.update(101, primary_ip4={"address": "2001:db8::21/64"})  # an IPv6 address in the IPv4 field
+    netbox.add_device(106, "br-hamburg-6", "FGL 2548", mac=None, ip=None)
+    result = sync(sessions, config, make_source(config))
+    assert result.problems == [
+        "device 101: not synced: netbox: device br-hamburg-1: primary IPv4 '2001:db8::21/64' is not IPv4",
+        "device 106: not synced: netbox: device br-hamburg-6: serial 'FGL 2548' is not a serial number "
+        "(letters, digits, . _ -)"]
+    assert result.removed == [] and "FGL2548HH01" in rows(app), "still in NetBox: kept as last synced"
+    interface_calls = [r for r in netbox.requests if r[1] == "/api/dcim/interfaces/"]
+    assert len(interface_calls) == 2 and len(interface_calls[-1][2]["device_id"]) == 5  # one call per batch
+
+
 def test_render_failure_keeps_that_device_out_and_reports_it(make_app, netbox):
     netbox.add_device(102, "br-hamburg-2", "FGL2548HH02", mac=None, ip=None, tags=("pnp-rendered",))
     app = make_app(**netbox_settings(netbox))
