@@ -19,6 +19,7 @@ from app.observability import metrics
 from app.pnp import protocol as p
 from app.pnp import service
 from app.sot import writeback
+from app.sot.images import config_for
 from app.storage.db import get_sessions
 
 bp = Blueprint("pnp", __name__, url_prefix="/pnp")
@@ -102,7 +103,9 @@ def _exchange(kind: str, parse, handle, fallback) -> Response:
     g.pnp_reply = "bye" if kind == "work-response" else "backoff"
     log.debug("%s from %s: %s", kind, request.remote_addr, service.redact(raw))
     try:
-        reply = handle(get_sessions(), get_config(), message, raw, request.remote_addr)
+        # the device's image override from the source of truth, if any (app/sot/images.py)
+        config = config_for(get_sessions(), get_config(), message.udi.sn)
+        reply = handle(get_sessions(), config, message, raw, request.remote_addr)
     except SQLAlchemyError as exc:
         log.error("%s %s: database unavailable, nothing recorded: %s", message.udi.sn, kind,
                   exc.__class__.__name__)

@@ -102,6 +102,13 @@ def _rendered(source, devices: list[SotDevice], result: SyncResult) -> dict[str,
     return out
 
 
+def _unknown_images(config: Config, devices: list[SotDevice]) -> list[str]:
+    """Image overrides that name no catalogue image (they are ignored: app/sot/images.py)."""
+    known = {e.file for e in config.images}
+    return [f"{d.serial}: image {d.image!r} (pnp_image) is not in IMAGES: the catalogue image for its PID is used"
+            for d in devices if d.image and d.image not in known]
+
+
 def _history(session: Session, serial: str, mac: str | None, source: str, message: str, now: datetime) -> None:
     session.add(SotChange(serial_number=serial, at=now, source=source, message=message))
     keys = [k for k in (serial, mac) if k]
@@ -189,6 +196,7 @@ def sync(sessions: sessionmaker[Session], config: Config, source, dry_run: bool 
     devices = source.devices()
     result = SyncResult(dry_run=dry_run)
     result.problems.extend(f"device {sot_id}: not synced: {why}" for sot_id, why in source.skipped.items())
+    result.problems.extend(_unknown_images(config, devices))
     rendered = _rendered(source, devices, result)
     return apply(sessions, config, source.name, devices, rendered, prune=True, dry_run=dry_run, result=result,
                  keep_ids=set(source.skipped))

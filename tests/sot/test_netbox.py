@@ -24,7 +24,7 @@ from app.sot.sources import NetboxSource, SourceError, make_source
 from app.sot.sync import sync
 from app.storage.models import DeviceEvent, DeviceState, InventoryItem, SotChange
 from simulator import SimulatedDevice
-from tests.helpers import ROOT
+from tests.helpers import IMAGE_NAME, IMAGE_VERSION, ROOT
 from tests.sot.netbox_replay import NetboxReplay, webhook_body
 
 pytestmark = pytest.mark.sot
@@ -79,6 +79,8 @@ def test_sync_reads_netbox_through_pynetbox(make_app, netbox, lab):
     result = sync(sessions, config, source)
     assert sorted(result.created) == ["FGL2548HH01", "FGL2548HH02", "JN1234567890"]
     assert "FGL2548HH01: planned in NetBox (status planned, site Hamburg)" in result.lines()
+    assert result.problems == ["FGL2548HH01: image 'c1100-universalk9.17.15.01.SPA.bin' (pnp_image) is not in "
+                               "IMAGES: the catalogue image for its PID is used"]
     listed = [r for r in netbox.requests if r[1] == "/api/dcim/devices/" and r[0] == "GET"]
     assert listed[0][2]["site"] == ["hamburg"]  # the filter is NetBox's, not ours
     assert [r[1] for r in netbox.requests if r[0] == "POST"] == ["/api/dcim/devices/102/render-config/"] * 2
@@ -238,7 +240,11 @@ def test_netbox_end_to_end_with_a_failing_write_back(start_server, lab, netbox):
     status PATCH fails and is retried from the queue (shown on the dashboard) without blocking anything."""
     hamburg(netbox)
     (lab / "configs" / "branch.j2").write_text(BRANCH + (lab / "configs" / "default.cfg").read_text())
-    server = start_server(
+    override = "c1100-universalk9.17.15.01.SPA.bin"  # device 101's pnp_image custom field
+    (lab / "images" / override).write_bytes(os.urandom(2 * 1024 * 1024))
+    images = [{"pid": "C11*", "file": IMAGE_NAME, "version": IMAGE_VERSION},
+              {"pid": "ISR44*", "file": override, "version": "17.15.1"}]
+    server = start_server(IMAGES=images,
         INVENTORY_SOURCE="netbox", SOT_URL=netbox.url, SOT_TOKEN=netbox.token, SOT_SITES=["hamburg"],
         SOT_STATUS_FIRST_CONTACT="staged", SOT_STATUS_FINISHED="active", SOT_STATUS_FAILED="failed",
         SOT_RETRY_BACKOFF=1, ADMIN_TOKEN=TOKEN, DASHBOARD_PUBLIC=True, REQUIRE_CLAIM=True, SOT_UNKNOWN_STATUS="planned",
@@ -265,10 +271,12 @@ def test_netbox_end_to_end_with_a_failing_write_back(start_server, lab, netbox):
     assert device.run(timeout=120), device.log[-5:]
     assert "hostname br-hamburg-1" in device.startup_config
     assert "snmp-server location Hamburg HQ" in device.startup_config
+    assert device.image_file == override, "the per-device image from NetBox, not the one for C11*"
     wait_for(lambda: netbox.devices[101]["status"]["value"] == "active", "status active in NetBox", server)
     entries = wait_for(lambda: [e for e in netbox.journal if e["assigned_object_id"] == 101
                                 and "Provisioned" in e["comments"]], "the journal entry", server)
     assert entries[0]["assigned_object_type"] == "dcim.device" and entries[0]["kind"]["value"] == "success"
+    assert "IOS-XE 17.15.1 after 1 image install(s)" in entries[0]["comments"]
     patches = [r[3] for r in netbox.requests if r[0] == "PATCH" and r[1] == "/api/dcim/devices/101/"]
     assert {"status": "active"} in patches
     assert requests.get(server.url + "/api/v1/sot/writeback", headers=AUTH, timeout=10).json()["pending"] == 0
