@@ -304,3 +304,20 @@ def test_juniper_ztp_config_from_netbox(make_app, netbox, lab):
     assert answer.text == ('system { host-name ex-hamburg-1; location "Hamburg HQ"; }\n'
                            "/* JN1234567890 192.0.2.25 */\n")
     assert app.test_client().get("/ztp_fetch/conf/Juniper-ex4300-48p/00-53-00-00-99-99.conf").status_code == 404
+
+
+def test_device_page_shows_where_the_config_and_the_row_come_from(make_app, netbox):
+    from tests.api.test_api import log_in
+
+    hamburg(netbox)
+    app = make_app(**netbox_settings(netbox), admin_password="pw-for-the-sot-page")
+    sync(app.extensions["pnp_sessions"], app.config["PNP"], make_source(app.config["PNP"]))
+    client = app.test_client()
+    assert log_in(client, "pw-for-the-sot-page").status_code == 302
+    page = client.get("/devices/FGL2548HH02").get_data(as_text=True)
+    assert "netbox (rendered by the source of truth)" in page and "! rendered by NetBox" in page
+    assert '<td id="inventory-source">netbox #102 (planned, Hamburg)</td>' in page
+    assert "planned in NetBox (status planned, site Hamburg)" in page
+    detail = client.get("/api/v1/devices/FGL2548HH01").get_json()
+    assert detail["source_history"][0]["message"] == "planned in NetBox (status planned, site Hamburg)"
+    assert detail["day0"]["error"] == "template 'branch.j2' not found in configs/"
