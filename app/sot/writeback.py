@@ -6,6 +6,7 @@ What is written (each status a setting, all off by default):
 * FINISHED -> ``SOT_STATUS_FINISHED`` (``active``) with a journal entry (NetBox) / note
   (Nautobot): versions, time taken;
 * ERROR / BOOTFLASH_NO_SPACE -> ``SOT_STATUS_FAILED`` (``failed``) with the error code and message;
+* Juniper ZTP alike: a fetch -> first contact, config fetched -> finished, a ZTP error -> failed;
 * with ``REQUIRE_CLAIM`` and ``SOT_UNKNOWN_STATUS``: an unknown serial is created in the
   source with that status (``planned``), so the engineer claims it where they work.
 
@@ -34,6 +35,7 @@ from app.pnp import workflow as wf
 from app.sot.sources import SourceError, make_source
 from app.storage.db import utcnow
 from app.storage.models import DeviceState, InventoryItem, SotWriteback
+from app.ztp import service as ztp
 
 log = logging.getLogger("pnp.sot")
 CLAIM_SECONDS = 120
@@ -48,7 +50,21 @@ def enabled(config: Config) -> bool:
 
 
 def target_status(config: Config, row: DeviceState) -> tuple[str, str, bool]:
-    """``(status, note, ok)`` the source should show for a device row ("" = none configured)."""
+    """``(status, note, ok)`` the source should show for a device row ("" = none configured).
+
+    Cisco PnP: FINISHED / ERROR, BOOTFLASH_NO_SPACE / anything else. Juniper ZTP: config
+    fetched / ZTP error / anything else.
+    """
+    if row.vendor == "juniper":
+        if row.state == ztp.CONFIG_FETCHED:
+            return (config.sot_status_finished,
+                    f"Junos config fetched by ZTP from {row.ip_address or '?'} ({row.pid}, MAC {row.mac_address}).",
+                    True)
+        if row.state == ztp.ZTP_ERROR:
+            return (config.sot_status_failed, f"Juniper ZTP failed: {row.last_error_code or 'error'}: "
+                                              f"{row.last_error_message or '(no message)'}", False)
+        return (config.sot_status_first_contact, f"First ZTP request from {row.ip_address or '?'} ({row.pid}).",
+                True)
     if row.state == wf.State.FINISHED.value:
         seconds = int(((row.finished_at or row.last_contact) - row.first_seen).total_seconds())
         versions = f"IOS-XE {row.running_version or '?'}" + (
@@ -79,6 +95,11 @@ def queue_for(sessions: sessionmaker[Session], config: Config, serial: str, now:
         if found is None:
             return False
         row, item = found
+        if item is None and row.vendor == "juniper":  # Juniper ZTP rows are keyed by MAC
+            item = session.scalars(select(InventoryItem).where(InventoryItem.mac_address == row.serial_number)
+                                   .limit(1)).first()
+            if item is None:
+                return False
         if item is None:
             if not (config.require_claim and config.sot_unknown_status):
                 return False
@@ -97,12 +118,12 @@ def queue_for(sessions: sessionmaker[Session], config: Config, serial: str, now:
         if not status:
             return False
         last = session.scalar(select(SotWriteback.status).where(
-            SotWriteback.serial_number == serial, SotWriteback.action == "status")
+            SotWriteback.serial_number == item.serial_number, SotWriteback.action == "status")
             .order_by(SotWriteback.id.desc()).limit(1))
         if last == status:
             return False
-        _enqueue(session, now, serial_number=serial, source=config.inventory_source, sot_id=item.sot_id,
-                 action="status", status=status, note=note)
+        _enqueue(session, now, serial_number=item.serial_number, source=config.inventory_source,
+                 sot_id=item.sot_id, action="status", status=status, note=note)
         return True
 
 

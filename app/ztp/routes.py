@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.config import get_config
 from app.files.serving import file_response
+from app.sot import writeback
 from app.storage.db import get_sessions
 from app.ztp import juniper, service
 
@@ -95,12 +96,23 @@ def ztp_fetch(mode: str, vci: str, mac: str, name: str | None = None) -> Respons
             response = _file_response(choice.path, choice.body, f"{req.mac_dashed}.conf", accel)
             served, image = f"{kind} from {choice.source}", None
     except juniper.ZtpError as exc:
+        response = _text(exc.status, str(exc))
         if record:
             _record(req, error=str(exc), status=exc.status, hostname=hostname)
-        return _text(exc.status, str(exc))
+            _writeback(req.mac, response)
+        return response
     if record:
         _record(req, served=served, hostname=hostname, image=image)
+        _writeback(req.mac, response)
     return response
+
+
+def _writeback(mac: str, response: Response) -> None:
+    """Queue the source-of-truth status write-back of the device (app/sot/writeback.py); sent after the reply."""
+    drain = writeback.after_message(get_sessions(), get_config(), mac,
+                                    current_app.extensions.setdefault("sot_writeback", {}))
+    if drain is not None:
+        response.call_on_close(drain)
 
 
 def _record(req, **details) -> None:

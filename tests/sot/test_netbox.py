@@ -297,12 +297,15 @@ def test_juniper_ztp_config_from_netbox(make_app, netbox, lab):
     folder.mkdir()
     (folder / "ex.j2").write_text("system { host-name {{ hostname }}; location \"{{ snmp_location }}\"; }\n"
                                   "/* {{ serial }} {{ primary_ip4 }} */\n")
-    app = make_app(**netbox_settings(netbox), juniper_models={"ex4300-48p": ""})
+    app = make_app(**netbox_settings(netbox, sot_status_finished="active"), juniper_models={"ex4300-48p": ""})
     sync(app.extensions["pnp_sessions"], app.config["PNP"], make_source(app.config["PNP"]))
     answer = app.test_client().get("/ztp_fetch/conf/Juniper-ex4300-48p-JN1234567890/00-53-00-00-21-05.conf")
     assert answer.status_code == 200, answer.text
     assert answer.text == ('system { host-name ex-hamburg-1; location "Hamburg HQ"; }\n'
                            "/* JN1234567890 192.0.2.25 */\n")
+    answer.close()  # the write-back goes out once the reply is sent
+    assert netbox.devices[105]["status"]["value"] == "active"
+    assert "Junos config fetched by ZTP" in netbox.journal[0]["comments"]
     assert app.test_client().get("/ztp_fetch/conf/Juniper-ex4300-48p/00-53-00-00-99-99.conf").status_code == 404
 
 
