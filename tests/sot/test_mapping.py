@@ -88,3 +88,27 @@ def test_webhook_signature_and_the_device_it_names():
     assert _device_id("interface", {"id": 9, "device": {"id": 7}}) == "7"
     assert _device_id("ipaddress", {"assigned_object": {"device": {"id": 7}}}) == "7"
     assert _device_id("site", {"id": 1}) is None  # anything else: a full sync
+
+
+def test_the_csv_source_behind_the_same_interface(tmp_path):
+    from app.sot.sources import CsvSource, SourceError, reservation_rows
+
+    path = tmp_path / "inventory.csv"
+    path.write_text("serial,hostname,pid,mac,ip,template,site\n"
+                    "FGL1,r1,C1131-8PWB,00-53-00-00-00-01,192.0.2.41,branch.j2,Berlin\n"
+                    "JN1,ex1,,00:53:00:00:00:02,192.0.2.42,ex.j2,\n")
+    source = CsvSource(path)
+    devices = source.devices()
+    assert [(d.serial, d.hostname, d.mac, d.ip, d.template) for d in devices] == [
+        ("FGL1", "r1", "00:53:00:00:00:01", "192.0.2.41", "branch.j2"),
+        ("JN1", "ex1", "00:53:00:00:00:02", "192.0.2.42", "ex.j2")]
+    assert devices[0].variables == {"site": "Berlin"} and source.device("JN1").hostname == "ex1"
+    assert reservation_rows(source)[0] == {"mac": "00:53:00:00:00:01", "ip": "192.0.2.41", "hostname": "r1",
+                                           "serial": "FGL1", "pid": "C1131-8PWB", "vendor": "cisco"}
+    with pytest.raises(SourceError, match="cannot render"):
+        source.render_config(devices[0])
+    with pytest.raises(SourceError, match="no status to write back"):
+        source.set_status("FGL1", "active")
+    path.write_text("serial\nFGL 1\n")
+    with pytest.raises(SourceError, match="line 2: serial 'FGL 1'"):
+        source.devices()
