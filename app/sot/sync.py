@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Config
@@ -147,8 +148,9 @@ def apply(sessions: sessionmaker[Session], config: Config, source: str, devices:
             item = existing.get(device.serial)
             if item is None:
                 result.created.append(device.serial)
-                message = f"planned in {label}" + (f" (status {device.status}" if device.status else "") + (
-                    f", site {device.site})" if device.site else ")" if device.status else "")
+                facts = ", ".join(f"{word} {value}" for word, value in (("status", device.status),
+                                                                         ("site", device.site)) if value)
+                message = f"planned in {label}" + (f" ({facts})" if facts else "")
                 result.changes.append((device.serial, message))
                 if not dry_run:
                     session.add(InventoryItem(serial_number=device.serial, created_at=now, updated_at=now, **values))
@@ -190,16 +192,36 @@ def apply(sessions: sessionmaker[Session], config: Config, source: str, devices:
     return result
 
 
+def _unique(devices: list[SotDevice], result: SyncResult) -> list[SotDevice]:
+    """The devices with each serial once (the first); a repeated serial is reported."""
+    seen: dict[str, SotDevice] = {}
+    for device in devices:
+        if device.serial in seen:
+            result.problems.append(f"{device.serial}: serial also on {seen[device.serial].hostname or 'another device'}"
+                                   f" (id {seen[device.serial].sot_id}): device {device.sot_id} not synced")
+        else:
+            seen[device.serial] = device
+    return list(seen.values())
+
+
+def _retrying(run):
+    """Run ``run()``; once more when a concurrent sync (webhook and timer) inserted the same serial first."""
+    try:
+        return run()
+    except IntegrityError:
+        return run()
+
+
 def sync(sessions: sessionmaker[Session], config: Config, source, dry_run: bool = False) -> SyncResult:
     """Sync the whole (filtered) inventory of ``source``. Raises SourceError when the source cannot be read
     (nothing changed then)."""
-    devices = source.devices()
     result = SyncResult(dry_run=dry_run)
+    devices = _unique(source.devices(), result)
     result.problems.extend(f"device {sot_id}: not synced: {why}" for sot_id, why in source.skipped.items())
     result.problems.extend(_unknown_images(config, devices))
     rendered = _rendered(source, devices, result)
-    return apply(sessions, config, source.name, devices, rendered, prune=True, dry_run=dry_run, result=result,
-                 keep_ids=set(source.skipped))
+    return _retrying(lambda: apply(sessions, config, source.name, devices, rendered, prune=True, dry_run=dry_run,
+                                   result=_copy(result), keep_ids=set(source.skipped)))
 
 
 def sync_device(sessions: sessionmaker[Session], config: Config, source, sot_id: str,
@@ -209,13 +231,20 @@ def sync_device(sessions: sessionmaker[Session], config: Config, source, sot_id:
     device = None if deleted else source.device(sot_id)
     result = SyncResult()
     if device is None:
-        return apply(sessions, config, source.name, [], {}, removed_ids=[sot_id], result=result)
+        return _retrying(lambda: apply(sessions, config, source.name, [], {}, removed_ids=[sot_id],
+                                       result=SyncResult()))
     with sessions() as session:  # the same source id under another serial (serial edited): that row goes
         stale = session.scalars(select(InventoryItem.sot_id).where(
             InventoryItem.source == source.name, InventoryItem.sot_id == sot_id,
             InventoryItem.serial_number != device.serial)).all()
     rendered = _rendered(source, [device], result)
-    return apply(sessions, config, source.name, [device], rendered, removed_ids=stale, result=result)
+    return _retrying(lambda: apply(sessions, config, source.name, [device], rendered, removed_ids=stale,
+                                   result=_copy(result)))
+
+
+def _copy(result: SyncResult) -> SyncResult:
+    """A fresh result carrying the problems found before the transaction (a retry starts from it again)."""
+    return SyncResult(problems=list(result.problems), dry_run=result.dry_run)
 
 
 def ztp_lookup(sessions: sessionmaker[Session]):

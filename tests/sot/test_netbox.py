@@ -159,14 +159,16 @@ def test_one_unusable_device_does_not_stop_the_sync(make_app, netbox):
     sync(sessions, config, make_source(config))
     netbox.update(101, primary_ip4={"address": "2001:db8::21/64"})  # an IPv6 address in the IPv4 field
     netbox.add_device(106, "br-hamburg-6", "FGL 2548", mac=None, ip=None)
+    netbox.add_device(107, "br-hamburg-7", "FGL2548HH02", mac=None, ip=None)  # a serial typed twice
     result = sync(sessions, config, make_source(config))
     assert result.problems == [
+        "FGL2548HH02: serial also on br-hamburg-2 (id 102): device 107 not synced",
         "device 101: not synced: netbox: device br-hamburg-1: primary IPv4 '2001:db8::21/64' is not IPv4",
         "device 106: not synced: netbox: device br-hamburg-6: serial 'FGL 2548' is not a serial number "
         "(letters, digits, . _ -)"]
     assert result.removed == [] and "FGL2548HH01" in rows(app), "still in NetBox: kept as last synced"
     interface_calls = [r for r in netbox.requests if r[1] == "/api/dcim/interfaces/"]
-    assert len(interface_calls) == 2 and len(interface_calls[-1][2]["device_id"]) == 5  # one call per batch
+    assert len(interface_calls) == 2 and len(interface_calls[-1][2]["device_id"]) == 6  # one call per batch
 
 
 def test_render_failure_keeps_that_device_out_and_reports_it(make_app, netbox):
