@@ -17,6 +17,8 @@ from app.sot.mapping import (
 from app.sot.webhook import _device_id, signature_ok
 from tests.sot.netbox_replay import template
 
+pytestmark = pytest.mark.sot
+
 
 def test_netbox_device_maps_every_documented_field():
     data = template("device")
