@@ -58,6 +58,10 @@ class NautobotRest:
         assert answer.status_code == 200, f"{path}: {answer.status_code} {answer.text}"
         return answer.json()
 
+    def delete(self, path: str) -> None:
+        answer = self.http.delete(self.base + path, timeout=30)
+        assert answer.status_code == 204, f"{path}: {answer.status_code} {answer.text}"
+
     def one(self, path: str, **params) -> dict:
         return self.get(path, **params)["results"][0]
 
@@ -264,6 +268,14 @@ def test_nautobot_is_the_source_of_truth_end_to_end(nautobot, start_server, lab,
     hosts = {r["hw-address"]: r for r in config["subnet4"][0]["reservations"]}
     assert hosts["00:11:22:33:44:01"]["hostname"] == "br-berlin-1a"
     assert hosts["00:11:22:33:44:01"]["ip-address"] == "192.0.2.11"
+
+    # A device planned and then deleted in Nautobot comes and goes through the webhooks alone.
+    def in_inventory(serial: str) -> bool:
+        return requests.get(api + f"/devices/{serial}", headers=AUTH, timeout=10).status_code == 200
+    spare = nb.device("br-berlin-5", "FGL2548NB05", mac="00:11:22:33:44:05", ip="192.0.2.15")
+    wait_for(lambda: in_inventory("FGL2548NB05"), "the webhook to add FGL2548NB05", server=server)
+    nb.delete(f"/dcim/devices/{spare['id']}/")
+    wait_for(lambda: not in_inventory("FGL2548NB05"), "the webhook to remove FGL2548NB05", server=server)
 
     queue = requests.get(api + "/sot/writeback", headers=AUTH, timeout=10).json()
     assert queue["pending"] == 0, queue
