@@ -201,9 +201,10 @@ def provisioning_mac(interfaces: Iterable[Mapping], name: str = "") -> str | Non
 
 
 def reservation_row(device: SotDevice) -> dict:
-    """The DHCP helper's inventory row (app/cli/dhcp.py inventory_devices) of a device."""
+    """The DHCP helper's inventory row (app/ops/dhcp.py inventory_devices) of a device; a Juniper device's
+    ``image`` override becomes its per-device image sub-option."""
     row = {"mac": device.mac, "ip": device.ip, "hostname": device.hostname, "serial": device.serial,
            "pid": device.pid, "vendor": device.vendor}
     if device.vendor == "juniper":
-        row["model"] = device.model
+        row.update(model=device.model, image=device.image)
     return {k: v for k, v in row.items() if v}

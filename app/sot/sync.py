@@ -251,7 +251,7 @@ def ztp_lookup(sessions: sessionmaker[Session]):
     """An app.ztp.juniper InventoryLookup over the inventory table: ``mac -> flat row | None``.
 
     The row is the device's variables plus ``serial``, ``hostname``, ``template``,
-    ``model``, ``ip`` and ``vendor`` (like a line of the Juniper inventory CSV).
+    ``model``, ``ip``, ``vendor`` and ``image`` (like a line of the Juniper inventory CSV).
     """
     def lookup(mac: str):
         with sessions() as session:
@@ -259,6 +259,7 @@ def ztp_lookup(sessions: sessionmaker[Session]):
             if item is None:
                 return None
             known = {"serial": item.serial_number, "hostname": item.hostname, "template": item.template,
-                     "model": item.model, "ip": item.ip_address, "vendor": item.vendor, "mac": mac}
+                     "model": item.model, "ip": item.ip_address, "vendor": item.vendor, "mac": mac,
+                     "image": item.image}
             return {**dict(item.variables or {}), **{k: v for k, v in known.items() if v}}
     return lookup

@@ -6,7 +6,8 @@ What is written (each status a setting, all off by default):
 * FINISHED -> ``SOT_STATUS_FINISHED`` (``active``) with a journal entry (NetBox) / note
   (Nautobot): versions, time taken;
 * ERROR / BOOTFLASH_NO_SPACE -> ``SOT_STATUS_FAILED`` (``failed``) with the error code and message;
-* Juniper ZTP alike: a fetch -> first contact, config fetched -> finished, a ZTP error -> failed;
+* Juniper ZTP alike: a fetch -> first contact, done (config and image fetched) -> finished, a ZTP
+  error -> failed;
 * with ``REQUIRE_CLAIM`` and ``SOT_UNKNOWN_STATUS``: an unknown serial is created in the
   source with that status (``planned``), so the engineer claims it where they work.
 
@@ -52,14 +53,14 @@ def enabled(config: Config) -> bool:
 def target_status(config: Config, row: DeviceState) -> tuple[str, str, bool]:
     """``(status, note, ok)`` the source should show for a device row ("" = none configured).
 
-    Cisco PnP: FINISHED / ERROR, BOOTFLASH_NO_SPACE / anything else. Juniper ZTP: config
-    fetched / ZTP error / anything else.
+    Cisco PnP: FINISHED / ERROR, BOOTFLASH_NO_SPACE / anything else. Juniper ZTP: done (config
+    and, when it has one, image fetched completely) / ZTP error / anything else.
     """
     if row.vendor == "juniper":
-        if row.state == ztp.CONFIG_FETCHED:
+        if row.state == ztp.DONE:
             return (config.sot_status_finished,
-                    f"Junos config fetched by ZTP from {row.ip_address or '?'} ({row.pid}, MAC {row.mac_address}).",
-                    True)
+                    f"Provisioned by Juniper ZTP: config{' and image' if row.image_fetched_at else ''} fetched "
+                    f"from {row.ip_address or '?'} ({row.pid}, MAC {row.mac_address}).", True)
         if row.state == ztp.ZTP_ERROR:
             return (config.sot_status_failed, f"Juniper ZTP failed: {row.last_error_code or 'error'}: "
                                               f"{row.last_error_message or '(no message)'}", False)

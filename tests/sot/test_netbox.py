@@ -307,7 +307,7 @@ def test_juniper_ztp_config_from_netbox(make_app, netbox, lab):
                            "/* JN1234567890 192.0.2.25 */\n")
     answer.close()  # the write-back goes out once the reply is sent
     assert netbox.devices[105]["status"]["value"] == "active"
-    assert "Junos config fetched by ZTP" in netbox.journal[0]["comments"]
+    assert "Provisioned by Juniper ZTP: config fetched" in netbox.journal[0]["comments"]
     assert app.test_client().get("/ztp_fetch/conf/Juniper-ex4300-48p/00-53-00-00-99-99.conf").status_code == 404
 
 
