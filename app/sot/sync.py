@@ -57,10 +57,9 @@ class SyncResult:
     def lines(self) -> list[str]:
         """Human-readable report lines, one per change, then the totals."""
         out = [f"{serial}: {message}" for serial, message in self.changes] + self.problems
-        verb = "would be" if self.dry_run else ""
         out.append(f"{len(self.created)} created, {len(self.updated)} updated, {len(self.removed)} removed, "
                    f"{len(self.kept)} kept (mid-provisioning), {self.unchanged} unchanged"
-                   + (f" ({verb} - dry run, nothing written)" if self.dry_run else ""))
+                   + (" (dry run: nothing written)" if self.dry_run else ""))
         return out
 
 
