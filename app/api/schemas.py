@@ -7,7 +7,7 @@ clamped) and builds the OpenAPI document from them (apispec's MarshmallowPlugin)
 
 from __future__ import annotations
 
-from marshmallow import EXCLUDE, Schema, fields, validate
+from marshmallow import EXCLUDE, INCLUDE, Schema, fields, validate
 
 from app.ops import BULK_ACTIONS, MAX_PER_PAGE, SORT_COLUMNS, Lifecycle
 from app.ops.lifecycle import ZTP_PROGRESS
@@ -233,3 +233,24 @@ class AuditEntry(Schema):
 class AuditPage(Schema):
     items = fields.List(fields.Nested(AuditEntry), required=True)
     total = fields.Integer(required=True)
+
+
+class Anything(Schema):
+    """Any JSON object."""
+
+    class Meta:
+        unknown = INCLUDE
+
+
+class SotWebhookResult(Schema):
+    """What a source-of-truth webhook changed."""
+
+    model = _text()
+    event = _text()
+    device = fields.Raw(allow_none=True)
+    created = fields.Integer()
+    updated = fields.Integer()
+    removed = fields.Integer()
+    kept = fields.Integer()
+    dhcp = fields.Raw(allow_none=True)
+    report = fields.List(fields.String())

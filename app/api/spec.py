@@ -27,7 +27,8 @@ from app.api import schemas as s
 #: the error answers every operation may give, with what they mean
 ERRORS = {400: "bad request: a value, the body or the CSRF header (the reason is in error/fields)",
           401: "no valid bearer token or session", 403: "your role may not do this (viewer < operator < admin)",
-          404: "no such device (or inventory row)", 429: "a rate limit (API_RATE_LIMIT) was reached"}
+          404: "no such device (or inventory row)", 409: "not configured (e.g. no SOT_WEBHOOK_SECRET)",
+          429: "a rate limit (API_RATE_LIMIT) was reached", 502: "the source of truth cannot be read"}
 
 
 class BadRequest(Exception):
@@ -128,7 +129,8 @@ def openapi_document(app, server_url: str = "") -> dict:
                                                 "description": "console login; unsafe methods need X-CSRFToken"})
     # leaves before the schemas that nest them (the plugin registers nested ones itself)
     for name in ("Error", "Event", "DeviceSummary", "ClaimResult", "DevicePage", "Device", "InventoryItem",
-                 "InventoryPage", "ImportResult", "AuditEntry", "AuditPage", "BulkResult"):
+                 "InventoryPage", "ImportResult", "AuditEntry", "AuditPage", "BulkResult", "Anything",
+                 "SotWebhookResult"):
         spec.components.schema(name, schema=getattr(s, name))
     paths: dict[str, dict] = {}
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, Response, current_app, g, request
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
@@ -23,6 +23,8 @@ from app.config import get_config
 from app.observability import metrics
 from app.pnp import protocol as p
 from app.pnp import service
+from app.sot import writeback
+from app.sot.images import config_for
 from app.storage.db import get_sessions
 from app.storage.errors import classify
 
@@ -119,7 +121,13 @@ def _exchange(kind: str, parse, handle, fallback) -> Response:
         metrics.ERRORS.labels(message.service, code[:64]).inc()
     log.info("%s", reply.summary)
     log.debug("reply to %s: %s", message.udi.sn, service.redact(reply.xml))
-    return _xml(reply.xml)
+    response = _xml(reply.xml)
+    # Source of truth: queue a status write-back after the transaction; sent once the reply is out.
+    drain = writeback.after_message(get_sessions(), get_config(), message.udi.sn,
+                                    current_app.extensions.setdefault("sot_writeback", {}))
+    if drain is not None:
+        response.call_on_close(drain)
+    return response
 
 
 def _handle(kind: str, handle, message, raw: bytes) -> service.Reply:
@@ -129,6 +137,8 @@ def _handle(kind: str, handle, message, raw: bytes) -> service.Reply:
     Raises the SQLAlchemy error when the message could not be handled."""
     sessions, config, source = get_sessions(), get_config(), request.remote_addr
     try:
+        # the device's image override from the source of truth, if any (app/sot/images.py)
+        config = config_for(sessions, config, message.udi.sn)
         return handle(sessions, config, message, raw, source)
     except SQLAlchemyError as exc:
         fault = classify(exc)
