@@ -16,7 +16,16 @@ from sqlalchemy import delete, insert, select
 
 from app import ops as op
 from app.storage.db import utcnow
-from app.storage.models import AuditEntry, DeviceEvent, DeviceState, InventoryItem
+from app.storage.models import (
+    ApiToken,
+    AuditEntry,
+    DeviceEvent,
+    DeviceState,
+    InventoryItem,
+    OperatorSession,
+    OperatorUser,
+    RateCounter,
+)
 
 PASSWORD = "fleet-admin-pw"
 
@@ -27,8 +36,8 @@ def fleet_app(request, make_app):
         url = request.getfixturevalue("mariadb_fresh")
         application = make_app(admin_password=PASSWORD, database_url=url)
         with application.extensions["pnp_sessions"].begin() as session:
-            for model in (InventoryItem, AuditEntry):
-                session.execute(delete(model))
+            for model in (InventoryItem, AuditEntry, OperatorSession, ApiToken, OperatorUser, RateCounter):
+                session.execute(delete(model))  # the shared database keeps other tests' rows
     else:
         application = make_app(admin_password=PASSWORD)
     return application
