@@ -58,7 +58,7 @@ _INT_FIELDS = {
     "max_attempts", "idle_backoff", "reload_wait", "reload_timeout",
     "finished_backoff", "max_guestshell_checks", "guestshell_check_backoff",
     "log_max_bytes", "log_backup_count", "dhcp_subnet_id", "dhcp_pnp_https_port",
-    "juniper_file_port", "stalled_after", "page_size", "config_url_max_age", "https_port",
+    "juniper_file_port", "stalled_after", "db_wsrep_sync_wait", "page_size", "config_url_max_age", "https_port",
 }
 _BOOL_FIELDS = {"dhcp_cisco", "dhcp_juniper", "dhcp_pnp_https", "dashboard_public", "require_claim",
                 "signed_config_urls"}
@@ -81,6 +81,7 @@ class Config:
     proxy_hops: int = 0  # reverse proxies in front (nginx = 1): trust their X-Forwarded-For
     database_url: str = ""
     db_password: str = field(default="", repr=False)  # from PNP_DB_PASSWORD, never needed in the file
+    db_wsrep_sync_wait: int = 0  # Galera: SET SESSION wsrep_sync_wait on every connection (0 = off)
     images: tuple[ImageEntry, ...] = ()
     guestshell_tarball: str = ""
     python_script: str = ""

@@ -5,6 +5,7 @@
 * ``app``, ``client``, ``runner``: the Flask tutorial fixtures on a SQLite file.
 * ``mariadb_url``: a fresh MariaDB database for this test session (CI requires
   MariaDB; locally the MariaDB tests skip when it cannot be reached).
+* ``galera``: a three-node MariaDB Galera cluster for the session (marker ``galera``).
 * ``start_server``: starts ``run.py`` (gunicorn) as a real process on a free
   loopback port (tests/helpers.py ``ServerProcess``); stopped at teardown.
 
@@ -26,6 +27,7 @@ from tests.helpers import (
     MARIADB_ADMIN_URL,
     ROOT,
     TARBALL,
+    GaleraCluster,
     ServerProcess,
     free_port,
 )
@@ -156,6 +158,20 @@ def start_server(lab: Path):
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def galera():
+    """A three-node MariaDB Galera cluster on 127.0.0.1 (tests/helpers.py GaleraCluster) for the
+    session, Synced, with a ``haproxy_check`` user for HAProxy's mysql-check; removed afterwards.
+    Tests that kill a node rejoin it before they end."""
+    cluster = GaleraCluster()
+    try:
+        cluster.start()
+        cluster.nodes[0].execute("CREATE USER IF NOT EXISTS 'haproxy_check'@'127.0.0.1'")
+        yield cluster
+    finally:
+        cluster.close()
+
+
 def pytest_collection_modifyitems(config, items):
     """Every test that uses the MariaDB fixtures carries the ``mariadb`` marker (``-m 'not mariadb'``
     then leaves them out); a test that starts the real server carries ``e2e``."""
@@ -165,3 +181,5 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker("mariadb")
         if "start_server" in names:
             item.add_marker("e2e")
+        if "galera" in names:
+            item.add_marker("galera")

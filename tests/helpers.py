@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -351,8 +352,10 @@ class GaleraNode:
         finally:
             conn.close()
 
-    def execute(self, sql: str, *args) -> list[tuple]:
-        conn = pymysql.connect(host="127.0.0.1", port=self.port, user="root", connect_timeout=5)
+    def execute(self, sql: str, *args, database: str | None = None) -> list[tuple]:
+        """Run one statement on this node (autocommitted); its rows."""
+        conn = pymysql.connect(host="127.0.0.1", port=self.port, user="root", connect_timeout=5,
+                               database=database)
         try:
             with conn.cursor() as cur:
                 cur.execute(sql, args or None)
@@ -405,18 +408,21 @@ class GaleraNode:
 class GaleraCluster:
     """A MariaDB Galera cluster of ``size`` private ``mariadbd`` processes on 127.0.0.1.
 
-    The first node bootstraps the cluster (``--wsrep-new-cluster``) from a fresh
+    ``base`` (default: a new folder in /tmp) holds one folder per node. The first
+    node bootstraps the cluster (``--wsrep-new-cluster``) from a fresh
     datadir; the others join it by rsync SST. ``close()`` kills every node and
     removes the datadirs. Never touches the machine's shared MariaDB.
     """
 
-    def __init__(self, base: Path, size: int = 3, name: str = "pnp_test") -> None:
+    def __init__(self, base: Path | None = None, size: int = 3, name: str = "pnp_test") -> None:
         binaries = mariadb_binaries()
         provider = galera_provider()
         if binaries is None or provider is None or shutil.which("rsync") is None:
             raise RuntimeError("a Galera cluster needs mariadb-server, galera-4 and rsync (.ci/apt/galera.txt)")
         self.server_bin, self.install_bin = binaries
-        self.provider, self.base, self.name = provider, Path(base), name
+        # not under pytest's tmp (mode 0700): the ``mysql`` user must traverse the path
+        self.provider, self.name = provider, name
+        self.base = Path(base) if base else Path(tempfile.mkdtemp(prefix="pnp-galera-"))
         # as root, mariadbd runs as ``mysql`` (Debian's user), so that the joiner's rsync daemon
         # (which a root parent would switch to ``nobody``) can write its datadir
         self.user = "mysql" if os.geteuid() == 0 else getpass.getuser()
@@ -464,3 +470,123 @@ class GaleraCluster:
         for node in self.nodes:
             node.kill()
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+class HAProxy:
+    """Debian's ``haproxy`` in the foreground on 127.0.0.1 with the project's deploy/haproxy.cfg
+    layout: an HTTP frontend spreading device traffic over ``instances`` (``balance random``,
+    no stickiness, each response names its instance in ``X-Served-By``) and, with
+    ``db_nodes``, a TCP frontend for MariaDB that sends every connection to one Galera node
+    at a time (single writer; ``mysql-check``; failover on a node loss, no failback).
+    ``instances`` and ``db_nodes`` are lists of (name, port)."""
+
+    def __init__(self, workdir: Path, instances: list[tuple[str, int]],
+                 db_nodes: list[tuple[str, int]] | None = None) -> None:
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.http_port = free_port()
+        self.db_port = free_port() if db_nodes else None
+        self.instances, self.db_nodes = instances, db_nodes or []
+        self.cfg = self.workdir / "haproxy.cfg"
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def db_url(self, database: str) -> str:
+        return f"mysql+pymysql://root@127.0.0.1:{self.db_port}/{database}"
+
+    def config_text(self) -> str:
+        servers = "".join(f"    server {name} 127.0.0.1:{port} check inter 500ms fall 2 rise 2\n"
+                          for name, port in self.instances)
+        text = f"""global
+    maxconn 4000
+    stats socket {self.workdir / 'admin.sock'} mode 600 level admin
+
+defaults
+    timeout connect 2s
+    timeout client 120s
+    timeout server 120s
+    retries 3
+    option redispatch
+
+frontend pnp_devices
+    mode http
+    bind 127.0.0.1:{self.http_port}
+    default_backend pnp_instances
+
+backend pnp_instances
+    mode http
+    balance random
+    # only a connection the instance never accepted is retried elsewhere: a request it
+    # received may have committed, and a device's retry is its own next work-request
+    retry-on conn-failure
+    option httpchk GET /healthz
+    http-response set-header X-Served-By %[srv_name]
+{servers}"""
+        if self.db_nodes:
+            nodes = "".join(f"    server {name} 127.0.0.1:{port} check inter 500ms fall 2 rise 3"
+                            f"{' backup' if i else ''} on-marked-down shutdown-sessions\n"
+                            for i, (name, port) in enumerate(self.db_nodes))
+            text += f"""
+listen galera
+    mode tcp
+    bind 127.0.0.1:{self.db_port}
+    timeout client 1h
+    timeout server 1h
+    option mysql-check user haproxy_check
+    # one writer: every connection goes to the node in the table until it fails
+    stick-table type ip size 1
+    stick on dst
+{nodes}"""
+        return text
+
+    def start(self, timeout: float = 15.0) -> None:
+        binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
+        if not Path(binary).exists():
+            raise RuntimeError("haproxy is not installed (.ci/apt/galera.txt)")
+        self.cfg.write_text(self.config_text())
+        subprocess.run([binary, "-c", "-q", "-f", str(self.cfg)], check=True, capture_output=True)
+        self.log = self.workdir / "haproxy.out"
+        self.proc = subprocess.Popen([binary, "-db", "-f", str(self.cfg)], stdout=self.log.open("a"),
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"haproxy exited: {self.log.read_text()[-2000:]}")
+            try:
+                socket.create_connection(("127.0.0.1", self.http_port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("haproxy did not listen")
+
+    def command(self, line: str) -> str:
+        """One command on the admin socket (``show stat``, ``show table galera``…)."""
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.connect(str(self.workdir / "admin.sock"))
+            sock.sendall(line.encode() + b"\n")
+            chunks = []
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        return b"".join(chunks).decode()
+
+    def server_states(self, backend: str) -> dict[str, str]:
+        """``{server: UP/DOWN/...}`` of ``backend`` from ``show stat``."""
+        out = {}
+        for line in self.command("show stat").splitlines():
+            fields = line.split(",")
+            if len(fields) > 17 and fields[0] == backend and fields[1] not in ("FRONTEND", "BACKEND"):
+                out[fields[1]] = fields[17]
+        return out
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self.proc = None

@@ -13,7 +13,8 @@ Storage rules (documented for the dashboard):
 * events: kind ``fetch`` (service ``ztp-conf`` or ``ztp-image``, success
   true) or ``error`` (success false, ``error_code`` = HTTP status).
 
-Each change runs under the row lock of app.storage.lock.device_lock, like PnP.
+Each change runs under the row lock of app.storage.lock.device_lock, like PnP (retried by
+app.storage.lock.locked on a Galera certification failure or a lost connection).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import logging
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.storage.db import utcnow
-from app.storage.lock import device_lock
+from app.storage.lock import locked
 from app.storage.models import DeviceEvent
 from app.ztp.juniper import FetchRequest
 
@@ -49,7 +50,7 @@ def record_fetch(sessions: sessionmaker[Session], req: FetchRequest, source_ip: 
     now = utcnow()
     defaults = {"vendor": "juniper", "mac_address": req.mac, "first_seen": now, "last_contact": now,
                 "state": ZTP_ERROR if error else (CONFIG_FETCHED if req.mode == "conf" else IMAGE_FETCHED)}
-    with device_lock(sessions, req.mac, defaults=defaults) as (session, row):
+    def unit(session: Session, row) -> None:  # run again from a fresh read on a retryable error
         row.vendor = "juniper"
         row.mac_address = req.mac
         row.vci = req.vci
@@ -81,3 +82,4 @@ def record_fetch(sessions: sessionmaker[Session], req: FetchRequest, source_ip: 
         session.add(DeviceEvent(device_id=row.id, at=now, kind="fetch", service=service, success=True,
                                 message=f"{req.vci}: sent {served} to {source_ip}"))
         log.info("ztp %s %s from %s (%s): sent %s", req.mode, req.mac, source_ip, req.vci, served)
+    locked(sessions, req.mac, unit, defaults)
