@@ -15,7 +15,6 @@ Helpers that are not fixtures live in tests/helpers.py.
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
 from pathlib import Path
 
@@ -23,27 +22,18 @@ import pytest
 
 from tests.helpers import (
     FAST_SETTINGS,
-    IMAGE_NAME,
     MARIADB_ADMIN_URL,
-    ROOT,
-    TARBALL,
     GaleraCluster,
     ServerProcess,
     free_port,
+    make_lab,
 )
 
 
 @pytest.fixture
 def lab(tmp_path: Path) -> Path:
     """A project root with a 3 MB fake image, configs/default.cfg, tarball and script."""
-    for name in ("images", "configs", "files", "logs"):
-        (tmp_path / name).mkdir()
-    shutil.copytree(ROOT / "templates", tmp_path / "templates", dirs_exist_ok=True)
-    (tmp_path / "images" / IMAGE_NAME).write_bytes(os.urandom(3 * 1024 * 1024))
-    (tmp_path / "files" / TARBALL).write_bytes(os.urandom(200 * 1024))
-    shutil.copy(ROOT / "files" / "pxs.py", tmp_path / "files" / "pxs.py")
-    shutil.copy(ROOT / "configs" / "default.cfg", tmp_path / "configs" / "default.cfg")
-    return tmp_path
+    return make_lab(tmp_path)
 
 
 @pytest.fixture

@@ -50,6 +50,19 @@ FAST_SETTINGS = {
 }
 
 
+def make_lab(path: Path, image_mb: int = 3) -> Path:
+    """Fill ``path`` as a project root: images/ with an ``image_mb`` MB fake image, configs/default.cfg,
+    files/ (guestshell tarball + pxs.py), templates/, logs/."""
+    for name in ("images", "configs", "files", "logs"):
+        (path / name).mkdir(parents=True, exist_ok=True)
+    shutil.copytree(ROOT / "templates", path / "templates", dirs_exist_ok=True)
+    (path / "images" / IMAGE_NAME).write_bytes(os.urandom(image_mb * 1024 * 1024))
+    (path / "files" / TARBALL).write_bytes(os.urandom(200 * 1024))
+    shutil.copy(ROOT / "files" / "pxs.py", path / "files" / "pxs.py")
+    shutil.copy(ROOT / "configs" / "default.cfg", path / "configs" / "default.cfg")
+    return path
+
+
 def fixture_text(name: str) -> str:
     """A real PnP message from simulator/messages/ (real device messages, see simulator/messages/README.md)."""
     return (FIXTURES / name).read_text()
@@ -271,7 +284,8 @@ class GaleraNode:
         provider_options = ";".join([
             f"gmcast.listen_addr=tcp://127.0.0.1:{self.gcomm_port}",
             f"ist.recv_addr=127.0.0.1:{self.ist_port}",
-            "gcache.size=64M", "evs.suspect_timeout=PT3S", "evs.inactive_timeout=PT6S",
+            "gcache.size=64M", "evs.keepalive_period=PT0.5S", "evs.suspect_timeout=PT2S",
+            "evs.inactive_timeout=PT4S",
             "pc.wait_prim_timeout=PT30S"])
         args = [c.server_bin, "--no-defaults", f"--datadir={self.datadir}", f"--user={c.user}",
                 f"--port={self.port}", "--bind-address=127.0.0.1",
@@ -370,7 +384,7 @@ class GaleraNode:
         return self.proc is not None and self.proc.poll() is None
 
     def kill(self) -> None:
-        """SIGKILL: the node crashes; the others evict it after evs.suspect_timeout (3 s here)."""
+        """SIGKILL: the node crashes; the others evict it after evs.suspect_timeout (2 s here)."""
         self._signal(signal.SIGKILL)
 
     def stop(self) -> None:
@@ -383,12 +397,13 @@ class GaleraNode:
         still there, else by rsync SST, and is Synced when this returns."""
         if self.running:
             raise RuntimeError(f"{self.name} is still running")
-        self.start(bootstrap=False, timeout=timeout, position=self.recovered_position())
+        self.last_position = self.recovered_position()
+        self.start(bootstrap=False, timeout=timeout, position=self.last_position)
 
     def joined_by_ist(self) -> bool:
         """The last (re)join received an incremental state transfer, not a full SST."""
         text = self.error_log()
-        last = text.rfind("starting as process")
+        last = max(text.rfind(" as process "), 0)
         return "IST received" in text[last:] or "Receiving IST" in text[last:]
 
     def _signal(self, sig: int) -> None:
@@ -498,7 +513,7 @@ class HAProxy:
         return f"mysql+pymysql://root@127.0.0.1:{self.db_port}/{database}"
 
     def config_text(self) -> str:
-        servers = "".join(f"    server {name} 127.0.0.1:{port} check inter 500ms fall 2 rise 2\n"
+        servers = "".join(f"    server {name} 127.0.0.1:{port} check inter 1s fall 3 rise 2\n"
                           for name, port in self.instances)
         text = f"""global
     maxconn 4000
@@ -508,6 +523,7 @@ defaults
     timeout connect 2s
     timeout client 120s
     timeout server 120s
+    timeout check 5s
     retries 3
     option redispatch
 
@@ -522,7 +538,9 @@ backend pnp_instances
     # only a connection the instance never accepted is retried elsewhere: a request it
     # received may have committed, and a device's retry is its own next work-request
     retry-on conn-failure
-    option httpchk GET /healthz
+    # liveness of the instance only: /healthz would take every instance out during a
+    # database failover, when a device should get its backoff instead of a 503
+    option httpchk GET /pnp/HELLO
     http-response set-header X-Served-By %[srv_name]
 {servers}"""
         if self.db_nodes:
