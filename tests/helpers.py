@@ -488,9 +488,9 @@ class GaleraCluster:
 
 
 class HAProxy:
-    """Debian's ``haproxy`` in the foreground on 127.0.0.1 with the project's deploy/haproxy.cfg
-    layout: an HTTP frontend spreading device traffic over ``instances`` (``balance random``,
-    no stickiness, each response names its instance in ``X-Served-By``) and, with
+    """Debian's ``haproxy`` in the foreground on 127.0.0.1 running deploy/haproxy.cfg (its
+    addresses replaced by loopback ports): an HTTP frontend spreading device traffic over
+    ``instances`` (``balance random``, no stickiness, each response names its instance in ``X-Served-By``) and, with
     ``db_nodes``, a TCP frontend for MariaDB that sends every connection to one Galera node
     at a time (single writer; ``mysql-check``; failover on a node loss, no failback).
     ``instances`` and ``db_nodes`` are lists of (name, port)."""
@@ -513,52 +513,39 @@ class HAProxy:
         return f"mysql+pymysql://root@127.0.0.1:{self.db_port}/{database}"
 
     def config_text(self) -> str:
-        servers = "".join(f"    server {name} 127.0.0.1:{port} check inter 1s fall 3 rise 2\n"
-                          for name, port in self.instances)
-        text = f"""global
-    maxconn 4000
-    stats socket {self.workdir / 'admin.sock'} mode 600 level admin
-
-defaults
-    timeout connect 2s
-    timeout client 120s
-    timeout server 120s
-    timeout check 5s
-    retries 3
-    option redispatch
-
-frontend pnp_devices
-    mode http
-    bind 127.0.0.1:{self.http_port}
-    default_backend pnp_instances
-
-backend pnp_instances
-    mode http
-    balance random
-    # only a connection the instance never accepted is retried elsewhere: a request it
-    # received may have committed, and a device's retry is its own next work-request
-    retry-on conn-failure
-    # liveness of the instance only: /healthz would take every instance out during a
-    # database failover, when a device should get its backoff instead of a 503
-    option httpchk GET /pnp/HELLO
-    http-response set-header X-Served-By %[srv_name]
-{servers}"""
-        if self.db_nodes:
-            nodes = "".join(f"    server {name} 127.0.0.1:{port} check inter 500ms fall 2 rise 3"
-                            f"{' backup' if i else ''} on-marked-down shutdown-sessions\n"
-                            for i, (name, port) in enumerate(self.db_nodes))
-            text += f"""
-listen galera
-    mode tcp
-    bind 127.0.0.1:{self.db_port}
-    timeout client 1h
-    timeout server 1h
-    option mysql-check user haproxy_check
-    # one writer: every connection goes to the node in the table until it fails
-    stick-table type ip size 1
-    stick on dst
-{nodes}"""
-        return text
+        """deploy/haproxy.cfg with loopback ports and this test's servers (same directives)."""
+        out, kept_server = [], set()
+        section = ""
+        for line in (ROOT / "deploy" / "haproxy.cfg").read_text().splitlines():
+            stripped = line.strip()
+            if stripped.startswith("#") or not stripped:
+                continue
+            if not line.startswith(" "):
+                section = stripped
+                if section == "listen galera" and not self.db_nodes:
+                    break
+            elif stripped.startswith("log ") or stripped == "option httplog":
+                continue
+            elif stripped.startswith("maxconn"):
+                line = "    maxconn 2000"  # the test machine's fd limit
+            elif stripped.startswith("stats socket"):
+                line = f"    stats socket {self.workdir / 'admin.sock'} mode 600 level admin"
+            elif stripped == "bind :80":
+                line = f"    bind 127.0.0.1:{self.http_port}"
+            elif stripped == "bind :3306":
+                line = f"    bind 127.0.0.1:{self.db_port}"
+            elif stripped.startswith("server "):
+                if section in kept_server:
+                    continue
+                kept_server.add(section)
+                options = " ".join(stripped.split()[3:]).replace(" backup", "")
+                targets = self.instances if section == "backend pnp_instances" else self.db_nodes
+                for i, (name, port) in enumerate(targets):
+                    backup = " backup" if i and section == "listen galera" else ""
+                    out.append(f"    server {name} 127.0.0.1:{port} {options}{backup}")
+                continue
+            out.append(line.split(" #")[0].rstrip())
+        return "\n".join(out) + "\n"
 
     def start(self, timeout: float = 15.0) -> None:
         binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
@@ -598,6 +585,16 @@ listen galera
             if len(fields) > 17 and fields[0] == backend and fields[1] not in ("FRONTEND", "BACKEND"):
                 out[fields[1]] = fields[17]
         return out
+
+    def wait_up(self, backend: str, names: list[str], timeout: float = 30.0) -> None:
+        """Wait until HAProxy's health checks have every server in ``names`` UP."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            states = self.server_states(backend)
+            if all(states.get(name) == "UP" for name in names):
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"{backend}: not all UP: {self.server_states(backend)}")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

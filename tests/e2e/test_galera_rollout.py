@@ -60,7 +60,7 @@ class Rollout:
         self.db_url = self.haproxy.db_url(self.database)
         self.direct_url = galera.nodes[1].url(self.database)  # for the checks: not through HAProxy
         self.servers = [ServerProcess(lab, port, self.db_url, WORKERS=1, THREADS=8, MAX_ATTEMPTS=20,
-                                      RELOAD_TIMEOUT=20, PUBLIC_PORT=self.haproxy.http_port,
+                                      RELOAD_TIMEOUT=20, PUBLIC_PORT=self.haproxy.http_port, PROXY_HOPS=1,
                                       DB_WSREP_SYNC_WAIT=1)
                         for port in ports]
         starting = [threading.Thread(target=s.start, kwargs={"timeout": 120}) for s in self.servers]
@@ -71,6 +71,7 @@ class Rollout:
         for s in self.servers:
             if s.proc is None or s.proc.poll() is not None:
                 raise RuntimeError(f"instance {s.port} did not start: {s.output()[-2000:]}")
+        self.haproxy.wait_up("pnp_instances", ["i1", "i2", "i3"])
 
     def writer_node(self) -> str:
         engine = create_engine(self.db_url)
@@ -161,7 +162,24 @@ def _assert_jobs(rollout: Rollout, jobs: JobTracker, *, exact: bool) -> None:
             assert sorted(received) == sorted(stored[serial]), f"{serial}: a committed job never arrived"
 
 
+def _explain(rollout: Rollout, results) -> str:
+    """State and last events of the devices that did not finish (for a failure message)."""
+    lines = []
+    late = [serial for serial, ok in results.items() if not ok]
+    node = next(n for n in rollout.galera.nodes if n.running)
+    for serial in late[:3]:
+        lines.append(str(node.execute("SELECT state, workflow_state, pending_service, pending_correlator, attempts, "
+                                      "retry_after, last_error_message FROM device_state WHERE serial_number = %s",
+                                      serial, database=rollout.database)))
+        lines += [str(r) for r in node.execute(
+            "SELECT e.at, e.kind, e.service, e.correlator, e.success, LEFT(e.message, 120) FROM device_event e "
+            "JOIN device_state s ON s.id = e.device_id WHERE s.serial_number = %s ORDER BY e.id DESC LIMIT 6",
+            serial, database=rollout.database)]
+    return "\n".join(lines)
+
+
 def _assert_history(rollout, devices, results, acks, jobs, *, exact=True):
+    assert all(results.values()), _explain(rollout, results)
     _assert_all_finished(rollout.direct_url, devices, results)
     _assert_no_repeated_step(acks, devices)
     _assert_no_lost_event(acks, rollout.direct_url)
@@ -207,6 +225,9 @@ def test_writer_node_killed_mid_rollout_and_rejoined(rollout):
     log = victim.error_log()
     assert victim.joined_by_ist(), (victim.last_position, log[log.rfind(" as process "):][:6000])
     rollout.galera.wait_size(3)
+    time.sleep(2)  # HAProxy's check has it UP again (rise 3 × 500 ms) ...
+    assert rollout.haproxy.server_states("galera")[victim_name] == "UP"
+    assert rollout.writer_node() != victim_name, "... and no failback: still one writer"
     assert not acks.server_errors, acks.server_errors[:5]
     _assert_history(rollout, devices, results, acks, jobs)
     print(f"\ngalera rollout: {DEVICES} devices FINISHED in {seconds:.1f}s with {victim_name} SIGKILLed "
