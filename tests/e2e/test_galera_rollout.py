@@ -30,6 +30,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from simulator import SimulatedDevice
+from tests.console.test_browser import browser  # noqa: F401 - the Chromium fixture
 from tests.e2e.test_crash_recovery import (
     AckTracker,
     _assert_all_finished,
@@ -43,6 +44,7 @@ from tests.helpers import IMAGE_NAME, HAProxy, ServerProcess, free_port, make_la
 pytestmark = [pytest.mark.galera, pytest.mark.e2e]
 
 DEVICES = 50
+PASSWORD = "correct horse battery staple"
 _JOB = re.compile(r'<request xmlns="urn:cisco:pnp:([\w-]+)"[^>]*correlator="([^"]*)"')
 
 
@@ -61,7 +63,8 @@ class Rollout:
         self.direct_url = galera.nodes[1].url(self.database)  # for the checks: not through HAProxy
         self.servers = [ServerProcess(lab, port, self.db_url, WORKERS=1, THREADS=8, MAX_ATTEMPTS=20,
                                       RELOAD_TIMEOUT=20, PUBLIC_PORT=self.haproxy.http_port, PROXY_HOPS=1,
-                                      DB_WSREP_SYNC_WAIT=1)
+                                      DB_WSREP_SYNC_WAIT=1, ADMIN_PASSWORD=PASSWORD,
+                                      SECRET_KEY="one key for every instance")
                         for port in ports]
         starting = [threading.Thread(target=s.start, kwargs={"timeout": 120}) for s in self.servers]
         for t in starting:  # all at once: they migrate one at a time (migration lock)
@@ -254,3 +257,44 @@ def test_instance_killed_mid_rollout_the_others_finish(rollout):
     assert "i1" not in after, "the dead instance served no device's last request"
     print(f"\ngalera rollout: {DEVICES} devices FINISHED in {seconds:.1f}s with one of 3 instances "
           f"SIGKILLed mid-rollout ({len(acks.server_errors)} requests cut: HAProxy 502)")
+
+
+@pytest.mark.browser
+def test_operator_session_and_csrf_work_across_instances(rollout, browser):  # noqa: F811
+    """A browser session through HAProxy: its requests land on different instances, the login
+    made on one holds on the others (the session cookie is signed with the SECRET_KEY every
+    instance shares), and a CSRF token rendered by one instance is accepted by another."""
+    url = rollout.haproxy.url
+    context = browser.new_context()
+    context.set_default_timeout(60_000)
+    page = context.new_page()
+    served = []
+    page.on("response", lambda r: served.append((r.request.method, r.url.split(url)[-1].split("?")[0],
+                                                 r.headers.get("x-served-by")))
+            if r.url.startswith(url) else None)
+    crossed = rounds = 0
+    try:
+        while rounds < 2 or (not crossed and rounds < 8):  # until a token crossed instances
+            rounds += 1
+            page.goto(url + "/dashboard")
+            assert "/login" in page.url, "not logged in yet"
+            page.fill("input[name=user]", "admin")
+            page.fill("input[name=password]", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_url(url + "/dashboard")
+            for _ in range(4):
+                page.goto(url + "/dashboard")
+                assert page.url == url + "/dashboard", "the login holds on every instance"
+            rendered_by = [s for m, path, s in served if m == "GET" and path == "/dashboard"][-1]
+            page.click("form[action$='/logout'] button")
+            page.wait_for_url("**/login**")
+            posted_to = [s for m, path, s in served if m == "POST" and path == "/logout"][-1]
+            crossed += rendered_by != posted_to
+            page.goto(url + "/dashboard")
+            assert "/login" in page.url, "logged out everywhere"
+    finally:
+        context.close()
+    instances = {s for _, _, s in served if s}
+    assert len(instances) >= 2 and crossed >= 1, served
+    print(f"\nbrowser session over instances {sorted(instances)}; {crossed}/{rounds} logouts posted to "
+          "another instance than the page that rendered their CSRF token")
