@@ -182,7 +182,8 @@ def _explain(rollout: Rollout, results) -> str:
 
 
 def _assert_history(rollout, devices, results, acks, jobs, *, exact=True):
-    assert all(results.values()), _explain(rollout, results)
+    assert all(results.values()), (_explain(rollout, results), [
+        (d.serial, d.last_backoff_reason, d.log[-3:]) for d in devices if not results.get(d.serial)][:3])
     _assert_all_finished(rollout.direct_url, devices, results)
     _assert_no_repeated_step(acks, devices)
     _assert_no_lost_event(acks, rollout.direct_url)
