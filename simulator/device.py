@@ -364,9 +364,12 @@ class SimulatedDevice:
                                   error=("PnP Service Error 1829", "Image copy failed")), False
         try:
             size, md5, _ = self._download(src)
-        except requests.RequestException as exc:
+        except requests.HTTPError as exc:  # the server answered: the file is not there
             return self._response("image-install", correlator, False,
                                   error=("PnP Service Error 1803", f"Source not found: {exc}")), False
+        except requests.RequestException as exc:  # the copy broke off (docs/protocol.md §7.3: transient)
+            return self._response("image-install", correlator, False,
+                                  error=("PnP Service Error 1829", f"Image copy failed: {exc}")), False
         if checksum and md5 != checksum:
             return self._response("image-install", correlator, False,
                                   error=("PnP Service Error 1816", "Image signature verify failed")), False
