@@ -26,6 +26,17 @@ from app.common.versions import normalise_version
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MD5_CACHE_NAME = ".md5-cache.json"
+#: The image catalogue written by ``run.py images add`` (next to the images), merged with IMAGES.
+CATALOGUE_NAME = "catalogue.json"
+#: Files at least this large show a progress bar while their md5 is computed (bytes).
+MD5_PROGRESS_SIZE = 64 * 1024 * 1024
+#: Admin passwords that appear in documentation and examples: refused on an exposed server.
+EXAMPLE_PASSWORDS = frozenset({"change-me", "changeme", "long secret", "admin", "password", "secret", "cisco",
+                               "correct horse battery staple"})
+#: Shortest admin password accepted when the server listens on more than loopback.
+MIN_EXPOSED_PASSWORD = 12
+_APPLET_PACKAGE = re.compile(r"app-hosting\s+install\s+appid\s+\S+\s+package\s+(\S+?)\"?\s*$",
+                             re.IGNORECASE | re.MULTILINE)
 _JUNOS_MODEL = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 
@@ -55,14 +66,15 @@ class ImageEntry:
 
 _INT_FIELDS = {
     "port", "public_port", "proxy_hops", "workers", "threads", "min_bootflash_free", "image_space_margin",
-    "max_attempts", "idle_backoff", "reload_wait", "reload_timeout",
+    "max_attempts", "idle_backoff", "reload_wait", "reload_timeout", "max_unknown_outcomes",
+    "error_retry_after", "error_retry_rounds", "duplicate_window",
     "finished_backoff", "max_guestshell_checks", "guestshell_check_backoff",
     "log_max_bytes", "log_backup_count", "dhcp_subnet_id", "dhcp_pnp_https_port",
     "juniper_file_port", "stalled_after", "db_wsrep_sync_wait", "page_size", "config_url_max_age", "https_port",
 }
 _BOOL_FIELDS = {"dhcp_cisco", "dhcp_juniper", "dhcp_pnp_https", "dashboard_public", "require_claim",
                 "signed_config_urls"}
-_LIST_FIELDS = {"dhcp_routers", "dhcp_dns", "dhcp_ntp"}
+_LIST_FIELDS = {"dhcp_routers", "dhcp_dns", "dhcp_ntp", "dhcp_syslog"}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -74,7 +86,7 @@ class Config:
     server_ip: str = ""
     port: int = 80
     public_port: int = 0  # the port devices use when a proxy listens for us; 0 = PORT
-    bind: str = "0.0.0.0"
+    bind: str = "127.0.0.1"  # loopback unless told otherwise (BIND = "0.0.0.0" for devices)
     workers: int = 4
     threads: int = 8
     x_accel_redirect_prefix: str = ""
@@ -83,7 +95,7 @@ class Config:
     db_password: str = field(default="", repr=False)  # from PNP_DB_PASSWORD, never needed in the file
     db_wsrep_sync_wait: int = 0  # Galera: SET SESSION wsrep_sync_wait on every connection (0 = off)
     images: tuple[ImageEntry, ...] = ()
-    guestshell_tarball: str = ""
+    guestshell_tarball: str = "guestshell.17.09.01a.tar"  # the one configs/default.cfg installs
     python_script: str = ""
     script_command: str = "guestshell run python3 /bootflash/guest-share/{script}"
     script_success_marker: str = ""
@@ -96,6 +108,10 @@ class Config:
     idle_backoff: int = 60
     reload_wait: int = 120
     reload_timeout: int = 1800
+    max_unknown_outcomes: int = 10  # unknown outcomes in a row of one step before ERROR
+    error_retry_after: int = 1800  # seconds before an ERROR from a transient/unknown cause is retried
+    error_retry_rounds: int = 3  # automatic retries of such an ERROR; 0 = never
+    duplicate_window: int = 5  # seconds: a second work-request this soon after a job gets a backoff
     finished_backoff: int = 24 * 3600
     max_guestshell_checks: int = 5
     guestshell_check_backoff: int = 30
@@ -133,8 +149,16 @@ class Config:
     juniper_file_port: int = 0  # sub-option 5; 0 = port
     juniper_transfer_mode: str = "http"
     dhcp_inventory: str = ""  # CSV of reservations; "" = juniper_inventory
+    dhcp_syslog: tuple[str, ...] = ()  # option 7 (log servers: Junos ZTP reports progress there)
+    dhcp_subnets: tuple = ()  # several subnets: [{"subnet": ..., "id": ..., "pool": ..., "relay": ...}, ...]
+    juniper_tftp_server: str = ""  # TFTP server for JUNIPER_TRANSFER_MODE="tftp" (option 150)
+    juniper_ftp_server: str = ""  # FTP server for JUNIPER_TRANSFER_MODE="ftp" (option 150)
+    juniper_server_options: tuple = (150,)  # where the file server is announced: 150 and/or 66; 67 = boot file
+    juniper_model_options: dict = field(default_factory=dict)  # model -> {"image_type": "symlink", ...}
     kea_control_socket: str = "/run/kea/kea4-ctrl-socket"
     kea_hooks_dir: str = ""  # "" = detect libdhcp_flex_option.so
+    kea_api_user: str = ""  # Control Agent basic authentication (password: PNP_KEA_API_PASSWORD)
+    kea_api_password: str = field(default="", repr=False)
     # operator console: secrets come from PNP_ADMIN_PASSWORD / PNP_ADMIN_TOKEN / PNP_SECRET_KEY
     admin_user: str = "admin"
     admin_password: str = field(default="", repr=False)
@@ -147,6 +171,7 @@ class Config:
     login_rate_limit: str = "10 per minute"  # failed logins per client address; "" = no limit
     ratelimit_storage_uri: str = "memory://"  # per worker; redis://host:6379 for one shared count
     root: Path = PROJECT_ROOT
+    catalogue_files: tuple[str, ...] = ()  # internal: image files whose entry is in images/catalogue.json
     extra: dict = field(default_factory=dict)
 
     # --- derived paths and URLs -------------------------------------------
@@ -249,7 +274,7 @@ class Config:
         if isinstance(settings, str):
             settings = importlib.import_module(settings)
         values: dict = {}
-        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra", "catalogue_files"}
         for name in names:
             if settings is not None and hasattr(settings, name.upper()):
                 values[name] = getattr(settings, name.upper())
@@ -262,6 +287,7 @@ class Config:
         values.update({k: v for k, v in overrides.items() if v is not None})
         values = _coerce(values)
         config = cls(**values)
+        config = merge_catalogue(config)
         if resolve_images:
             config = dataclasses.replace(config, images=resolve_catalogue(config))
         return config
@@ -295,6 +321,25 @@ def _coerce(values: dict) -> dict:
             if isinstance(raw, str):
                 raw = json.loads(raw) if raw.strip().startswith("[") else raw.replace(",", " ").split()
             out["dhcp_cisco_pids"] = tuple(raw)
+        if "dhcp_subnets" in out:
+            raw = out["dhcp_subnets"]
+            if isinstance(raw, str):
+                raw = json.loads(raw) if raw.strip() else []
+            if isinstance(raw, dict) or not all(isinstance(x, dict) for x in raw):
+                raise ValueError("DHCP_SUBNETS must be a list of dicts ({\"subnet\": ..., \"id\": ..., ...})")
+            out["dhcp_subnets"] = tuple(dict(x) for x in raw)
+        if "juniper_server_options" in out:
+            raw = out["juniper_server_options"]
+            if isinstance(raw, str):
+                raw = raw.replace(",", " ").split()
+            out["juniper_server_options"] = tuple(int(x) for x in raw)
+        if "juniper_model_options" in out:
+            raw = out["juniper_model_options"]
+            if isinstance(raw, str):
+                raw = json.loads(raw) if raw.strip() else {}
+            if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+                raise ValueError("JUNIPER_MODEL_OPTIONS must be a dict: model -> {sub-option: value}")
+            out["juniper_model_options"] = {str(k): dict(v) for k, v in raw.items()}
         if "juniper_models" in out:
             raw = out["juniper_models"]
             if isinstance(raw, str):
@@ -345,7 +390,7 @@ def resolve_catalogue(config: Config) -> tuple[ImageEntry, ...]:
             if hit and hit.get("size") == key["size"] and hit.get("mtime") == key["mtime"]:
                 md5 = hit["md5"]
             else:
-                md5 = file_md5(path)
+                md5 = file_md5(path, progress=st.st_size >= MD5_PROGRESS_SIZE)
                 cache[entry.file] = {**key, "md5": md5}
                 changed = True
         entries.append(dataclasses.replace(entry, md5=md5, size=entry.size or st.st_size))
@@ -357,15 +402,101 @@ def resolve_catalogue(config: Config) -> tuple[ImageEntry, ...]:
     return tuple(entries)
 
 
-def file_md5(path: Path, chunk: int = 1 << 20) -> str:
-    """MD5 of a file as 32 lower-case hex digits, read in 1 MiB chunks."""
+def file_md5(path: Path, chunk: int = 1 << 20, progress: bool = False) -> str:
+    """MD5 of a file as 32 lower-case hex digits, read in 1 MiB chunks.
+
+    With ``progress`` a tqdm bar (bytes, on stderr) shows how far the hashing got:
+    a 700 MB image takes a while on a slow disk.
+    """
     import hashlib
 
+    from tqdm import tqdm
+
     digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as fh:
+    size = Path(path).stat().st_size
+    with open(path, "rb") as fh, tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024,
+                                      desc=f"md5 {Path(path).name}", disable=not progress,
+                                      mininterval=0.5, leave=True) as bar:
         while block := fh.read(chunk):
             digest.update(block)
+            bar.update(len(block))
     return digest.hexdigest()
+
+
+def catalogue_path(config: Config) -> Path:
+    """``images/catalogue.json``: the entries recorded by ``run.py images add``."""
+    return config.images_dir / CATALOGUE_NAME
+
+
+def read_catalogue(config: Config) -> list[dict]:
+    """The entries of ``images/catalogue.json`` (``[]`` when absent).
+
+    Raises ConfigError with a one-line reason when the file is not a JSON list
+    of objects with pid, file and version.
+    """
+    path = catalogue_path(config)
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: not readable JSON ({exc})") from exc
+    if not isinstance(raw, list) or not all(
+            isinstance(e, dict) and {"pid", "file", "version"} <= e.keys() for e in raw):
+        raise ConfigError(f"{path}: must be a JSON list of {{pid, file, version, md5, size}} entries")
+    return raw
+
+
+def write_catalogue(config: Config, entries: list[dict]) -> None:
+    """Replace ``images/catalogue.json`` atomically (write a temporary file, then rename)."""
+    path = catalogue_path(config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(entries, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def merge_catalogue(config: Config) -> Config:
+    """IMAGES from the settings followed by the entries of ``images/catalogue.json``.
+
+    A settings entry for the same file wins over the catalogue's (first match
+    wins, settings first). The catalogue's md5 is not trusted blindly: like a
+    settings entry without md5 it goes through the size/mtime md5 cache
+    (``resolve_catalogue``), so a replaced file is hashed again.
+    """
+    settings_entries = [e for e in config.images if e.file not in config.catalogue_files]
+    known = {e.file for e in settings_entries}
+    added = []
+    for raw in read_catalogue(config):
+        if raw["file"] in known:
+            continue
+        try:
+            added.append(ImageEntry(pid=str(raw["pid"]), file=str(raw["file"]), version=str(raw["version"])))
+        except TypeError as exc:  # pragma: no cover - read_catalogue checked the keys
+            raise ConfigError(f"{catalogue_path(config)}: {exc}") from exc
+    return dataclasses.replace(config, images=tuple(settings_entries + added),
+                               catalogue_files=tuple(e.file for e in added))
+
+
+def applet_tarball(text: str) -> str | None:
+    """The package an ``app-hosting install appid … package <path>`` line of a config names
+    (file name only, ``bootflash:`` and folders stripped), or None when there is no such line."""
+    m = _APPLET_PACKAGE.search(text)
+    if not m:
+        return None
+    return m.group(1).split(":", 1)[-1].rsplit("/", 1)[-1]
+
+
+def exposed(bind: str) -> bool:
+    """True when a listen address is reachable from other hosts (anything but loopback)."""
+    import ipaddress
+
+    if bind in ("", "*", "0.0.0.0", "::"):
+        return True
+    try:
+        return not ipaddress.ip_address(bind.strip("[]")).is_loopback
+    except ValueError:
+        return bind != "localhost"
 
 
 def validate(config: Config) -> list[str]:
@@ -393,10 +524,25 @@ def validate(config: Config) -> list[str]:
             problems.append(f"JUNIPER_MODELS: {problem}")
         if image and ("/" in image or not (config.images_dir / image).is_file()):
             problems.append(f"Juniper image {image} (for model {model}) is missing from {config.images_dir}")
-    if not (config.configs_dir / "default.cfg").is_file():
+    default_cfg = config.configs_dir / "default.cfg"
+    if not default_cfg.is_file():
         problems.append(f"configs/default.cfg is missing from {config.configs_dir}")
+    else:
+        named = applet_tarball(default_cfg.read_text(errors="replace"))
+        if named and named != config.guestshell_tarball:
+            served = (f"GUESTSHELL_TARBALL is {config.guestshell_tarball!r}" if config.guestshell_tarball
+                      else "GUESTSHELL_TARBALL is not set")
+            problems.append(f"configs/default.cfg: its EEM applet installs {named} but {served}: "
+                            f"set GUESTSHELL_TARBALL = {named!r} (file in files/) or edit the applet")
+    problem = password_problem(config)
+    if problem:
+        problems.append(problem)
     if config.max_attempts < 1:
         problems.append("MAX_ATTEMPTS must be at least 1")
+    if config.max_unknown_outcomes < 1:
+        problems.append("MAX_UNKNOWN_OUTCOMES must be at least 1")
+    if config.error_retry_after < 0 or config.error_retry_rounds < 0 or config.duplicate_window < 0:
+        problems.append("ERROR_RETRY_AFTER, ERROR_RETRY_ROUNDS and DUPLICATE_WINDOW cannot be negative")
     if config.signed_config_urls and len(config.config_url_secret) < 16:
         problems.append("SIGNED_CONFIG_URLS needs CONFIG_URL_SECRET (16+ characters; set "
                         "PNP_CONFIG_URL_SECRET in the environment, e.g. from `openssl rand -hex 32`)")
@@ -407,6 +553,24 @@ def validate(config: Config) -> list[str]:
     if config.ca_bundle and not Path(config.ca_bundle).is_file():
         problems.append(f"CA_BUNDLE {config.ca_bundle!r} is not a file")
     return problems
+
+
+def password_problem(config: Config) -> str | None:
+    """Why an exposed server (BIND not loopback) must not start with this admin password, or None.
+
+    No password at all is fine (no login possible); a short one or one that
+    appears in documentation (``EXAMPLE_PASSWORDS``) is not.
+    """
+    password = config.admin_password
+    if not password or not exposed(config.bind):
+        return None
+    if password.strip().lower() in EXAMPLE_PASSWORDS:
+        return (f"BIND {config.bind} reaches other hosts and PNP_ADMIN_PASSWORD is an example from the "
+                "documentation: choose your own (e.g. PNP_ADMIN_PASSWORD=$(openssl rand -base64 18))")
+    if len(password) < MIN_EXPOSED_PASSWORD:
+        return (f"BIND {config.bind} reaches other hosts and PNP_ADMIN_PASSWORD has {len(password)} "
+                f"characters: use at least {MIN_EXPOSED_PASSWORD} (or --bind 127.0.0.1)")
+    return None
 
 
 def check_model(model: str) -> str | None:

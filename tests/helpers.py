@@ -93,7 +93,8 @@ class ServerProcess:
         self.starts = 0
 
     def start(self, timeout: float = 60.0, expect_exit: bool = False, wait_hello: bool = True) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PNP_") and k != "DATABASE_URL"}
+        env = {k: v for k, v in os.environ.items()
+               if not (k.startswith("PNP_") and k != "PNP_NO_VENV") and k != "DATABASE_URL"}
         env.update(PNP_ROOT=str(self.lab), PYTHONUNBUFFERED="1")
         self.log = self.lab / f"server_{self.port}_{self.starts}.out"
         log = self.log.open("w")

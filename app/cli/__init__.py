@@ -3,7 +3,8 @@
 ``run.py`` with no command starts the server (``app/cli/server.py``); the
 groups ``devices``, ``inventory``, ``images``, ``config``, ``db``
 (app/cli/commands.py) act through the operator layer (app/ops) inside an
-application context; ``dhcp`` (app/cli/dhcp.py) writes DHCP server configs.
+application context; ``dhcp`` (app/cli/dhcp.py) writes DHCP server configs; ``demo``
+(app/cli/demo.py) runs the server with simulated devices on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import click
 
 from app import create_app
 from app.cli.commands import GROUPS
+from app.cli.demo import demo
 from app.cli.dhcp import dhcp
 from app.cli.server import banner, build_config, check_bind, prepare_run_as, serve
 from app.config import ConfigError, validate
@@ -56,7 +58,7 @@ def cli(ctx, settings_path, server_ip, port, bind, database, workers, threads, c
             click.echo(f"pnp-server: also: {problem}", err=True)
         _fail(problems[0])
     if check:
-        click.echo(banner(config))
+        click.echo(banner(config, check=True))
         return
     problem = check_bind(config)
     if problem:
@@ -73,6 +75,7 @@ def cli(ctx, settings_path, server_ip, port, bind, database, workers, threads, c
 
 
 cli.add_command(dhcp)
+cli.add_command(demo)
 for _group in GROUPS:
     cli.add_command(_group)
 
