@@ -19,6 +19,7 @@ from app.cli.demo import demo
 from app.cli.dhcp import dhcp
 from app.cli.server import banner, build_config, check_bind, prepare_run_as, serve
 from app.config import ConfigError, validate
+from app.storage.charset import schema_problem
 from app.storage.migrate import upgrade
 
 OPERATOR_GROUPS = {group.name for group in GROUPS}
@@ -65,8 +66,11 @@ def cli(ctx, settings_path, server_ip, port, bind, database, workers, threads, c
         _fail(problem)
     try:
         upgrade(config.sqlalchemy_url)
+        problem = schema_problem(config.sqlalchemy_url)
     except Exception as exc:  # unreachable database, bad credentials: one line
         _fail(f"database {config.database_label}: {str(exc).splitlines()[0]}")
+    if problem:  # a table that cannot store the text the server writes (latin1)
+        _fail(f"database {config.database_label}: {problem}")
     problem = prepare_run_as(config)
     if problem:
         _fail(problem)

@@ -2,7 +2,12 @@
 
 Every well-formed PnP message gets 200 with an XML body (a job, a backoff or
 a bye); anything else gets 400 with a one-line reason. Database trouble
-answers a backoff so the device simply asks again later (never a 5xx).
+answers a backoff so the device simply asks again later (never a 5xx). Only an
+outage is logged as "database unavailable"; any other database error (a DataError,
+an IntegrityError, a deadlock: app/storage/errors.py) is logged as what it is and
+the message is handled once more, with every text stored ASCII-escaped; a
+work-response that still cannot be stored is noted in the device's history and
+its job stays pending (outcome unknown, never a failure of the device).
 Source: docs/protocol.md §2.
 """
 
@@ -10,7 +15,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, Response, current_app, g, request
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
@@ -18,7 +23,10 @@ from app.config import get_config
 from app.observability import metrics
 from app.pnp import protocol as p
 from app.pnp import service
+from app.sot import writeback
+from app.sot.images import config_for
 from app.storage.db import get_sessions
+from app.storage.errors import classify
 
 bp = Blueprint("pnp", __name__, url_prefix="/pnp")
 log = logging.getLogger("pnp")
@@ -101,19 +109,57 @@ def _exchange(kind: str, parse, handle, fallback) -> Response:
     g.pnp_reply = "bye" if kind == "work-response" else "backoff"
     log.debug("%s from %s: %s", kind, request.remote_addr, service.redact(raw))
     try:
-        reply = handle(get_sessions(), get_config(), message, raw, request.remote_addr)
+        reply = _handle(kind, handle, message, raw)
     except SQLAlchemyError as exc:
-        log.error("%s %s: database unavailable, nothing recorded: %s", message.udi.sn, kind,
-                  exc.__class__.__name__)
         metrics.REQUESTS.labels(kind, getattr(message, "service", "backoff")).inc()
-        return _xml(fallback(message, "server database unavailable"))
+        fault = classify(exc)
+        reason = "server database unavailable" if fault.outage else "server database error"
+        return _xml(fallback(message, reason))
     _count(kind, reply)
     if isinstance(message, p.WorkResponse) and (message.is_fault or message.success is False):
         code = message.error.code if message.error and message.error.code else message.service
         metrics.ERRORS.labels(message.service, code[:64]).inc()
     log.info("%s", reply.summary)
     log.debug("reply to %s: %s", message.udi.sn, service.redact(reply.xml))
-    return _xml(reply.xml)
+    response = _xml(reply.xml)
+    # Source of truth: queue a status write-back after the transaction; sent once the reply is out.
+    drain = writeback.after_message(get_sessions(), get_config(), message.udi.sn,
+                                    current_app.extensions.setdefault("sot_writeback", {}))
+    if drain is not None:
+        response.call_on_close(drain)
+    return response
+
+
+def _handle(kind: str, handle, message, raw: bytes) -> service.Reply:
+    """``handle`` the message; a database error that is not an outage is logged as what it
+    is and the message handled once more with ASCII-only text (app/storage/fit.py). A
+    work-response that fails twice is recorded as unstored (``service.record_unstored``).
+    Raises the SQLAlchemy error when the message could not be handled."""
+    sessions, config, source = get_sessions(), get_config(), request.remote_addr
+    try:
+        # the device's image override from the source of truth, if any (app/sot/images.py)
+        config = config_for(sessions, config, message.udi.sn)
+        return handle(sessions, config, message, raw, source)
+    except SQLAlchemyError as exc:
+        fault = classify(exc)
+        if fault.outage:
+            log.error("%s %s: database unavailable, nothing recorded: %s", message.udi.sn, kind,
+                      fault)
+            raise
+        log.error("%s %s: database error, not an outage (%s); handling it once more with "
+                  "ASCII-only text", message.udi.sn, kind, fault)
+    try:
+        return handle(sessions, config, message, raw, source, ascii_only=True)
+    except SQLAlchemyError as exc:
+        fault = classify(exc)
+        log.error("%s %s: database error again, not recorded (%s)", message.udi.sn, kind, fault)
+        if kind == "work-response" and not fault.outage:
+            try:
+                service.record_unstored(sessions, message, str(fault))
+            except SQLAlchemyError as again:
+                log.error("%s %s: could not note it in the history either (%s)",
+                          message.udi.sn, kind, classify(again))
+        raise
 
 
 @bp.post("/WORK-REQUEST")

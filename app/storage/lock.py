@@ -25,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.storage.fit import fit_value
 from app.storage.models import DeviceState
 
 log = logging.getLogger("pnp.storage")
@@ -32,17 +33,21 @@ T = TypeVar("T")
 
 
 @contextmanager
-def device_lock(sessions: sessionmaker[Session], serial: str,
-                defaults: dict | None = None) -> Iterator[tuple[Session, DeviceState | None]]:
+def device_lock(sessions: sessionmaker[Session], serial: str, defaults: dict | None = None,
+                info: dict | None = None) -> Iterator[tuple[Session, DeviceState | None]]:
     """Open a transaction holding the device's row lock; commit on success.
 
     Yields ``(session, row)``. With ``defaults`` a missing device is created
     (two workers racing to create it: the loser retries and locks the winner's
     row). Without ``defaults`` a missing device yields None. Any exception rolls
-    back and propagates.
+    back and propagates. ``serial`` is fitted to its column first (a serial longer
+    than ``serial_number`` is keyed by its first characters, app/storage/fit.py), so
+    the row is found again; ``info`` goes into ``session.info``.
     """
+    serial = fit_value(DeviceState.__table__.c.serial_number, serial)[0]
     for attempt in range(3):
         session = sessions()
+        session.info.update(info or {})
         try:
             row = session.scalars(select(DeviceState).where(
                 DeviceState.serial_number == serial).with_for_update()).one_or_none()
@@ -109,7 +114,7 @@ def retryable(exc: BaseException) -> bool:
 
 def locked(sessions: sessionmaker[Session], serial: str, unit: Callable[[Session, DeviceState | None], T],
            defaults: dict | None = None, *, landed: Callable[[DeviceState, T], bool] | None = None,
-           policy: RetryPolicy = RetryPolicy()) -> T:
+           policy: RetryPolicy = RetryPolicy(), info: dict | None = None) -> T:
     """Run ``unit(session, row)`` under :func:`device_lock` and commit; run it again on a
     :func:`retryable` error (bounded, with jitter) and return its result once committed.
 
@@ -121,7 +126,8 @@ def locked(sessions: sessionmaker[Session], serial: str, unit: Callable[[Session
     happened; ``landed(row, previous_result)`` is asked on the re-read row at the
     next attempt and, when it answers True (the row shows the previous attempt's
     write), that result is returned as is instead of deciding a second time (no
-    second, different job for one request). Galera reports a conflicting write
+    second, different job for one request). ``info`` goes into ``session.info`` as in
+    :func:`device_lock`. Galera reports a conflicting write
     of another node at COMMIT as error 1213 (certification failure).
 
     Raises the last error when every attempt failed, any other error at once.
@@ -130,7 +136,7 @@ def locked(sessions: sessionmaker[Session], serial: str, unit: Callable[[Session
     for attempt in range(1, policy.attempts + 1):
         computed: list[T] = []
         try:
-            with device_lock(sessions, serial, defaults) as (session, row):
+            with device_lock(sessions, serial, defaults, info=info) as (session, row):
                 if previous and landed is not None and row is not None and landed(row, previous[-1]):
                     log.warning("%s: the previous attempt was committed; its result is used", serial)
                     return previous[-1]

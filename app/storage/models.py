@@ -3,7 +3,8 @@
 The ``device_state`` row is the only truth about a device: no process keeps
 device state between requests. Operators may edit it with SQL, e.g.
 ``UPDATE device_state SET state='RUN_EVENT_MANAGER' WHERE serial_number='FGL2548L0AW'``.
-Times are naive UTC. The schema is managed by Alembic (``migrations/``).
+Times are naive UTC. The schema is managed by Alembic (``migrations/``). Values that do not
+fit a column (length, integer range) are cut by app/storage/fit.py from these definitions.
 """
 
 from __future__ import annotations
@@ -16,6 +17,14 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 #: TEXT that holds more than 64 kB on MariaDB (raw XML, script output).
 LongText = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+
+#: Character set of every table on MariaDB/MySQL: utf8mb4 holds any text a device or the
+#: server writes (``→`` in history lines, non-ASCII hostnames), whatever the server's or
+#: the database's default is (latin1 upstream before 11.6). Migration 0006 converts
+#: existing tables; app/storage/charset.py checks at start. SQLite text is always UTF-8.
+CHARSET = "utf8mb4"
+COLLATION = "utf8mb4_unicode_ci"
+TABLE_ARGS = {"mysql_charset": CHARSET, "mysql_collate": COLLATION}
 
 
 class Base(DeclarativeBase):
@@ -35,6 +44,7 @@ class DeviceState(Base):
     """
 
     __tablename__ = "device_state"
+    __table_args__ = TABLE_ARGS
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     serial_number: Mapped[str] = mapped_column(String(64), unique=True)
@@ -57,7 +67,8 @@ class DeviceState(Base):
     config_register: Mapped[str | None] = mapped_column(String(16))
     target_image: Mapped[str | None] = mapped_column(String(255))
     target_version: Mapped[str | None] = mapped_column(String(64))
-    bootflash_free: Mapped[int | None] = mapped_column(BigInteger)
+    # Free space as the device reports it; a negative number is stored as 0 (app/storage/fit.py).
+    bootflash_free: Mapped[int | None] = mapped_column(BigInteger, info={"min": 0})
     image_installs: Mapped[int] = mapped_column(Integer, default=0)
     reload_requested_at: Mapped[datetime | None] = mapped_column(DateTime)
 
@@ -106,12 +117,13 @@ class DeviceState(Base):
 class DeviceEvent(Base):
     """One line of a device's history: a job sent, a response, a state change, an error.
 
-    ``kind`` is job, response, state, error, info, reload or fetch (a Juniper ZTP download). ``raw_xml`` holds
-    the message for job and response events (credentials redacted).
+    ``kind`` is job, response, state, error, info, reload, fetch (a Juniper ZTP download)
+    or clamped (a value that did not fit its column was stored cut, app/storage/fit.py).
+    ``raw_xml`` holds the message for job and response events (credentials redacted).
     """
 
     __tablename__ = "device_event"
-    __table_args__ = (Index("ix_device_event_device_id_id", "device_id", "id"),)
+    __table_args__ = (Index("ix_device_event_device_id_id", "device_id", "id"), TABLE_ARGS)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     device_id: Mapped[int] = mapped_column(ForeignKey("device_state.id", ondelete="CASCADE"))
@@ -136,6 +148,7 @@ class InventoryItem(Base):
     """
 
     __tablename__ = "inventory"
+    __table_args__ = TABLE_ARGS
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     serial_number: Mapped[str] = mapped_column(String(64), unique=True)
@@ -145,6 +158,58 @@ class InventoryItem(Base):
     variables: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
+    # Where the row comes from (csv, netbox, nautobot) and what the source of truth says
+    # (app/sot/sync.py); a sync only ever changes or removes rows of its own source.
+    source: Mapped[str] = mapped_column(String(16), default="csv", server_default="csv")
+    sot_id: Mapped[str | None] = mapped_column(String(64))
+    vendor: Mapped[str | None] = mapped_column(String(16))
+    model: Mapped[str | None] = mapped_column(String(64))
+    site: Mapped[str | None] = mapped_column(String(100))
+    sot_status: Mapped[str | None] = mapped_column(String(50))
+    mac_address: Mapped[str | None] = mapped_column(String(17), index=True)
+    ip_address: Mapped[str | None] = mapped_column(String(45))
+    image: Mapped[str | None] = mapped_column(String(255))  # per-device image override
+    # The day-0 config the source of truth rendered itself (NetBox render-config), else None.
+    rendered_config: Mapped[str | None] = mapped_column(LongText)
 
     def __repr__(self) -> str:
         return f"<InventoryItem {self.serial_number} {self.template}>"
+
+
+class SotChange(Base):
+    """One change a source-of-truth sync made to the inventory ("planned in NetBox", "hostname changed")."""
+
+    __tablename__ = "sot_change"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    serial_number: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime)
+    source: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text)
+
+
+class SotWriteback(Base):
+    """One status write-back to the source of truth, queued until it succeeds (app/sot/writeback.py).
+
+    ``action`` is ``status`` (set ``status`` and write ``note`` as a journal
+    entry / note) or ``create`` (create the unknown serial with ``status``).
+    A worker claims a row by setting ``claimed_until``; ``done_at`` is set on
+    success; a failure stores ``last_error`` and moves ``next_try_at``.
+    """
+
+    __tablename__ = "sot_writeback"
+    __table_args__ = (Index("ix_sot_writeback_done_next", "done_at", "next_try_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    serial_number: Mapped[str] = mapped_column(String(64), index=True)
+    source: Mapped[str] = mapped_column(String(16))
+    sot_id: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(50))
+    note: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    next_try_at: Mapped[datetime] = mapped_column(DateTime)
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime)
+    done_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)

@@ -34,7 +34,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.config import get_config
 from app.files.serving import file_response
+from app.sot import writeback
 from app.storage.db import get_sessions
+from app.storage.errors import classify
 from app.storage.models import DeviceState
 from app.ztp import juniper, service
 
@@ -183,13 +185,30 @@ def ztp_fetch(mode: str, vci: str, mac: str, name: str | None = None) -> Respons
             size = len(choice.body) if choice.body is not None else choice.path.stat().st_size
             what, image = f"{kind} from {choice.source}", None
     except juniper.ZtpError as exc:
+        response = _text(exc.status, str(exc))
         if record:
             _record(req, error=str(exc), status=exc.status, hostname=hostname)
-        return _text(exc.status, str(exc))
+            _writeback(req.mac, response)
+        return response
     if record:
         _record(req, served=f"{what} ({size} bytes)", hostname=hostname, image=image, mismatch=mismatch)
         response = _track(response, req, what, size, needs_image)
+        _writeback(req.mac, response)
     return response
+
+
+def _writeback(mac: str, response: Response) -> None:
+    """The source-of-truth status write-back of the device (app/sot/writeback.py), queued and sent once the
+    response is closed: after the end of the download is recorded, so a complete fetch counts."""
+    sessions, config = get_sessions(), get_config()
+    state = current_app.extensions.setdefault("sot_writeback", {})
+
+    def after() -> None:
+        drain = writeback.after_message(sessions, config, mac, state)
+        if drain is not None:
+            drain()
+    if writeback.enabled(config):
+        response.call_on_close(after)
 
 
 @bp.route("/ztp_fetch_image/<name>", methods=["GET", "HEAD"])
@@ -239,9 +258,19 @@ def ztp_fetch_image(name: str) -> Response:
 
 def _record(req, **details) -> None:
     """Record the fetch in the device's history; a database outage only loses the record
-    (the device still gets its file or its 4xx, never a 5xx)."""
-    try:
-        service.record_fetch(get_sessions(), req, request.remote_addr, **details)
-    except SQLAlchemyError as exc:
-        log.error("ztp %s %s: database unavailable, fetch not recorded: %s", req.mode, req.mac,
-                  exc.__class__.__name__)
+    (the device still gets its file or its 4xx, never a 5xx). Any other database error
+    is logged as what it is and the record tried once more, ASCII-only (app/storage/fit.py)."""
+    for ascii_only in (False, True):
+        try:
+            service.record_fetch(get_sessions(), req, request.remote_addr, ascii_only=ascii_only,
+                                 **details)
+            return
+        except SQLAlchemyError as exc:
+            fault = classify(exc)
+            if fault.outage:
+                log.error("ztp %s %s: database unavailable, fetch not recorded: %s", req.mode,
+                          req.mac, fault)
+                return
+            log.error("ztp %s %s: database error, not an outage (%s)%s", req.mode, req.mac, fault,
+                      "; trying once more with ASCII-only text" if not ascii_only else
+                      "; fetch not recorded")
