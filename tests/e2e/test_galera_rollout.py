@@ -66,15 +66,19 @@ class Rollout:
                                       DB_WSREP_SYNC_WAIT=1, ADMIN_PASSWORD=PASSWORD,
                                       SECRET_KEY="one key for every instance")
                         for port in ports]
-        starting = [threading.Thread(target=s.start, kwargs={"timeout": 120}) for s in self.servers]
-        for t in starting:  # all at once: they migrate one at a time (migration lock)
-            t.start()
-        for t in starting:
-            t.join()
-        for s in self.servers:
-            if s.proc is None or s.proc.poll() is not None:
-                raise RuntimeError(f"instance {s.port} did not start: {s.output()[-2000:]}")
-        self.haproxy.wait_up("pnp_instances", ["i1", "i2", "i3"])
+        try:
+            starting = [threading.Thread(target=s.start, kwargs={"timeout": 120}) for s in self.servers]
+            for t in starting:  # all at once: they migrate one at a time (migration lock)
+                t.start()
+            for t in starting:
+                t.join()
+            for s in self.servers:
+                if s.proc is None or s.proc.poll() is not None:
+                    raise RuntimeError(f"instance {s.port} did not start: {s.output()[-2000:]}")
+            self.haproxy.wait_up("pnp_instances", ["i1", "i2", "i3"])
+        except BaseException:
+            self.close()  # nothing left running behind a failed set-up
+            raise
 
     def writer_node(self) -> str:
         engine = create_engine(self.db_url)
