@@ -32,6 +32,11 @@ PROXY_HOPS = 0
 # Empty = the embedded SQLite file pnp.sqlite3 in the project folder.
 # MariaDB: "mysql+pymysql://pnp@127.0.0.1:3306/pnp" (password from PNP_DB_PASSWORD).
 DATABASE_URL = ""
+# MariaDB Galera cluster only (docs/scale-out.md): causality checks per session, so that a
+# read on one node waits for what other nodes committed before it. 1 = reads (the PnP path
+# starts with SELECT ... FOR UPDATE). 0 = off (one server, or one writer node behind HAProxy
+# without failover).
+DB_WSREP_SYNC_WAIT = 0
 
 # --- Image catalogue ------------------------------------------------------------
 # One entry per platform. "pid" is a glob matched against the device PID

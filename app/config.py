@@ -70,7 +70,7 @@ _INT_FIELDS = {
     "error_retry_after", "error_retry_rounds", "duplicate_window",
     "finished_backoff", "max_guestshell_checks", "guestshell_check_backoff",
     "log_max_bytes", "log_backup_count", "log_backoff_summary", "dhcp_subnet_id", "dhcp_pnp_https_port",
-    "juniper_file_port", "stalled_after", "page_size", "config_url_max_age", "https_port",
+    "juniper_file_port", "stalled_after", "db_wsrep_sync_wait", "page_size", "config_url_max_age", "https_port",
     "session_idle_timeout", "session_max_age", "webhook_poll", "webhook_timeout", "webhook_max_attempts",
     "sot_timeout", "sot_retry_backoff",
 }
@@ -98,6 +98,7 @@ class Config:
     proxy_hops: int = 0  # reverse proxies in front (nginx = 1): trust their X-Forwarded-For
     database_url: str = ""
     db_password: str = field(default="", repr=False)  # from PNP_DB_PASSWORD, never needed in the file
+    db_wsrep_sync_wait: int = 0  # Galera: SET SESSION wsrep_sync_wait on every connection (0 = off)
     images: tuple[ImageEntry, ...] = ()
     guestshell_tarball: str = "guestshell.17.09.01a.tar"  # the one configs/default.cfg installs
     python_script: str = ""

@@ -5,6 +5,7 @@
 * ``app``, ``client``, ``runner``: the Flask tutorial fixtures on a SQLite file.
 * ``mariadb_url``: a fresh MariaDB database for this test session (a MariaDB
   that cannot be reached FAILS the tests; ``-m 'not mariadb'`` leaves them out).
+* ``galera``: a three-node MariaDB Galera cluster for the session (marker ``galera``).
 * ``start_server``: starts ``run.py`` (gunicorn) as a real process on a free
   loopback port (tests/helpers.py ``ServerProcess``); stopped at teardown.
 
@@ -19,7 +20,6 @@ on purpose by marker: ``-m 'not mariadb'``, ``-m 'not browser and not netns'``â€
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
 from pathlib import Path
 
@@ -31,26 +31,18 @@ os.environ.setdefault("PNP_NO_VENV", "1")
 
 from tests.helpers import (  # noqa: E402
     FAST_SETTINGS,
-    IMAGE_NAME,
     MARIADB_ADMIN_URL,
-    ROOT,
-    TARBALL,
+    GaleraCluster,
     ServerProcess,
     free_port,
+    make_lab,
 )
 
 
 @pytest.fixture
 def lab(tmp_path: Path) -> Path:
     """A project root with a 3 MB fake image, configs/default.cfg, tarball and script."""
-    for name in ("images", "configs", "files", "logs"):
-        (tmp_path / name).mkdir()
-    shutil.copytree(ROOT / "templates", tmp_path / "templates", dirs_exist_ok=True)
-    (tmp_path / "images" / IMAGE_NAME).write_bytes(os.urandom(3 * 1024 * 1024))
-    (tmp_path / "files" / TARBALL).write_bytes(os.urandom(200 * 1024))
-    shutil.copy(ROOT / "files" / "pxs.py", tmp_path / "files" / "pxs.py")
-    shutil.copy(ROOT / "configs" / "default.cfg", tmp_path / "configs" / "default.cfg")
-    return tmp_path
+    return make_lab(tmp_path)
 
 
 @pytest.fixture
@@ -165,6 +157,20 @@ def start_server(lab: Path):
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def galera():
+    """A three-node MariaDB Galera cluster on 127.0.0.1 (tests/helpers.py GaleraCluster) for the
+    session, Synced, with a ``haproxy_check`` user for HAProxy's mysql-check; removed afterwards.
+    Tests that kill a node rejoin it before they end."""
+    cluster = GaleraCluster()
+    try:
+        cluster.start()
+        cluster.nodes[0].execute("CREATE USER IF NOT EXISTS 'haproxy_check'@'127.0.0.1'")
+        yield cluster
+    finally:
+        cluster.close()
+
+
 def pytest_collection_modifyitems(config, items):
     """Every test that uses the MariaDB fixtures carries the ``mariadb`` marker (``-m 'not mariadb'``
     then leaves them out); a test that starts the real server carries ``e2e``."""
@@ -174,6 +180,8 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker("mariadb")
         if "start_server" in names:
             item.add_marker("e2e")
+        if "galera" in names:
+            item.add_marker("galera")
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -23,7 +23,7 @@ from app.pnp import protocol as p
 from app.pnp import workflow as wf
 from app.storage import fit
 from app.storage.db import utcnow
-from app.storage.lock import device_lock
+from app.storage.lock import device_lock, locked
 from app.storage.models import DeviceEvent, DeviceState, InventoryItem
 
 log = logging.getLogger("pnp")
@@ -147,6 +147,12 @@ def render(decision: wf.Decision, udi: str, correlator: str) -> str:
                            decision.backoff_reason or "nothing to do now")
 
 
+def _job_landed(correlator: str):
+    """``landed`` for app.storage.lock.locked: the re-read row holds the job decided for this
+    work-request (its correlator is pending), so the lost COMMIT did happen."""
+    return lambda row, previous: previous[0].job is not None and row.pending_correlator == correlator
+
+
 def _session_info(ascii_only: bool) -> dict:
     return {"fit_ascii": True} if ascii_only else {}
 
@@ -165,7 +171,7 @@ def work_request(sessions: sessionmaker[Session], config: Config, wr: p.WorkRequ
                 "verifying": False, "auto_retry_rounds": 0, "tarball_transferred": False,
                 "script_transferred": False, "configured": False,
                 **_identity(wr, wr.udi, source_ip, now)}
-    with device_lock(sessions, wr.udi.sn, defaults, info=_session_info(ascii_only)) as (session, row):
+    def unit(session: Session, row: DeviceState):  # run again from a fresh read on a retryable error
         created = row.first_seen == now
         ctx = _context(session, config, wr.udi.sn, now)
         before = row.state
@@ -177,7 +183,9 @@ def work_request(sessions: sessionmaker[Session], config: Config, wr: p.WorkRequ
             decision.events.insert(0, wf.Event("info", f"first contact from {source_ip} "
                                                        f"({wr.udi.raw})"))
         _store(session, row, decision, now, redact(raw), redact(xml))
-        finished = _finished_seconds(row, before, now)
+        return decision, xml, _finished_seconds(row, before, now)
+    decision, xml, finished = locked(sessions, wr.udi.sn, unit, defaults, landed=_job_landed(wr.correlator),
+                                     info=_session_info(ascii_only))
     what = decision.job.summary if decision.job else f"backoff {decision.backoff_seconds}s"
     return Reply(xml, f"{wr.udi.sn} {wr.correlator} work-request {decision.state.value}: {what}",
                  decision.job.service if decision.job else "backoff", finished)
@@ -204,19 +212,22 @@ def work_response(sessions: sessionmaker[Session], config: Config, resp: p.WorkR
                 .execution_options(synchronize_session=False)).rowcount
         what = "acknowledged" if found else "from an unknown device: ignored"
         return Reply(bye, f"{resp.udi.sn} {correlator} backoff {what}", "backoff")
-    with device_lock(sessions, resp.udi.sn, info=_session_info(ascii_only)) as (session, row):
+    def unit(session: Session, row: DeviceState | None):  # run again from a fresh read on a retryable error
         if row is None:
-            return Reply(bye, f"{resp.udi.sn} {correlator} {resp.service} response from an "
-                              "unknown device: ignored")
+            return None
         for name, value in _identity(None, resp.udi, source_ip, now).items():
             setattr(row, name, value)
-        correlator = correlator or row.pending_correlator or ""
+        answered = correlator or row.pending_correlator or ""
         ctx = _context(session, config, resp.udi.sn, now)
-        bye = p.build_bye(resp.udi.raw, correlator)
         before = row.state
         decision = wf.on_work_response(wf.DeviceView.from_row(row), resp, ctx)
         _store(session, row, decision, now, redact(raw), None)
-        finished = _finished_seconds(row, before, now)
+        return decision, p.build_bye(resp.udi.raw, answered), answered, _finished_seconds(row, before, now)
+    done = locked(sessions, resp.udi.sn, unit, info=_session_info(ascii_only))
+    if done is None:
+        return Reply(bye, f"{resp.udi.sn} {correlator} {resp.service} response from an "
+                          "unknown device: ignored")
+    decision, bye, correlator, finished = done
     result = "success" if resp.success else (resp.error.code if resp.error else "failure")
     return Reply(bye, f"{resp.udi.sn} {correlator} {resp.service} {result} → "
                       f"{decision.state.value}", resp.service, finished)

@@ -40,7 +40,7 @@ def with_charset(url: str) -> str:
     return parsed.update_query_dict({"charset": CHARSET}).render_as_string(hide_password=False)
 
 
-def make_engine(url: str, pool_size: int = 10) -> Engine:
+def make_engine(url: str, pool_size: int = 10, wsrep_sync_wait: int = 0) -> Engine:
     """A pooled engine for ``url``; SQLite gets WAL, a busy timeout and BEGIN IMMEDIATE.
 
     ``pool_size`` is the number of MariaDB connections kept open per process:
@@ -49,7 +49,15 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
     and logs in: measured at ~40 % of the worker's time, see BENCHMARKS.md).
     A MariaDB on loopback (127.0.0.1, ::1, localhost) is reached without TLS
     unless the URL asks for ssl options.
+
+    ``wsrep_sync_wait`` (MariaDB Galera, 0-15; 1 = reads) is set on every new
+    connection (``SET SESSION wsrep_sync_wait``): a read on one node then waits
+    until that node has applied every write the cluster committed before it, so a
+    device's message sees its previous one whichever node serves it
+    (docs/scale-out.md). Raises ValueError outside 0-15.
     """
+    if not 0 <= wsrep_sync_wait <= 15:
+        raise ValueError(f"wsrep_sync_wait must be 0-15, not {wsrep_sync_wait}")
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
 
@@ -73,9 +81,16 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
     if (parsed.drivername.endswith("pymysql") and parsed.host in LOOPBACK
             and not any(k.startswith("ssl") for k in parsed.query)):
         connect_args["ssl_disabled"] = True  # TLS to ourselves: only costs a context per connect
-    return create_engine(url, pool_pre_ping=True, pool_recycle=3600, pool_size=pool_size,
-                         max_overflow=10, isolation_level="READ COMMITTED",
-                         connect_args=connect_args)
+    engine = create_engine(url, pool_pre_ping=True, pool_recycle=3600, pool_size=pool_size,
+                           max_overflow=10, isolation_level="READ COMMITTED",
+                           connect_args=connect_args)
+    if wsrep_sync_wait:
+        @event.listens_for(engine, "connect")
+        def _causal_reads(dbapi_conn, _record):
+            cur = dbapi_conn.cursor()
+            cur.execute(f"SET SESSION wsrep_sync_wait = {int(wsrep_sync_wait)}")
+            cur.close()
+    return engine
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

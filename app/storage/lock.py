@@ -3,19 +3,33 @@
 ``SELECT … FOR UPDATE`` on MariaDB, ``BEGIN IMMEDIATE`` on SQLite (one writer
 at a time across all gunicorn workers). PnP messages, Juniper ZTP fetches and
 operator actions all take it, so they never interleave.
+
+On a MariaDB Galera cluster the row lock is local to one node: a conflicting
+write on another node fails at COMMIT with error 1213 (certification failure),
+and a node or the load balancer may drop the connection mid-transaction.
+:func:`locked` runs a whole unit of work under the lock and runs it again from a
+fresh read of the row on such errors (docs/scale-out.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.storage.fit import fit_value
 from app.storage.models import DeviceState
+
+log = logging.getLogger("pnp.storage")
+T = TypeVar("T")
 
 
 @contextmanager
@@ -60,3 +74,80 @@ def device_lock(sessions: sessionmaker[Session], serial: str, defaults: dict | N
         finally:
             session.close()
         return
+
+
+#: MariaDB/Galera error codes after which the whole unit of work is run again:
+#: 1213 deadlock or Galera certification failure ("try restarting transaction"),
+#: 1047 node not ready (not Primary/Synced), 1927 connection killed,
+#: 2003/2006/2013/2055 connection refused or lost (a node or HAProxy went away).
+RETRY_CODES = frozenset({1213, 1047, 1927, 2003, 2006, 2013, 2055})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how fast :func:`locked` runs a unit of work again.
+
+    ``attempts`` runs in all (the first included); before attempt n+1 it sleeps a
+    random time in ``[0, base_delay * 2**(n-1)]`` seconds (full jitter), at most
+    ``max_delay``.
+    """
+
+    attempts: int = 5
+    base_delay: float = 0.05
+    max_delay: float = 1.0
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to sleep after failed attempt ``attempt`` (1-based)."""
+        return random.uniform(0.0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+
+
+def retryable(exc: BaseException) -> bool:
+    """True for a database error after which the transaction may simply be run again:
+    a deadlock / certification failure, a node not ready, or a lost connection."""
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        exc = exc.orig
+    args = getattr(exc, "args", ())
+    return bool(args) and isinstance(args[0], int) and args[0] in RETRY_CODES
+
+
+def locked(sessions: sessionmaker[Session], serial: str, unit: Callable[[Session, DeviceState | None], T],
+           defaults: dict | None = None, *, landed: Callable[[DeviceState, T], bool] | None = None,
+           policy: RetryPolicy = RetryPolicy(), info: dict | None = None) -> T:
+    """Run ``unit(session, row)`` under :func:`device_lock` and commit; run it again on a
+    :func:`retryable` error (bounded, with jitter) and return its result once committed.
+
+    Every attempt is a new transaction that re-reads and re-locks the row, so the
+    decision is recomputed from what is committed; ``unit`` must therefore only
+    compute from the session and row it is given. The result is returned only
+    after its COMMIT succeeded: a caller never sends a reply whose state was not
+    stored. When a connection is lost at COMMIT the commit may or may not have
+    happened; ``landed(row, previous_result)`` is asked on the re-read row at the
+    next attempt and, when it answers True (the row shows the previous attempt's
+    write), that result is returned as is instead of deciding a second time (no
+    second, different job for one request). ``info`` goes into ``session.info`` as in
+    :func:`device_lock`. Galera reports a conflicting write
+    of another node at COMMIT as error 1213 (certification failure).
+
+    Raises the last error when every attempt failed, any other error at once.
+    """
+    previous: list[T] = []
+    for attempt in range(1, policy.attempts + 1):
+        computed: list[T] = []
+        try:
+            with device_lock(sessions, serial, defaults, info=info) as (session, row):
+                if previous and landed is not None and row is not None and landed(row, previous[-1]):
+                    log.warning("%s: the previous attempt was committed; its result is used", serial)
+                    return previous[-1]
+                computed.append(unit(session, row))
+            return computed[0]
+        except DBAPIError as exc:
+            if not retryable(exc) or attempt == policy.attempts:
+                raise
+            previous[:] = computed or previous
+            delay = policy.delay(attempt)
+            log.warning("%s: attempt %d failed (%s); again in %.0f ms", serial, attempt,
+                        str(exc.orig or exc).splitlines()[0][:200], delay * 1000)
+            time.sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover
