@@ -36,6 +36,7 @@ SORT_KEYS = {"serial": "serial", "pid": "pid", "ip": "ip", "state": "state",
              "version": "version"}
 SORT_COLUMNS = SORT_KEYS  # the names the API and CLI accept
 MAX_PER_PAGE = 500
+MAX_PAGE = 1_000_000  # far beyond any fleet; a larger page number would overflow the SQL OFFSET
 
 
 @dataclass
@@ -67,7 +68,9 @@ class DeviceQuery:
             raise ActionError(f"cannot sort by {self.sort!r} (one of {', '.join(SORT_COLUMNS)})")
         if self.order not in ("asc", "desc"):
             raise ActionError("order must be asc or desc")
-        self.page = max(1, int(self.page))
+        self.page = int(self.page)
+        if not 1 <= self.page <= MAX_PAGE:
+            raise ActionError(f"page must be between 1 and {MAX_PAGE}")
         self.per_page = min(max(1, int(self.per_page)), MAX_PER_PAGE)
         return self
 

@@ -73,7 +73,7 @@ def _unexpected(exc: Exception) -> Response:
 
 
 def _count(message: str, reply: service.Reply) -> None:
-    metrics.REQUESTS.labels(message, reply.service).inc()
+    metrics.REQUESTS.labels(message, metrics.service_label(reply.service)).inc()
     if reply.finished_seconds is not None:
         metrics.PROVISIONING.observe(reply.finished_seconds)
 
@@ -105,12 +105,13 @@ def _exchange(kind: str, parse, handle, fallback) -> Response:
     except SQLAlchemyError as exc:
         log.error("%s %s: database unavailable, nothing recorded: %s", message.udi.sn, kind,
                   exc.__class__.__name__)
-        metrics.REQUESTS.labels(kind, getattr(message, "service", "backoff")).inc()
+        metrics.REQUESTS.labels(kind, metrics.service_label(getattr(message, "service", "backoff"))).inc()
         return _xml(fallback(message, "server database unavailable"))
     _count(kind, reply)
     if isinstance(message, p.WorkResponse) and (message.is_fault or message.success is False):
-        code = message.error.code if message.error and message.error.code else message.service
-        metrics.ERRORS.labels(message.service, code[:64]).inc()
+        code = (message.error.code if message.error and message.error.code
+                else "fault" if message.is_fault else "none")
+        metrics.ERRORS.labels(metrics.service_label(message.service), metrics.error_code_label(code)).inc()
     log.info("%s", reply.summary)
     log.debug("reply to %s: %s", message.udi.sn, service.redact(reply.xml))
     return _xml(reply.xml)
