@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import importlib
+import ipaddress
 import json
 import os
 import re
@@ -59,10 +60,11 @@ _INT_FIELDS = {
     "finished_backoff", "max_guestshell_checks", "guestshell_check_backoff",
     "log_max_bytes", "log_backup_count", "dhcp_subnet_id", "dhcp_pnp_https_port",
     "juniper_file_port", "stalled_after", "page_size", "config_url_max_age", "https_port",
+    "unseen_device_expiry", "event_retention", "prune_interval",
 }
 _BOOL_FIELDS = {"dhcp_cisco", "dhcp_juniper", "dhcp_pnp_https", "dashboard_public", "require_claim",
-                "signed_config_urls"}
-_LIST_FIELDS = {"dhcp_routers", "dhcp_dns", "dhcp_ntp"}
+                "signed_config_urls", "allow_source_change"}
+_LIST_FIELDS = {"dhcp_routers", "dhcp_dns", "dhcp_ntp", "device_networks"}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -145,6 +147,14 @@ class Config:
     require_claim: bool = False
     login_rate_limit: str = "10 per minute"  # failed logins per client address; "" = no limit
     ratelimit_storage_uri: str = "memory://"  # per worker; redis://host:6379 for one shared count
+    # --- who may be a device (docs/config-secrecy.md) ------------------------------
+    device_networks: tuple[str, ...] = ()  # CIDRs allowed on /pnp, /ztp_fetch, /images, /configs, /files; () = any
+    allow_source_change: bool = False  # True: a serial driven from a new address is not held
+    ztp_token_secret: str = field(default="", repr=False)  # PNP_ZTP_TOKEN_SECRET: /ztp_fetch configs need a token
+    # --- growth bounds (python3 run.py db prune; also run automatically) -------------
+    unseen_device_expiry: int = 7 * 86400  # seconds; rows never seen past first contact, not in the inventory
+    event_retention: int = 180 * 86400  # seconds of history kept; 0 = keep forever
+    prune_interval: int = 3600  # seconds between automatic prunes (per worker); 0 = only run.py db prune
     root: Path = PROJECT_ROOT
     extra: dict = field(default_factory=dict)
 
@@ -228,6 +238,19 @@ class Config:
         """The Juniper inventory CSV (``JUNIPER_INVENTORY``, relative to the project root)."""
         return self.root / self.juniper_inventory
 
+    def is_device_address(self, address: str | None) -> bool:
+        """True when ``address`` may act as a device: DEVICE_NETWORKS empty (any), or the
+        address lies in one of its networks. An unparsable address is refused."""
+        if not self.device_networks:
+            return True
+        try:
+            ip = ipaddress.ip_address((address or "").split("%", 1)[0])
+        except ValueError:
+            return False
+        if ip.version == 6 and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip in ipaddress.ip_network(net) for net in self.device_networks)
+
     def image_for(self, pid: str) -> ImageEntry | None:
         """The first catalogue entry whose glob matches ``pid``, or None."""
         return next((e for e in self.images if e.matches(pid)), None)
@@ -289,6 +312,9 @@ def _coerce(values: dict) -> dict:
             if isinstance(raw, str):
                 raw = raw.replace(",", " ").split()
             out[name] = tuple(str(x) for x in raw)
+        if "device_networks" in out:
+            out["device_networks"] = tuple(str(ipaddress.ip_network(n, strict=False))
+                                           for n in out["device_networks"])
         if "dhcp_cisco_pids" in out:
             raw = out["dhcp_cisco_pids"]
             if isinstance(raw, str):

@@ -92,6 +92,7 @@ def openapi_document(server_url: str = "") -> dict:
                 {"type": "object", "required": ["state"],
                  "properties": {"state": {"type": "string", "enum": state_enum}}}),
             "/devices/{serial}/retry": _action("Retry the failed step now"),
+            "/devices/{serial}/accept-source": _action("Accept the new source address of a held device"),
             "/devices/{serial}/reset": _action("Start over at step 1"),
             "/devices/{serial}/claim": _action("Add the device to the inventory"),
             "/devices/{serial}/config": {"get": {

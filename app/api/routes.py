@@ -121,6 +121,14 @@ def resume(serial: str):
     return jsonify(_state_of(serial))
 
 
+@bp.post("/devices/<serial>/accept-source")
+@auth.api_auth
+def accept_source(serial: str):
+    """Accept the new source address of a held device (it becomes the device's address)."""
+    _action(serial, lambda: op.accept_source(get_sessions(), serial, auth.actor()))
+    return jsonify(_state_of(serial))
+
+
 @bp.post("/devices/<serial>/retry")
 @auth.api_auth
 def retry(serial: str):

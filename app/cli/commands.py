@@ -126,6 +126,14 @@ def devices_set_state(serial, state):
          "{serial} resumes at {result} at its next work-request")
 
 
+@devices.command("accept-source")
+@click.argument("serial")
+def devices_accept_source(serial):
+    """Accept the new source address SERIAL is held for (it becomes the device's address)."""
+    _run(lambda: op.accept_source(get_sessions(), serial, "cli"), serial,
+         "{serial} now provisions from {result}")
+
+
 @devices.command("retry")
 @click.argument("serial")
 def devices_retry(serial):

@@ -40,28 +40,34 @@ from app.dhcp import (
     kea_push,
 )
 from app.ztp.juniper import read_inventory_csv
+from app.ztp.token import config_file_name
 
 __all__ = ["dhcp", "inventory_devices", "spec_from_config"]
 
 
-def inventory_devices(rows: Iterable[Mapping[str, str]]) -> list[InventoryDevice]:
+def inventory_devices(rows: Iterable[Mapping[str, str]], ztp_token_secret: str = "") -> list[InventoryDevice]:
     """Reservations from inventory rows (app.ztp.juniper.read_inventory_csv).
 
     Rows with a ``mac`` and an ``ip`` or ``hostname`` become
     :class:`InventoryDevice` (vendor from the ``vendor`` column, else
     ``juniper`` when a ``model`` is given, else ``cisco``); other rows are
-    skipped. Raises ValueError naming the row's MAC on a bad value.
+    skipped. With ``ztp_token_secret`` a Juniper device's reservation announces its
+    token-bearing config file name (app.ztp.token.config_file_name). Raises ValueError
+    naming the row's MAC on a bad value.
     """
     devices = []
     for row in rows:
         mac = row.get("mac")
-        if not mac or not (row.get("ip") or row.get("hostname")):
-            continue
         vendor = (row.get("vendor") or ("juniper" if row.get("model") else "cisco")).lower()
+        tokened = bool(ztp_token_secret) and vendor == "juniper"
+        if not mac or not (row.get("ip") or row.get("hostname") or tokened):
+            continue
         try:
             devices.append(InventoryDevice(mac=mac, ip=row.get("ip") or None, hostname=row.get("hostname") or None,
                                            serial=row.get("serial") or None, pid=row.get("pid") or None,
-                                           vendor=vendor, model=row.get("model") or None))
+                                           vendor=vendor, model=row.get("model") or None,
+                                           config_file=config_file_name(ztp_token_secret, mac, row.get("model"))
+                                           if tokened else None))
         except ValueError as exc:
             raise ValueError(f"inventory row {mac}: {exc}") from None
     return devices
@@ -116,7 +122,7 @@ def spec_from_config(config: Config, inventory: Iterable[Mapping[str, str]] = ()
         models = [JuniperModel(model, image or None) for model, image in sorted(config.juniper_models.items())]
         juniper = JuniperZtp(server, models)
     return DhcpSpec(subnet=subnet, pnp=pnp, cisco_pids=pids or (), juniper=juniper,
-                    inventory=inventory_devices(inventory))
+                    inventory=inventory_devices(inventory, config.ztp_token_secret))
 
 
 def _inventory_path(config: Config, option: str | None) -> Path:

@@ -59,6 +59,7 @@ Image file(s) base URL  : {config.base_url}/images
 Config file(s) base URL : {config.base_url}/configs
 Other file(s) base URL  : {config.base_url}/files
 Juniper ZTP             : {config.base_url}/ztp_fetch/<mode>/<VCI>/<mac> ({len(config.juniper_models)} models)
+Device networks         : {_device_networks_line(config)}
 Dashboard               : {config.base_url}/dashboard ({login})
 Database                : {config.database_label}
 Workers x threads       : {config.workers} x {config.threads}
@@ -68,6 +69,14 @@ Python script           : {config.python_script or '(not set: step skipped)'}
 Target images:
 {images}
 """
+
+
+def _device_networks_line(config: Config) -> str:
+    if config.device_networks:
+        return ", ".join(config.device_networks) + (" (X-Forwarded-For of PROXY_HOPS trusted)"
+                                                    if config.proxy_hops else "")
+    return ("any -- WARNING: every host can act as a device (set DEVICE_NETWORKS = ['192.0.2.0/24']; "
+            "docs/config-secrecy.md)")
 
 
 def _run_as_line(config: Config) -> str:

@@ -252,6 +252,15 @@ def device_resume(serial: str):
                 f"{serial} resumes at {{result}} at its next work-request")
 
 
+@bp.post("/devices/<serial>/accept-source")
+@auth.login_required
+def device_accept_source(serial: str):
+    """Accept the new source address of a held device."""
+    _checked(ActionForm())
+    return _act(serial, lambda: op.accept_source(get_sessions(), serial, auth.actor()),
+                f"{serial} now provisions from {{result}}")
+
+
 @bp.post("/devices/<serial>/retry")
 @auth.login_required
 def device_retry(serial: str):

@@ -133,6 +133,8 @@ def _host(dev: InventoryDevice) -> list[str]:
         lines.append(f"  fixed-address {dev.ip};")
     if dev.hostname is not None:
         lines.append(f'  option host-name "{dev.hostname}";')
+    if dev.config_file is not None:  # the host's sub-option 1 (per-device ZTP token) wins over the class's
+        lines.append(f'  option juniper.{JUNIPER_SUBOPTIONS[1]} "{dev.config_file}";')
     lines.append("}")
     return lines
 

@@ -336,6 +336,8 @@ def _reservation(dev: InventoryDevice) -> dict[str, Any]:
         if value is not None:
             ctx[key] = value
     res["user-context"] = ctx
+    if dev.config_file is not None:  # host-level sub-option 1 wins over the class's per-MAC name
+        res["option-data"] = [{"name": JUNIPER_SUBOPTIONS[1], "space": VENDOR_SPACE, "data": dev.config_file}]
     return res
 
 

@@ -210,6 +210,7 @@ class InventoryDevice:
     pid: str | None = None
     vendor: Vendor = "cisco"
     model: str | None = None
+    config_file: str | None = None  # Juniper: sub-option 1 of this host (per-device ZTP token)
 
     def __post_init__(self) -> None:
         if self.vendor not in ("cisco", "juniper"):
@@ -220,7 +221,7 @@ class InventoryDevice:
             object.__setattr__(self, "ip", str(_ipv4("device ip", self.ip)))
         if self.hostname is not None and not is_hostname(self.hostname):
             raise ValueError(f"hostname {self.hostname!r} is not a valid host name")
-        for name in ("serial", "pid", "model"):
+        for name in ("serial", "pid", "model", "config_file"):
             value = getattr(self, name)
             if value is not None:
                 _check_text(name, value)

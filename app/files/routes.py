@@ -22,6 +22,7 @@ from pathlib import Path
 from flask import Blueprint, Response, abort, request, send_file
 
 from app import ops
+from app.common.gate import device_refusal
 from app.common.paths import resolve_inside
 from app.config import get_config
 from app.files.day0 import Day0Error
@@ -33,6 +34,16 @@ from app.storage.db import get_sessions
 bp = Blueprint("files", __name__)
 log = logging.getLogger("pnp.files")
 AREAS = ("images", "configs", "files")
+
+
+@bp.before_request
+def _device_networks_only():
+    """403 for a client outside DEVICE_NETWORKS (app/common/gate.py)."""
+    reason = device_refusal(get_config(), request.remote_addr)
+    if reason is not None and request.path != "/ca/bundle.pem":
+        log.warning("refused %s from %s: %s", request.path[:200], request.remote_addr, reason)
+        return Response(reason + "\n", status=403, mimetype="text/plain")
+    return None
 
 
 def _is_day0_file(name: str) -> bool:

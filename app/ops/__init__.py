@@ -9,7 +9,7 @@
 The names below are the layer's interface (``from app import ops as op``).
 """
 
-from app.ops.actions import claim, delete_device, failed_step, reset, resume, retry
+from app.ops.actions import accept_source, claim, delete_device, failed_step, reset, resume, retry
 from app.ops.errors import ActionError, NotFound
 from app.ops.inventory import MAX_CSV_BYTES, ImportResult, import_inventory, list_inventory
 from app.ops.lifecycle import DONE, PARKED, Lifecycle, is_stalled, lifecycle_of, progress_of
@@ -27,7 +27,7 @@ from app.ops.queries import (
 )
 
 __all__ = [
-    "DONE", "MAX_CSV_BYTES", "MAX_PER_PAGE", "PARKED", "SORT_COLUMNS", "ActionError", "DevicePage",
+    "DONE", "MAX_CSV_BYTES", "accept_source", "MAX_PER_PAGE", "PARKED", "SORT_COLUMNS", "ActionError", "DevicePage",
     "DeviceQuery", "ImportResult", "Lifecycle", "NotFound", "claim", "counts_by_state", "delete_device",
     "device_summary", "failed_step", "get_device", "import_inventory", "is_stalled", "lifecycle_of",
     "list_devices", "list_inventory", "preview_day0", "progress_of", "render_day0", "reset", "resume",

@@ -14,15 +14,26 @@ from flask import Blueprint, Response, g, request
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
+from app.common.gate import device_refusal
 from app.config import get_config
 from app.observability import metrics
 from app.pnp import protocol as p
-from app.pnp import service
+from app.pnp import service, source
 from app.storage.db import get_sessions
 
 bp = Blueprint("pnp", __name__, url_prefix="/pnp")
 log = logging.getLogger("pnp")
 DB_DOWN_BACKOFF = 30  # seconds
+
+
+@bp.before_request
+def _device_networks_only():
+    """403 for a client outside DEVICE_NETWORKS (app/common/gate.py)."""
+    reason = device_refusal(get_config(), request.remote_addr)
+    if reason is not None:
+        log.warning("refused %s from %s: %s", request.path[:200], request.remote_addr, reason)
+        return Response(reason + "\n", status=403, mimetype="text/plain")
+    return None
 
 
 def _xml(body: str) -> Response:
@@ -101,6 +112,10 @@ def _exchange(kind: str, parse, handle, fallback) -> Response:
     g.pnp_reply = "bye" if kind == "work-response" else "backoff"
     log.debug("%s from %s: %s", kind, request.remote_addr, service.redact(raw))
     try:
+        held = source.check(get_sessions(), get_config(), message.udi.sn, request.remote_addr)
+        if held is not None:  # another host drives a serial whose flow started elsewhere
+            metrics.REQUESTS.labels(kind, "backoff").inc()
+            return _xml(fallback(message, held))
         reply = handle(get_sessions(), get_config(), message, raw, request.remote_addr)
     except SQLAlchemyError as exc:
         log.error("%s %s: database unavailable, nothing recorded: %s", message.udi.sn, kind,

@@ -38,18 +38,24 @@ ZTP_ERROR = "ZTP_ERROR"
 
 def record_fetch(sessions: sessionmaker[Session], req: FetchRequest, source_ip: str | None, *,
                  served: str | None = None, error: str | None = None, status: int = 200,
-                 hostname: str | None = None, image: str | None = None) -> None:
+                 hostname: str | None = None, image: str | None = None, create: bool = True) -> None:
     """Record one ``/ztp_fetch`` attempt of a device (creating its row on first contact).
 
     ``served`` describes what was sent (success) or ``error`` why nothing was
     (with ``status``, the HTTP status answered). ``hostname`` (inventory) is
     stored when given, ``image`` (image mode) as ``target_image``.
+    With ``create=False`` a MAC without a row only gets a log line (a failed fetch of a MAC
+    that is in no inventory: made-up MACs must not add a row per request).
     Raises SQLAlchemy errors (the route logs them and still answers the device).
     """
     now = utcnow()
     defaults = {"vendor": "juniper", "mac_address": req.mac, "first_seen": now, "last_contact": now,
                 "state": ZTP_ERROR if error else (CONFIG_FETCHED if req.mode == "conf" else IMAGE_FETCHED)}
-    with device_lock(sessions, req.mac, defaults=defaults) as (session, row):
+    with device_lock(sessions, req.mac, defaults=defaults if create else None) as (session, row):
+        if row is None:
+            log.warning("ztp %s %s from %s (%s): %d %s (unknown MAC: not recorded)", req.mode, req.mac,
+                        source_ip, req.vci, status, error)
+            return
         row.vendor = "juniper"
         row.mac_address = req.mac
         row.vci = req.vci
