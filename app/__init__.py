@@ -40,6 +40,7 @@ from app.observability.logs import setup_logging
 from app.observability.metrics import bp as metrics_bp
 from app.observability.metrics import count_statements
 from app.ops.auth import init_login_rate_limit
+from app.ops.retention import AutoPrune, juniper_known
 from app.pnp.routes import bp as pnp_bp
 from app.storage.db import make_engine, make_sessionmaker
 from app.storage.migrate import upgrade
@@ -75,6 +76,9 @@ def create_app(config: Config | None = None, *, migrate: bool = False,
     app.extensions["pnp_engine"] = engine
     app.extensions["pnp_sessions"] = make_sessionmaker(engine)
     app.extensions["ztp_inventory"] = ztp_inventory or csv_inventory(config.juniper_inventory_path)
+    # Growth bounds: at most one prune per PRUNE_INTERVAL per worker, started by device requests.
+    app.extensions["pnp_prune"] = AutoPrune(app.extensions["pnp_sessions"], config,
+                                            juniper_known(app.extensions["ztp_inventory"]))
     # Operator console: signed session cookie; CSRF tokens per form (Flask-WTF).
     app.secret_key = config.session_secret
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",

@@ -2,7 +2,7 @@
 
 Groups: ``devices`` (list, show, set-state, retry, reset, claim, delete),
 ``inventory`` (import, list), ``images`` (add, list), ``config`` (render), ``db``
-(upgrade). Every change goes through app.ops, the same service layer as
+(upgrade, prune). Every change goes through app.ops, the same service layer as
 the console and the API. Errors exit with status 1 and a one-line message.
 """
 
@@ -264,6 +264,17 @@ def db_upgrade():
     config = get_config()
     upgrade(config.sqlalchemy_url)
     click.echo(f"database {config.database_label} is up to date")
+
+
+@db.command("prune")
+def db_prune():
+    """Expire devices never seen past first contact and delete old history (UNSEEN_DEVICE_EXPIRY,
+    EVENT_RETENTION); the server also does this every PRUNE_INTERVAL seconds."""
+    from flask import current_app
+
+    config = get_config()
+    result = op.prune(get_sessions(), config, current_app.extensions["pnp_prune"].juniper_known)
+    click.echo(f"expired {result.devices} never-provisioned devices, deleted {result.events} history events")
 
 
 GROUPS = (devices, inventory, images, config_group, db)

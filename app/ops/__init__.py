@@ -25,9 +25,11 @@ from app.ops.queries import (
     preview_day0,
     render_day0,
 )
+from app.ops.retention import AutoPrune, PruneResult, prune
 
 __all__ = [
-    "DONE", "MAX_CSV_BYTES", "accept_source", "MAX_PER_PAGE", "PARKED", "SORT_COLUMNS", "ActionError", "DevicePage",
+    "DONE", "MAX_CSV_BYTES", "AutoPrune", "PruneResult", "accept_source", "prune",
+    "MAX_PER_PAGE", "PARKED", "SORT_COLUMNS", "ActionError", "DevicePage",
     "DeviceQuery", "ImportResult", "Lifecycle", "NotFound", "claim", "counts_by_state", "delete_device",
     "device_summary", "failed_step", "get_device", "import_inventory", "is_stalled", "lifecycle_of",
     "list_devices", "list_inventory", "preview_day0", "progress_of", "render_day0", "reset", "resume",

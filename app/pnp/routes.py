@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, Response, current_app, g, request
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
@@ -34,6 +34,15 @@ def _device_networks_only():
         log.warning("refused %s from %s: %s", request.path[:200], request.remote_addr, reason)
         return Response(reason + "\n", status=403, mimetype="text/plain")
     return None
+
+
+@bp.after_request
+def _prune_now_and_then(response: Response) -> Response:
+    """Start the periodic prune when due (app/ops/retention.py; never waits for it)."""
+    pruner = current_app.extensions.get("pnp_prune")
+    if pruner is not None:
+        pruner.maybe_start()
+    return response
 
 
 def _xml(body: str) -> Response:

@@ -43,6 +43,15 @@ def _device_networks_only():
     return None
 
 
+@bp.after_request
+def _prune_now_and_then(response: Response) -> Response:
+    """Start the periodic prune when due (app/ops/retention.py; never waits for it)."""
+    pruner = current_app.extensions.get("pnp_prune")
+    if pruner is not None:
+        pruner.maybe_start()
+    return response
+
+
 class LeadingSlashes:
     """WSGI middleware folding a run of leading slashes in PATH_INFO into one (``//ztp_fetch`` -> ``/ztp_fetch``).
 
