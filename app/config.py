@@ -55,7 +55,8 @@ class ImageEntry:
 
 
 _INT_FIELDS = {
-    "port", "public_port", "proxy_hops", "workers", "threads", "min_bootflash_free", "image_space_margin",
+    "port", "public_port", "proxy_hops", "workers", "threads", "worker_connections",
+    "min_bootflash_free", "image_space_margin",
     "max_attempts", "idle_backoff", "reload_wait", "reload_timeout",
     "finished_backoff", "max_guestshell_checks", "guestshell_check_backoff",
     "log_max_bytes", "log_backup_count", "dhcp_subnet_id", "dhcp_pnp_https_port",
@@ -79,6 +80,8 @@ class Config:
     bind: str = "0.0.0.0"
     workers: int = 4
     threads: int = 8
+    worker_class: str = "gevent"  # gevent | gthread (docs/slow-clients.md)
+    worker_connections: int = 1000  # gevent: open connections per worker
     x_accel_redirect_prefix: str = ""
     proxy_hops: int = 0  # reverse proxies in front (nginx = 1): trust their X-Forwarded-For
     database_url: str = ""
@@ -422,6 +425,11 @@ def validate(config: Config) -> list[str]:
         problems.append(f"configs/default.cfg is missing from {config.configs_dir}")
     if config.max_attempts < 1:
         problems.append("MAX_ATTEMPTS must be at least 1")
+    if config.worker_class not in ("gevent", "gthread"):
+        problems.append(f"WORKER_CLASS {config.worker_class!r} must be gevent or gthread (docs/slow-clients.md)")
+    if config.ztp_token_secret and len(config.ztp_token_secret) < 16:
+        problems.append("ZTP_TOKEN_SECRET must have 16+ characters (PNP_ZTP_TOKEN_SECRET, e.g. "
+                        "from `openssl rand -hex 32`)")
     if config.signed_config_urls and len(config.config_url_secret) < 16:
         problems.append("SIGNED_CONFIG_URLS needs CONFIG_URL_SECRET (16+ characters; set "
                         "PNP_CONFIG_URL_SECRET in the environment, e.g. from `openssl rand -hex 32`)")
