@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.ops import SORT_COLUMNS, Lifecycle
+from app.ops import MAX_PAGE, MAX_PER_PAGE, SORT_COLUMNS, Lifecycle
 from app.pnp.workflow import State
 
 
@@ -75,7 +75,8 @@ def openapi_document(server_url: str = "") -> dict:
                      "description": "substring of serial, hostname or IP"},
                     {"name": "sort", "in": "query", "schema": {"type": "string", "enum": list(SORT_COLUMNS)}},
                     {"name": "order", "in": "query", "schema": {"type": "string", "enum": ["asc", "desc"]}},
-                    {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                    {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1,
+                                                               "maximum": MAX_PAGE}},
                     {"name": "per_page", "in": "query", "schema": {"type": "integer", "minimum": 1,
                                                                    "maximum": 500}},
                 ],
@@ -83,7 +84,8 @@ def openapi_document(server_url: str = "") -> dict:
             "/devices/{serial}": {
                 "get": {"summary": "One device with all fields, events (newest first), day-0 config, raw XML",
                         "parameters": [_SERIAL, {"name": "events", "in": "query",
-                                                 "schema": {"type": "integer", "minimum": 0}}],
+                                                 "schema": {"type": "integer", "minimum": 0,
+                                                            "maximum": 5000}}],
                         "responses": {"200": _json(_ref("Device"), "the device"), **_ERRORS}},
                 "delete": {"summary": "Forget the device and its history", "parameters": [_SERIAL],
                            "responses": {"204": {"description": "deleted"}, **_ERRORS}}},
@@ -103,15 +105,20 @@ def openapi_document(server_url: str = "") -> dict:
                               **_ERRORS}}},
             "/inventory": {
                 "get": {"summary": "List the inventory",
-                        "parameters": [{"name": "page", "in": "query", "schema": {"type": "integer"}},
-                                       {"name": "per_page", "in": "query", "schema": {"type": "integer"}}],
+                        "parameters": [{"name": "page", "in": "query",
+                                        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}},
+                                       {"name": "per_page", "in": "query", "schema": {
+                                           "type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE}}],
                         "responses": {"200": _json({"type": "object"}, "inventory rows"), **_ERRORS}},
                 "post": {"summary": "Import inventory CSV (serial, hostname, pid, template, variables...)",
                          "parameters": [{"name": "dry_run", "in": "query", "schema": {"type": "boolean"}}],
                          "requestBody": {"required": True, "content": {
                              "text/csv": {"schema": {"type": "string"}},
-                             "multipart/form-data": {"schema": {"type": "object", "properties": {
-                                 "file": {"type": "string", "format": "binary"}}}}}},
+                             "multipart/form-data": {
+                                 "schema": {"type": "object", "required": ["file"],
+                                            "properties": {"file": {"type": "string", "minLength": 1,
+                                                                    "pattern": r"\S"}}},
+                                 "encoding": {"file": {"contentType": "text/csv"}}}}},
                          "responses": {"200": _json(_ref("ImportResult"), "imported"),
                                        "400": _json(_ref("ImportResult"), "per-line errors; nothing written"),
                                        "401": _ERRORS["401"]}}},

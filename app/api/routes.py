@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import Blueprint, Response, abort, jsonify, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from app import ops as op
 from app.api.openapi import openapi_document
@@ -40,6 +40,8 @@ def _error(exc: HTTPException):
     response.status_code = exc.code or 500
     if exc.code == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="pnp"'
+    if isinstance(exc, MethodNotAllowed) and exc.valid_methods:  # RFC 9110: a 405 names what is allowed
+        response.headers["Allow"] = ", ".join(exc.valid_methods)
     return response
 
 
@@ -58,11 +60,25 @@ def openapi():
     return jsonify(openapi_document(request.host_url.rstrip("/")))
 
 
-def _int_arg(name: str, default: int) -> int:
+MAX_EVENTS = 5000  # events of one device in one answer
+
+
+def _bool_arg(name: str) -> bool:
+    value = request.args.get(name, "false").lower()
+    if value not in ("1", "true", "0", "false"):
+        abort(400, description=f"{name} must be true or false")
+    return value in ("1", "true")
+
+
+def _int_arg(name: str, default: int, low: int = 1, high: int = op.MAX_PAGE) -> int:
+    """The integer query argument ``name``; 400 unless it is an integer in [low, high]."""
     try:
-        return int(request.args.get(name, default))
+        value = int(request.args.get(name, default))
     except ValueError:
         abort(400, description=f"{name} must be an integer")
+    if not low <= value <= high:
+        abort(400, description=f"{name} must be between {low} and {high}")
+    return value
 
 
 @bp.get("/devices")
@@ -71,10 +87,10 @@ def devices():
     """A page of devices with counts per state and lifecycle."""
     query = op.DeviceQuery(state=request.args.get("state", ""),
                            lifecycle=request.args.get("lifecycle", ""),
-                           stalled=request.args.get("stalled", "") in ("1", "true"),
+                           stalled=_bool_arg("stalled"),
                            q=request.args.get("q", "")[:64], sort=request.args.get("sort", "serial"),
                            order=request.args.get("order", "asc"), page=_int_arg("page", 1),
-                           per_page=_int_arg("per_page", get_config().page_size))
+                           per_page=_int_arg("per_page", get_config().page_size, high=op.MAX_PER_PAGE))
     try:
         page = op.list_devices(get_sessions(), get_config(), query)
     except op.ActionError as exc:
@@ -87,7 +103,7 @@ def devices():
 @auth.api_auth
 def device(serial: str):
     """One device: fields, summary, inventory, events newest first, day-0 config, raw XML."""
-    events = min(max(_int_arg("events", 200), 0), 5000)
+    events = _int_arg("events", 200, low=0, high=MAX_EVENTS)
     try:
         data = op.get_device(get_sessions(), get_config(), serial, events=events)
     except op.NotFound as exc:
@@ -180,7 +196,7 @@ def config_preview(serial: str):
 def inventory():
     """A page of the inventory."""
     items, total = op.list_inventory(get_sessions(), page=_int_arg("page", 1),
-                                     per_page=_int_arg("per_page", 100))
+                                     per_page=_int_arg("per_page", 100, high=op.MAX_PER_PAGE))
     return jsonify(_plain({"items": items, "total": total}))
 
 

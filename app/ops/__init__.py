@@ -14,6 +14,7 @@ from app.ops.errors import ActionError, NotFound
 from app.ops.inventory import MAX_CSV_BYTES, ImportResult, import_inventory, list_inventory
 from app.ops.lifecycle import DONE, PARKED, Lifecycle, is_stalled, lifecycle_of, progress_of
 from app.ops.queries import (
+    MAX_PAGE,
     MAX_PER_PAGE,
     SORT_COLUMNS,
     DevicePage,
@@ -29,7 +30,7 @@ from app.ops.retention import AutoPrune, PruneResult, prune
 
 __all__ = [
     "DONE", "MAX_CSV_BYTES", "AutoPrune", "PruneResult", "accept_source", "prune",
-    "MAX_PER_PAGE", "PARKED", "SORT_COLUMNS", "ActionError", "DevicePage",
+    "MAX_PAGE", "MAX_PER_PAGE", "PARKED", "SORT_COLUMNS", "ActionError", "DevicePage",
     "DeviceQuery", "ImportResult", "Lifecycle", "NotFound", "claim", "counts_by_state", "delete_device",
     "device_summary", "failed_step", "get_device", "import_inventory", "is_stalled", "lifecycle_of",
     "list_devices", "list_inventory", "preview_day0", "progress_of", "render_day0", "reset", "resume",
