@@ -77,6 +77,15 @@ RELOAD_TIMEOUT = 1800  # after this many seconds without a reload, check the ver
 FINISHED_BACKOFF = 24 * 3600  # seconds a finished device is told to wait
 MAX_GUESTSHELL_CHECKS = 5  # "show app-hosting list" checks before ERROR
 GUESTSHELL_CHECK_BACKOFF = 30  # seconds between guestshell checks
+# A job whose outcome is unknown (no response: a restart, a lost message) is checked, not
+# counted as a failure; after this many unknown outcomes in a row of one step: ERROR.
+MAX_UNKNOWN_OUTCOMES = 10
+# ERROR reached through transient errors or unknown outcomes is retried automatically:
+ERROR_RETRY_AFTER = 1800  # seconds after the ERROR
+ERROR_RETRY_ROUNDS = 3  # how many times (0 = never: every ERROR waits for an operator)
+# A second work-request this many seconds after a job was sent (a copy, or the device
+# retrying) gets a short backoff and changes nothing.
+DUPLICATE_WINDOW = 5
 
 # --- Security ----------------------------------------------------------------------
 # Day-0 configs only through signed, expiring URLs bound to the serial number
@@ -137,7 +146,22 @@ DHCP_PNP_NTP = ""  # Z token: NTP server, so the agent can check certificate dat
 DHCP_JUNIPER = True
 JUNIPER_FILE_SERVER = ""  # option 150; "" = SERVER_IP
 JUNIPER_FILE_PORT = 0  # sub-option 5; 0 = PORT
-JUNIPER_TRANSFER_MODE = "http"  # http, https, tftp or ftp
+JUNIPER_TRANSFER_MODE = "http"  # http, https (port: HTTPS_PORT, else 443), tftp or ftp (need the server below)
+JUNIPER_TFTP_SERVER = ""  # the TFTP server that serves ztp_fetch/... for "tftp" (this server does not)
+JUNIPER_FTP_SERVER = ""  # the FTP server for "ftp"
+JUNIPER_SERVER_OPTIONS = [150]  # announce the file server in 150 and/or 66; add 67 for the config name in option 67
+# Per-model Juniper sub-options: image_type (2, e.g. "symlink"), alt_image (4), ftp_timeout (7, s),
+# proxy (8), config_file (1: a static config or script instead of the per-MAC one). Per-device: the
+# inventory columns image, config_file, image_type, alt_image, ftp_timeout, proxy, syslog, ntp, subnet/site.
+JUNIPER_MODEL_OPTIONS = {}
+# Several subnets (relayed VLANs, sites): a list replacing DHCP_SUBNET/DHCP_SUBNET_ID/DHCP_POOL/DHCP_ROUTERS;
+# DHCP_DNS/DHCP_DOMAIN/DHCP_NTP/DHCP_SYSLOG are the defaults of each entry. Keys: subnet, id, pool ("a-b")
+# or pools (list), routers, dns, domain, ntp, syslog, relay (giaddr list), interface, site. Example:
+# DHCP_SUBNETS = [{"subnet": "192.0.2.0/24", "id": 1, "pool": "192.0.2.100-192.0.2.199",
+#                  "routers": ["192.0.2.1"], "relay": ["192.0.2.1"], "site": "lab"}, ...]
+DHCP_SUBNETS = []
+DHCP_SYSLOG = []  # option 7: where Junos ZTP reports its progress
+KEA_API_USER = ""  # Kea Control Agent basic auth for "dhcp push --socket http://..."; password: PNP_KEA_API_PASSWORD
 KEA_CONTROL_SOCKET = "/run/kea/kea4-ctrl-socket"  # for "dhcp push" and the generated control-socket
 KEA_HOOKS_DIR = ""  # where libdhcp_flex_option.so lives; "" = detect
 

@@ -57,7 +57,8 @@ class ImageEntry:
 _INT_FIELDS = {
     "port", "public_port", "proxy_hops", "workers", "threads", "worker_connections",
     "min_bootflash_free", "image_space_margin",
-    "max_attempts", "idle_backoff", "reload_wait", "reload_timeout",
+    "max_attempts", "idle_backoff", "reload_wait", "reload_timeout", "max_unknown_outcomes",
+    "error_retry_after", "error_retry_rounds", "duplicate_window",
     "finished_backoff", "max_guestshell_checks", "guestshell_check_backoff",
     "log_max_bytes", "log_backup_count", "dhcp_subnet_id", "dhcp_pnp_https_port",
     "juniper_file_port", "stalled_after", "page_size", "config_url_max_age", "https_port",
@@ -65,7 +66,7 @@ _INT_FIELDS = {
 }
 _BOOL_FIELDS = {"dhcp_cisco", "dhcp_juniper", "dhcp_pnp_https", "dashboard_public", "require_claim",
                 "signed_config_urls", "allow_source_change"}
-_LIST_FIELDS = {"dhcp_routers", "dhcp_dns", "dhcp_ntp", "device_networks"}
+_LIST_FIELDS = {"dhcp_routers", "dhcp_dns", "dhcp_ntp", "dhcp_syslog", "device_networks"}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -100,6 +101,10 @@ class Config:
     idle_backoff: int = 60
     reload_wait: int = 120
     reload_timeout: int = 1800
+    max_unknown_outcomes: int = 10  # unknown outcomes in a row of one step before ERROR
+    error_retry_after: int = 1800  # seconds before an ERROR from a transient/unknown cause is retried
+    error_retry_rounds: int = 3  # automatic retries of such an ERROR; 0 = never
+    duplicate_window: int = 5  # seconds: a second work-request this soon after a job gets a backoff
     finished_backoff: int = 24 * 3600
     max_guestshell_checks: int = 5
     guestshell_check_backoff: int = 30
@@ -137,8 +142,16 @@ class Config:
     juniper_file_port: int = 0  # sub-option 5; 0 = port
     juniper_transfer_mode: str = "http"
     dhcp_inventory: str = ""  # CSV of reservations; "" = juniper_inventory
+    dhcp_syslog: tuple[str, ...] = ()  # option 7 (log servers: Junos ZTP reports progress there)
+    dhcp_subnets: tuple = ()  # several subnets: [{"subnet": ..., "id": ..., "pool": ..., "relay": ...}, ...]
+    juniper_tftp_server: str = ""  # TFTP server for JUNIPER_TRANSFER_MODE="tftp" (option 150)
+    juniper_ftp_server: str = ""  # FTP server for JUNIPER_TRANSFER_MODE="ftp" (option 150)
+    juniper_server_options: tuple = (150,)  # where the file server is announced: 150 and/or 66; 67 = boot file
+    juniper_model_options: dict = field(default_factory=dict)  # model -> {"image_type": "symlink", ...}
     kea_control_socket: str = "/run/kea/kea4-ctrl-socket"
     kea_hooks_dir: str = ""  # "" = detect libdhcp_flex_option.so
+    kea_api_user: str = ""  # Control Agent basic authentication (password: PNP_KEA_API_PASSWORD)
+    kea_api_password: str = field(default="", repr=False)
     # operator console: secrets come from PNP_ADMIN_PASSWORD / PNP_ADMIN_TOKEN / PNP_SECRET_KEY
     admin_user: str = "admin"
     admin_password: str = field(default="", repr=False)
@@ -323,6 +336,25 @@ def _coerce(values: dict) -> dict:
             if isinstance(raw, str):
                 raw = json.loads(raw) if raw.strip().startswith("[") else raw.replace(",", " ").split()
             out["dhcp_cisco_pids"] = tuple(raw)
+        if "dhcp_subnets" in out:
+            raw = out["dhcp_subnets"]
+            if isinstance(raw, str):
+                raw = json.loads(raw) if raw.strip() else []
+            if isinstance(raw, dict) or not all(isinstance(x, dict) for x in raw):
+                raise ValueError("DHCP_SUBNETS must be a list of dicts ({\"subnet\": ..., \"id\": ..., ...})")
+            out["dhcp_subnets"] = tuple(dict(x) for x in raw)
+        if "juniper_server_options" in out:
+            raw = out["juniper_server_options"]
+            if isinstance(raw, str):
+                raw = raw.replace(",", " ").split()
+            out["juniper_server_options"] = tuple(int(x) for x in raw)
+        if "juniper_model_options" in out:
+            raw = out["juniper_model_options"]
+            if isinstance(raw, str):
+                raw = json.loads(raw) if raw.strip() else {}
+            if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+                raise ValueError("JUNIPER_MODEL_OPTIONS must be a dict: model -> {sub-option: value}")
+            out["juniper_model_options"] = {str(k): dict(v) for k, v in raw.items()}
         if "juniper_models" in out:
             raw = out["juniper_models"]
             if isinstance(raw, str):
@@ -425,6 +457,10 @@ def validate(config: Config) -> list[str]:
         problems.append(f"configs/default.cfg is missing from {config.configs_dir}")
     if config.max_attempts < 1:
         problems.append("MAX_ATTEMPTS must be at least 1")
+    if config.max_unknown_outcomes < 1:
+        problems.append("MAX_UNKNOWN_OUTCOMES must be at least 1")
+    if config.error_retry_after < 0 or config.error_retry_rounds < 0 or config.duplicate_window < 0:
+        problems.append("ERROR_RETRY_AFTER, ERROR_RETRY_ROUNDS and DUPLICATE_WINDOW cannot be negative")
     if config.worker_class not in ("gevent", "gthread"):
         problems.append(f"WORKER_CLASS {config.worker_class!r} must be gevent or gthread (docs/slow-clients.md)")
     if config.ztp_token_secret and len(config.ztp_token_secret) < 16:

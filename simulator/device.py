@@ -77,7 +77,20 @@ class Faults:
     new image does not boot (device comes back on the old version).
     ``early_poll``: after image-install, poll once before reloading.
     ``reject_cli``: cli-config lines the parser rejects. ``script_fails``:
-    the guestshell script raises.
+    the guestshell script raises. ``drop_responses``: the next n work-responses are
+    lost after the device acted on the job; ``lose_response``: the same for the next n
+    responses of a service (``{"image-install": 1}``).
+
+    Faults of the transport and of the device's memory of events:
+    ``no_reload_notice``: after a reload the first work-request carries no
+    ``<reason><reload>`` (the notice met a restart, or a proxy dropped it).
+    ``corrupt_downloads``: the first n image downloads arrive damaged (the md5 check
+    fails with 1816, the file is discarded). ``duplicate_requests``: the next n
+    work-requests are sent ``copies`` times at once (same correlator; the device acts on
+    the first reply carrying a job); ``duplicate_responses`` the same for work-responses.
+    ``long_values``: device-info reports a 76-character
+    versionString and a free space of 10^20 bytes, and failures carry a 100 kB
+    errorMessage.
     """
 
     transfer_errors: int = 0
@@ -88,6 +101,13 @@ class Faults:
     reject_cli: set[str] = field(default_factory=set)
     script_fails: bool = False
     drop_responses: int = 0
+    lose_response: dict[str, int] = field(default_factory=dict)
+    no_reload_notice: bool = False
+    corrupt_downloads: int = 0
+    duplicate_requests: int = 0
+    duplicate_responses: int = 0
+    copies: int = 3
+    long_values: bool = False
 
 
 @dataclass
@@ -103,7 +123,8 @@ class SimulatedDevice:
     """One simulated ISR1k (or any IOS-XE PID) polling a PnP server at ``base_url``.
 
     ``verify`` is passed to requests for an ``https://`` base_url: a CA bundle path
-    (the trustpool the device got from option 43 T), True or False.
+    (the trustpool the device got from option 43 T), True or False. ``download_rate``
+    limits downloads to that many bytes per second (a WAN link), 0 = no limit.
     """
 
     def __init__(self, base_url: str, serial: str, pid: str = "C1131-8PWB", vid: str = "V01",
@@ -111,7 +132,8 @@ class SimulatedDevice:
                  bootflash_size: int = 7_000_000_000, bootflash_used: int = 1_200_000_000,
                  config_register: str = "0x2142", faults: Faults | None = None,
                  reload_seconds: float = 0.5, max_sleep: float = 2.0, time_scale: float = 1.0,
-                 http_timeout: float = 60.0, verify: bool | str = True) -> None:
+                 http_timeout: float = 60.0, verify: bool | str = True,
+                 download_rate: float = 0.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.serial, self.pid, self.vid = serial, pid, vid
         self.udi = f"PID:{pid},VID:{vid},SN:{serial}"
@@ -125,6 +147,7 @@ class SimulatedDevice:
         self.http.trust_env = False  # never a proxy: the server is on loopback
         self.http.verify = verify  # https:// base_url: True (system CAs) or a CA bundle path
         self.http_timeout = http_timeout
+        self.download_rate = download_rate  # bytes per second of a download; 0 = as fast as it comes
         self.files: dict[str, FileEntry] = {}
         self.running_config: list[str] = []
         self.startup_config: list[str] = []
@@ -132,7 +155,8 @@ class SimulatedDevice:
         self.guestshell: str | None = None  # None, DEPLOYED, RUNNING
         self.reload_reason: tuple[str, str] | None = ("factory-reset", "PnP Service Info 2408")
         self.pending_reload: str | None = None  # image to boot at the next reload
-        self.downloads: dict[str, int] = {}
+        self.downloads: dict[str, int] = {}  # completed downloads per URL
+        self.download_starts: dict[str, int] = {}  # downloads begun per URL (cut ones too)
         self.log: list[str] = []
         self.script_outputs: list[str] = []
         self.last_backoff_reason = ""
@@ -163,8 +187,11 @@ class SimulatedDevice:
         text = (MESSAGES / DEVICE_INFO_FIXTURE).read_text()
         text = text.replace("PID:CSR1000V,VID:V00,SN:95HUSMATW2U", _attr(self.udi))
         text = text.replace("CiscoPnP-1.0-R33.200930-I1-P592-T47132-2", correlator)
+        version = self.version
+        if self.faults.long_values:
+            version = f"{self.version} " + "x" * (75 - len(self.version))  # 76 characters
         text = text.replace("<versionString>17.3.4a</versionString>",
-                            f"<versionString>{self.version}</versionString>")
+                            f"<versionString>{_esc(version)}</versionString>")
         text = text.replace("<imageFile>bootflash:packages.conf</imageFile>",
                             f"<imageFile>bootflash:{_esc(self.image_file)}</imageFile>")
         text = text.replace("<configReg>0x2102</configReg>",
@@ -174,8 +201,9 @@ class SimulatedDevice:
         text = text.replace("<configRegNext />", nxt)
         text = text.replace("<platformName>CSR1000V</platformName>",
                             f"<platformName>{_esc(self.pid)}</platformName>")
+        free = 10**20 if self.faults.long_values else self.bootflash_free
         text = text.replace('size="6286540800" freespace="5438058496"',
-                            f'size="{self.bootflash_size}" freespace="{self.bootflash_free}"')
+                            f'size="{self.bootflash_size}" freespace="{free}"')
         text = text.replace("<boardId>95HUSMATW2U</boardId>", f"<boardId>{_esc(self.serial)}</boardId>")
         return text
 
@@ -185,8 +213,9 @@ class SimulatedDevice:
                        "@success": "1" if success else "0"}
         inner.update(body or {})
         if error:
+            message = error[1] + (" " + "y" * 100_000 if self.faults.long_values else "")
             inner["errorInfo"] = {"errorSeverity": "ERROR", "errorCode": error[0],
-                                  "errorMessage": error[1]}
+                                  "errorMessage": message}
         doc = {"pnp": {"@xmlns": "urn:cisco:pnp", "@version": "1.0", "@udi": self.udi,
                        "response": inner}}
         return xmltodict.unparse(doc, full_document=False)
@@ -208,9 +237,15 @@ class SimulatedDevice:
         digest, size, chunks = hashlib.md5(usedforsecurity=False), 0, []
         with self.http.get(url, stream=True, timeout=self.http_timeout) as resp:
             resp.raise_for_status()
+            self.download_starts[url] = self.download_starts.get(url, 0) + 1
+            started = time.monotonic()
             for chunk in resp.iter_content(1 << 20):
                 digest.update(chunk)
                 size += len(chunk)
+                if self.download_rate:
+                    ahead = size / self.download_rate - (time.monotonic() - started)
+                    if ahead > 0:
+                        time.sleep(ahead)
                 if size <= SMALL_FILE:
                     chunks.append(chunk)
         self.downloads[url] = self.downloads.get(url, 0) + 1
@@ -229,6 +264,9 @@ class SimulatedDevice:
             self.config_register, self.config_register_next = self.config_register_next, ""
         self.running_config = list(self.startup_config)
         self.reload_reason = ("reload command", "PnP Service Info 2408")
+        if self.faults.no_reload_notice:
+            self.reload_reason = None
+            self.note("reloaded; the reload notice is lost")
 
     # --- jobs ----------------------------------------------------------------------------------
     def execute(self, request) -> tuple[str, bool]:
@@ -284,6 +322,15 @@ class SimulatedDevice:
             return ("App id                                   State\n"
                     "---------------------------------------------------------\n"
                     f"guestshell                               {self.guestshell}")
+        m = re.match(r"dir (\w+):(\S+)$", cmd)
+        if m:
+            path = m.group(2).lstrip("/")
+            entry = self.files.get(path)
+            if entry is None:
+                return f"%Error opening {m.group(1)}:/{path} (No such file or directory)"
+            return (f"Directory of {m.group(1)}:/{path}\n\n"
+                    f"   12  -rw-  {entry.size:>14}  Dec 1 2026 09:00:00 +00:00  {path.rsplit('/', 1)[-1]}\n\n"
+                    f"{self.bootflash_size} bytes total ({self.bootflash_free} bytes free)")
         m = re.match(r"event manager run (\S+)$", cmd)
         if m:
             actions = self.applets.get(m.group(1))
@@ -364,9 +411,16 @@ class SimulatedDevice:
                                   error=("PnP Service Error 1829", "Image copy failed")), False
         try:
             size, md5, _ = self._download(src)
-        except requests.RequestException as exc:
+        except requests.HTTPError as exc:
             return self._response("image-install", correlator, False,
                                   error=("PnP Service Error 1803", f"Source not found: {exc}")), False
+        except requests.RequestException as exc:  # connection lost mid-download, timeout
+            return self._response("image-install", correlator, False,
+                                  error=("PnP Service Error 1829", f"Image copy failed: {exc}")), False
+        if self.faults.corrupt_downloads > 0:
+            self.faults.corrupt_downloads -= 1
+            md5 = "0" * 32
+            self.note("image download damaged")
         if checksum and md5 != checksum:
             return self._response("image-install", correlator, False,
                                   error=("PnP Service Error 1816", "Image signature verify failed")), False
@@ -431,8 +485,13 @@ class SimulatedDevice:
         """One WORK-REQUEST and, for a job, its WORK-RESPONSE. Returns seconds to sleep."""
         correlator = self._correlator()
         self._backoff_seconds = None
-        resp = self.http.post(f"{self.base_url}/pnp/WORK-REQUEST", data=self.work_request_xml(correlator),
-                              headers={"Content-Type": "text/xml"}, timeout=self.http_timeout)
+        body = self.work_request_xml(correlator)
+        if self.faults.duplicate_requests > 0:
+            self.faults.duplicate_requests -= 1
+            resp = self._post_copies(body, "WORK-REQUEST")
+        else:
+            resp = self.http.post(f"{self.base_url}/pnp/WORK-REQUEST", data=body,
+                                  headers={"Content-Type": "text/xml"}, timeout=self.http_timeout)
         self.reload_reason = None
         if resp.status_code != 200 or not resp.text.strip():
             self.note(f"WORK-REQUEST got {resp.status_code} {resp.text[:80]!r}")
@@ -442,13 +501,25 @@ class SimulatedDevice:
         if request is None:  # a bye or an info: poll again soon
             return 0.2
         answer, reload_after = self.execute(request)
+        service = request.tag[1:].split("}")[0].rsplit(":", 1)[-1] if request.tag.startswith("{") else ""
+        if self.faults.lose_response.get(service, 0) > 0:
+            self.faults.lose_response[service] -= 1
+            self.note(f"lost the {service} work-response")
+            if reload_after:
+                self.reload()
+                return 0.0
+            return 0.1
         if self.faults.drop_responses > 0 and not request.tag.endswith("backoff}request"):
             self.faults.drop_responses -= 1
             self.note("dropped a work-response")
             return 0.1
         try:
-            self.http.post(f"{self.base_url}/pnp/WORK-RESPONSE", data=answer,
-                           headers={"Content-Type": "text/xml"}, timeout=self.http_timeout)
+            if self.faults.duplicate_responses > 0:
+                self.faults.duplicate_responses -= 1
+                self._post_copies(answer, "WORK-RESPONSE")
+            else:
+                self.http.post(f"{self.base_url}/pnp/WORK-RESPONSE", data=answer,
+                               headers={"Content-Type": "text/xml"}, timeout=self.http_timeout)
         except requests.RequestException as exc:
             if not reload_after:
                 raise
@@ -466,6 +537,38 @@ class SimulatedDevice:
             return min(self._backoff_seconds * self.time_scale, self.max_sleep)
         return 0.05
 
+    def _post_copies(self, body: str, endpoint: str) -> requests.Response:
+        """The same message ``copies`` times at once to /pnp/<endpoint>; the first reply
+        with a job wins (any reply for a work-response). Raises the first error of a copy."""
+        replies: list[requests.Response] = []
+        errors: list[Exception] = []
+        lock = threading.Lock()
+
+        def post() -> None:
+            try:
+                with requests.Session() as http:
+                    http.trust_env, http.verify = False, self.http.verify  # never a proxy
+                    reply = http.post(f"{self.base_url}/pnp/{endpoint}", data=body,
+                                      headers={"Content-Type": "text/xml"}, timeout=self.http_timeout)
+            except requests.RequestException as exc:
+                with lock:
+                    errors.append(exc)
+                return
+            with lock:
+                replies.append(reply)
+
+        threads = [threading.Thread(target=post) for _ in range(max(2, self.faults.copies))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.note(f"sent {len(threads)} copies to {endpoint}")
+        if not replies:
+            raise errors[0]
+        with_job = [r for r in replies if r.status_code == 200 and "urn:cisco:pnp:backoff" not in r.text
+                    and "<request" in r.text]
+        return (with_job or replies)[0]
+
     @property
     def finished(self) -> bool:
         """The server said provisioning is finished."""
@@ -473,8 +576,10 @@ class SimulatedDevice:
 
     @property
     def parked(self) -> bool:
-        """The server parked the device (error or no space) and waits for an operator."""
-        return "waiting for an operator" in self.last_backoff_reason
+        """The server parked the device (error or no space): it waits for an operator or
+        for its automatic retry."""
+        reason = self.last_backoff_reason
+        return "waiting for an operator" in reason or "automatic retry" in reason
 
     def run(self, timeout: float = 120.0, until=None) -> bool:
         """Poll until ``until(self)`` (default: finished) or timeout; returns whether it was met."""

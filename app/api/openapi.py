@@ -47,13 +47,21 @@ def openapi_document(server_url: str = "") -> dict:
             "first_seen": {"type": ["string", "null"], "format": "date-time"},
             "last_error_code": {"type": ["string", "null"]},
             "last_error_message": {"type": ["string", "null"]},
+            "error_kind": {"type": ["string", "null"], "enum": ["permanent", "transient", "unknown", None],
+                           "description": "why a device is in ERROR: permanent waits for an operator, "
+                                          "transient and unknown are retried at auto_retry_at"},
+            "auto_retry_at": {"type": ["string", "null"], "format": "date-time",
+                              "description": "next automatic retry of an ERROR (UTC); null: none"},
+            "unknown_outcomes": {"type": "integer",
+                                 "description": "jobs in a row of the current step without a response"},
             "stalled": {"type": "boolean"}, "claimed": {"type": "boolean"},
         },
         "required": ["serial_number", "state", "lifecycle", "step", "total_steps", "stalled"],
     }
     event = {"type": "object", "properties": {
         "id": {"type": "integer"}, "at": {"type": "string", "format": "date-time"},
-        "kind": {"type": "string", "enum": ["job", "response", "state", "error", "info", "reload"]},
+        "kind": {"type": "string", "enum": ["job", "response", "state", "error", "info", "reload",
+                                                     "unknown", "fetch"]},
         "service": {"type": ["string", "null"]}, "correlator": {"type": ["string", "null"]},
         "success": {"type": ["boolean", "null"]}, "error_code": {"type": ["string", "null"]},
         "message": {"type": "string"}, "raw_xml": {"type": ["string", "null"]}}}

@@ -7,15 +7,27 @@ from the dataclasses, then call :func:`kea_config` / :func:`kea_merge`
 docs/protocol.md §16-§17 and docs/protocol.md §1.3.
 """
 
-from .dhcpd import DhcpdOptions, dhcpd_config
-from .kea import KeaOptions, default_hooks_dir, kea_config, kea_config_text, kea_dumps, kea_loads, kea_merge
-from .kea_api import KeaControl, KeaError, kea_push
+from .dhcpd import DhcpdOptions, dhcpd_config, dhcpd_diff, dhcpd_merge
+from .kea import (
+    MANAGED_BY,
+    KeaOptions,
+    default_hooks_dir,
+    is_managed,
+    kea_config,
+    kea_config_text,
+    kea_diff,
+    kea_dumps,
+    kea_loads,
+    kea_merge,
+)
+from .kea_api import KeaControl, KeaError, PushResult, kea_push
 from .model import (
     CiscoPidClass,
     DhcpSpec,
     InventoryDevice,
     JuniperFileServer,
     JuniperModel,
+    JuniperOverrides,
     JuniperZtp,
     PnpServer,
     Subnet,
@@ -30,14 +42,21 @@ __all__ = [
     "InventoryDevice",
     "JuniperFileServer",
     "JuniperModel",
+    "JuniperOverrides",
     "JuniperZtp",
     "KeaControl",
     "KeaError",
     "KeaOptions",
+    "MANAGED_BY",
+    "PushResult",
     "PnpServer",
     "Subnet",
     "default_hooks_dir",
     "dhcpd_config",
+    "dhcpd_diff",
+    "dhcpd_merge",
+    "is_managed",
+    "kea_diff",
     "kea_config",
     "kea_config_text",
     "kea_dumps",

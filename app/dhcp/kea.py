@@ -17,14 +17,22 @@ What is emitted (docs/protocol.md §17.2, validated with Kea 2.2.0 on Debian 12)
   ``'ztp_fetch/conf/' + option[vendor-class-identifier].text + '/' +
   hexstring(pkt4.mac, '-') + '.conf'`` for class ``juniper`` (``add`` keeps a
   static sub-option 1 of a model class);
-* the subnet with an explicit ``id``, its pool, routers/DNS/domain/NTP options
-  and one reservation per inventory device with a MAC (no option-data in the
-  reservation, so the class options still apply).
+  and sub-option 0 ``ztp_fetch/image/<VCI>/<aa-bb-cc-dd-ee-ff>/<image>``
+  (an ``ifelse(member(...))`` chain over the model classes with an image),
+  so every image fetch names the device;
+* every subnet with an explicit ``id``, its pools, relay/interface,
+  routers/DNS/domain/NTP/syslog options and one reservation per inventory
+  device with a MAC (option-data only for per-device options: syslog, NTP, and
+  the complete Juniper set of a device with its own sub-options).
+
+VCIs are matched case-insensitively (Kea 2.2 has no ``lcase``: letter by
+letter). Ownership: see :func:`kea_merge`.
 """
 
 from __future__ import annotations
 
 import copy
+import difflib
 import glob
 import ipaddress
 import json
@@ -34,7 +42,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .model import DhcpSpec, InventoryDevice, JuniperModel, JuniperZtp, normalize_mac
+from .model import DhcpSpec, InventoryDevice, JuniperModel, JuniperOverrides, JuniperZtp, Subnet, normalize_mac
 from .option43 import pnp_option43
 
 __all__ = [
@@ -44,10 +52,14 @@ __all__ = [
     "MANAGED_BY",
     "VENDOR_SPACE",
     "KeaOptions",
+    "FLEX_MARK",
     "default_hooks_dir",
-    "is_owned_class",
+    "image_path",
+    "is_managed",
+    "juniper_suboptions",
     "kea_config",
     "kea_config_text",
+    "kea_diff",
     "kea_dumps",
     "kea_loads",
     "kea_merge",
@@ -70,8 +82,12 @@ JUNIPER_SUBOPTIONS: Mapping[int, str] = {
 FLEX_OPTION_LIB = "libdhcp_flex_option.so"
 #: Hooks directory of the Debian 12 amd64 package (kea-dhcp4-server 2.2.0-6).
 DEFAULT_HOOKS_DIR = "/usr/lib/x86_64-linux-gnu/kea/hooks"
-#: ``user-context["managed-by"]`` of the reservations this module writes.
-MANAGED_BY = "ztp-dhcp-helper"
+#: ``user-context["managed-by"]`` of every item this module writes (its ownership marker).
+MANAGED_BY = "pnp-server"
+#: The marker of flex_option entries (the hook refuses ``user-context`` but keeps ``comment``).
+FLEX_MARK = "managed-by pnp-server"
+#: Markers of earlier releases (reservations only), still recognised as managed.
+LEGACY_MANAGED_BY = ("ztp-dhcp-helper",)
 #: Sub-option 1 built per request (ottorei/juniper-ztp-kea-dhcp; docs/protocol.md §16.4, §3.1).
 PER_MAC_CONFIG_EXPR = (
     "'ztp_fetch/conf/' + option[vendor-class-identifier].text + '/' + hexstring(pkt4.mac, '-') + '.conf'"
@@ -83,7 +99,12 @@ _JUNIPER_CLASS = "juniper"
 _OPT150 = "tftp-server-address"
 _OPT43 = "vendor-encapsulated-options"
 # (name, code) of the subnet options this module writes; others are left alone.
-_SUBNET_OPTIONS = (("routers", 3), ("domain-name-servers", 6), ("domain-name", 15), ("ntp-servers", 42))
+_SUBNET_OPTIONS = (("routers", 3), ("domain-name-servers", 6), ("log-servers", 7), ("domain-name", 15),
+                   ("ntp-servers", 42))
+# dhcp4 option names the merge may meet without a code (its conflict check compares codes).
+_CODES = {"routers": 3, "domain-name-servers": 6, "log-servers": 7, "host-name": 12, "domain-name": 15,
+          "ntp-servers": 42, "vendor-encapsulated-options": 43, "tftp-server-name": 66, "boot-file-name": 67,
+          _OPT150: 150}
 
 
 @dataclass(frozen=True)
@@ -222,51 +243,180 @@ def kea_dumps(config: Mapping[str, Any]) -> str:
     return json.dumps(config, indent=2, ensure_ascii=True) + "\n"
 
 
-# --------------------------------------------------------------------------- owned items
+# --------------------------------------------------------------------------- ownership
 
 
-def _prefix_test(expr: str, prefix: str) -> str:
-    return f"substring({expr}, 0, {len(prefix)}) == '{prefix}'"
+def is_managed(item: object) -> bool:
+    """True for an item this module wrote: ``user-context.managed-by`` = :data:`MANAGED_BY`.
+
+    flex_option entries carry ``"comment": FLEX_MARK`` instead (the hook refuses
+    ``user-context``); reservations of older releases (``managed-by``
+    ``ztp-dhcp-helper``) count as managed too.
+    """
+    if not isinstance(item, dict):
+        return False
+    ctx = item.get("user-context")
+    if isinstance(ctx, dict) and ctx.get("managed-by") in (MANAGED_BY, *LEGACY_MANAGED_BY):
+        return True
+    return item.get("comment") == FLEX_MARK
+
+
+def _mark(item: dict[str, Any], **facts: Any) -> dict[str, Any]:
+    item["user-context"] = {"managed-by": MANAGED_BY, **{k: v for k, v in facts.items() if v is not None}}
+    return item
+
+
+def _covers(ours: Any, theirs: Any) -> bool:
+    """True when ``theirs`` holds everything ``ours`` says.
+
+    Kea's config-get adds its defaults (``csv-format``, ``next-server``...),
+    the encapsulated ``data`` of option 43 and reorders option-data (dhcp4
+    space first), so dicts are compared on our keys and lists as multisets.
+    """
+    if isinstance(ours, dict):
+        return isinstance(theirs, dict) and all(k in theirs and _covers(v, theirs[k]) for k, v in ours.items())
+    if isinstance(ours, list):
+        if not isinstance(theirs, list) or len(ours) != len(theirs):
+            return False
+        free = list(theirs)
+        for item in ours:
+            match = next((i for i, other in enumerate(free) if _covers(item, other)), None)
+            if match is None:
+                return False
+            free.pop(match)
+        return True
+    return type(ours) is type(theirs) and ours == theirs
+
+
+def _describe(item: Any) -> str:
+    return json.dumps(item, sort_keys=True)[:120]
+
+
+def _replace_managed(
+    items: list[Any],
+    ours: Sequence[dict[str, Any]],
+    keys: Callable[[Any], set[Any]],
+    what: str,
+    conflicts: bool = True,
+) -> list[Any]:
+    """``items`` with the managed ones replaced by ``ours``; the operator's kept as they are.
+
+    ``keys(item)`` gives the identities of an item (name, code, MAC...). An
+    operator item sharing one with ours is a conflict (ValueError). A managed
+    item that already says what ours says is kept unchanged (so merging twice,
+    or merging Kea's own config-get form, changes nothing). Ours go where the
+    first managed item was, else at the end.
+    """
+    operator = [i for i in items if not is_managed(i)]
+    for item in ours if conflicts else ():
+        mine = keys(item)
+        for other in operator:
+            clash = mine & keys(other)
+            if clash:
+                raise ValueError(
+                    f"{what} {sorted(map(str, clash))[0]} exists already and is not managed by {MANAGED_BY} "
+                    f"({_describe(other)}): rename or remove it, or add \"user-context\": "
+                    f"{{\"managed-by\": \"{MANAGED_BY}\"}} to let the helper replace it"
+                )
+    old = [i for i in items if is_managed(i)]
+    result: list[Any] = []
+    for item in ours:
+        same = next((o for o in old if keys(o) & keys(item) and _covers(item, o)), None)
+        result.append(same if same is not None else item)
+    if len(old) == len(result) and {id(i) for i in result} == {id(i) for i in old}:
+        return list(items)  # nothing to change: keep the order as it is (Kea sorts option-defs its own way)
+    index = next((i for i, item in enumerate(items) if is_managed(item)), None)
+    if index is None:
+        return operator + result
+    before = sum(1 for item in items[:index] if not is_managed(item))
+    return operator[:before] + result + operator[before:]
+
+
+# --------------------------------------------------------------------------- what is written
+
+
+def _ci_equals(expr: str, start: int, text: str) -> str:
+    """Kea 2.2 has no lcase(): compare ``text`` at ``start`` letter by letter, either case."""
+    parts: list[str] = []
+    i = 0
+    while i < len(text):
+        if text[i].isalpha():
+            sub = f"substring({expr}, {start + i}, 1)"
+            parts.append(f"({sub} == '{text[i].lower()}' or {sub} == '{text[i].upper()}')")
+            i += 1
+        else:
+            j = i
+            while j < len(text) and not text[j].isalpha():
+                j += 1
+            parts.append(f"substring({expr}, {start + i}, {j - i}) == '{text[i:j]}'")
+            i = j
+    return " and ".join(parts)
 
 
 def _model_test(model: JuniperModel) -> str:
-    """VCI is ``Juniper-<model>`` or starts with ``Juniper-<model>-``."""
-    return f"({_VCI} == '{model.vci}') or ({_prefix_test(_VCI, model.vci + '-')})"
+    """VCI is ``Juniper-<model>`` or starts with ``Juniper-<model>-``, any case."""
+    vci = "juniper-" + model.model
+    end = len(vci)
+    return f"{_ci_equals(_VCI, 0, vci)} and (substring({_VCI}, {end}, all) == '' or substring({_VCI}, {end}, 1) == '-')"
 
 
 def _cisco_class(name: str, test: str, option43: str) -> dict[str, Any]:
-    return {
+    return _mark({
         "name": name,
         "test": test,
         # Built-in 43 is an empty container: the raw string needs a class-level def (docs/protocol.md §17.3, trap 1).
         "option-def": [{"name": _OPT43, "code": 43, "type": "string"}],
         "option-data": [{"name": _OPT43, "data": option43, "always-send": True}],
-    }
+    })
 
 
-def _juniper_option_data(ztp: JuniperZtp, model: JuniperModel | None) -> list[dict[str, Any]]:
-    """The complete option set of one Juniper class: container, sub-options (by code), option 150."""
+def juniper_suboptions(ztp: JuniperZtp, model: JuniperModel | None,
+                       overrides: JuniperOverrides | None = None, image_url: str | None = None) -> dict[int, str]:
+    """The static Juniper option-43 sub-options of one scope (code -> text), docs/protocol.md §16.2.
+
+    0 only when ``image_url`` is given (a per-device image; the per-model one is
+    built per request), 1 for a static config, 2/4/7/8 as set on the model or
+    the device, 3 the transfer mode, 5 the port (http/https only).
+    """
     subs: dict[int, str] = {}
-    if model is not None and model.image:
-        subs[0] = f"images/{model.image}"
-    if model is not None and model.config_mode == "static" and model.config_file:
-        subs[1] = model.config_file
+    if image_url:
+        subs[0] = image_url
+    config_file = (overrides.config_file if overrides else None) or (
+        model.config_file if model is not None and model.config_mode == "static" else None)
+    if config_file:
+        subs[1] = config_file
+    for code, attr in ((2, "image_type"), (4, "alt_image"), (7, "ftp_timeout"), (8, "proxy")):
+        value = getattr(overrides, attr, None) if overrides else None
+        if value is None and model is not None:
+            value = getattr(model, attr)
+        if value is not None:
+            subs[code] = str(value)
     subs[3] = ztp.file_server.transfer_mode
     if ztp.file_server.transfer_mode in ("http", "https"):
         subs[5] = str(ztp.file_server.port)
+    return dict(sorted(subs.items()))
+
+
+def _juniper_option_data(ztp: JuniperZtp, subs: Mapping[int, str]) -> list[dict[str, Any]]:
+    """The complete option set of one Juniper scope: container, sub-options (by code), option 150/66."""
+    # Sub-options and 150 by code: an operator's own definition of the same code and type serves as well.
     data: list[dict[str, Any]] = [{"name": _OPT43, "always-send": True}]
-    for code in sorted(subs):
-        data.append({"name": JUNIPER_SUBOPTIONS[code], "space": VENDOR_SPACE, "data": subs[code]})
-    data.append({"name": _OPT150, "data": ztp.file_server.ip, "always-send": True})
+    for code, value in subs.items():
+        data.append({"code": code, "space": VENDOR_SPACE, "data": value})
+    server = ztp.file_server
+    if 150 in server.server_options:
+        data.append({"code": 150, "data": server.ip, "always-send": True})
+    if 66 in server.server_options:
+        data.append({"name": "tftp-server-name", "data": server.ip, "always-send": True})
     return data
 
 
 def _option_defs() -> list[dict[str, Any]]:
     defs: list[dict[str, Any]] = [
-        {"name": name, "code": code, "space": VENDOR_SPACE, "type": "string"}
+        _mark({"name": name, "code": code, "space": VENDOR_SPACE, "type": "string"})
         for code, name in sorted(JUNIPER_SUBOPTIONS.items())
     ]
-    defs.append({"name": _OPT150, "code": 150, "space": "dhcp4", "type": "ipv4-address", "array": True})
+    defs.append(_mark({"name": _OPT150, "code": 150, "space": "dhcp4", "type": "ipv4-address", "array": True}))
     return defs
 
 
@@ -282,99 +432,106 @@ def _classes(spec: DhcpSpec) -> list[dict[str, Any]]:
         classes.append(_cisco_class(_CISCO_CLASS, cisco, default43))
     if spec.juniper is not None:
         for model in spec.juniper_models():
-            classes.append(
-                {
-                    "name": model.class_name,
-                    "test": _model_test(model),
-                    "option-data": _juniper_option_data(spec.juniper, model),
-                }
-            )
-        classes.append(
-            {
-                "name": _JUNIPER_CLASS,
-                "test": _prefix_test(_VCI, "Juniper-"),
-                "option-data": _juniper_option_data(spec.juniper, None),
-            }
-        )
+            classes.append(_mark({
+                "name": model.class_name,
+                "test": _model_test(model),
+                "option-data": _juniper_option_data(spec.juniper, juniper_suboptions(spec.juniper, model)),
+            }))
+        classes.append(_mark({
+            "name": _JUNIPER_CLASS,
+            "test": _ci_equals(_VCI, 0, "juniper-"),
+            "option-data": _juniper_option_data(spec.juniper, juniper_suboptions(spec.juniper, None)),
+        }))
     return classes
 
 
+def image_path(vci: str, mac: str, image: str) -> str:
+    """Sub-option 0 of a device: ``ztp_fetch/image/<VCI>/<aa-bb-cc-dd-ee-ff>/<image>`` (app/ztp/routes.py)."""
+    return f"ztp_fetch/image/{vci}/{mac.replace(':', '-')}/{image}"
+
+
+def _image_expr(models: Sequence[JuniperModel]) -> str:
+    """Sub-option 0 per request: the per-MAC image URL of the first model class the device is in, else ''."""
+    expr = "''"
+    for model in reversed([m for m in models if m.image]):
+        url = f"'ztp_fetch/image/' + {_VCI} + '/' + hexstring(pkt4.mac, '-') + '/{model.image}'"
+        expr = f"ifelse(member('{model.class_name}'), {url}, {expr})"
+    return expr
+
+
+def _config_expr(models: Sequence[JuniperModel]) -> str:
+    """Option 67: the static config of the device's model class, else the per-MAC config name."""
+    expr = PER_MAC_CONFIG_EXPR
+    for model in reversed([m for m in models if m.config_mode == "static"]):
+        expr = f"ifelse(member('{model.class_name}'), '{model.config_file}', {expr})"
+    return expr
+
+
 def _flex_options(spec: DhcpSpec, classes: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The flex_option ``options`` entries owned here (code 43), guard classes checked."""
+    """The flex_option ``options`` entries owned here (code 43, and 67 with ``boot_file``), guard classes checked."""
     if spec.juniper is None:
         return []
-    entry = {
-        "code": 43,
-        "client-class": _JUNIPER_CLASS,
-        "sub-options": [
-            {
-                "name": JUNIPER_SUBOPTIONS[1],
-                "space": VENDOR_SPACE,
-                # "add": only when the class did not send a static sub-option 1.
-                "add": PER_MAC_CONFIG_EXPR,
-            }
-        ],
-    }
+    subs: list[dict[str, Any]] = [
+        # "add": only when the class (or a reservation) did not send a static sub-option.
+        {"code": 1, "space": VENDOR_SPACE, "add": PER_MAC_CONFIG_EXPR},
+    ]
+    if any(m.image for m in spec.juniper.models):
+        subs.insert(0, {"code": 0, "space": VENDOR_SPACE, "add": _image_expr(spec.juniper_models())})
+    entries = [{"code": 43, "client-class": _JUNIPER_CLASS, "comment": FLEX_MARK, "sub-options": subs}]
+    if spec.juniper.file_server.boot_file:
+        entries.append({"code": 67, "client-class": _JUNIPER_CLASS, "comment": FLEX_MARK,
+                        "add": _config_expr(spec.juniper_models())})
     # flex_option accepts an undefined guard class silently (docs/protocol.md §17.3): check it here.
     names = {c["name"] for c in classes}
-    guards = [entry["client-class"]] + [s["client-class"] for s in entry["sub-options"] if "client-class" in s]
-    for guard in guards:
-        if guard not in names:  # pragma: no cover - internal consistency
-            raise AssertionError(f"flex_option guard class {guard!r} is not defined")
-    return [entry]
+    for entry in entries:
+        if entry["client-class"] not in names:  # pragma: no cover - internal consistency
+            raise AssertionError(f"flex_option guard class {entry['client-class']!r} is not defined")
+    return entries
 
 
-def _reservation(dev: InventoryDevice) -> dict[str, Any]:
+def _device_options(spec: DhcpSpec, dev: InventoryDevice) -> list[dict[str, Any]]:
+    data: list[dict[str, Any]] = []
+    if dev.syslog:
+        data.append({"name": "log-servers", "data": ", ".join(dev.syslog)})
+    if dev.ntp:
+        data.append({"name": "ntp-servers", "data": ", ".join(dev.ntp)})
+    if dev.juniper is not None and spec.juniper is not None:
+        model = next((m for m in spec.juniper.models if dev.model and m.model == dev.model.lower()), None)
+        image = dev.juniper.image or (model.image if model is not None else None)
+        url = image_path(dev.image_vci, dev.mac or "", image) if image else None
+        data += _juniper_option_data(spec.juniper, juniper_suboptions(spec.juniper, model, dev.juniper, url))
+    return data
+
+
+def _reservation(spec: DhcpSpec, dev: InventoryDevice) -> dict[str, Any]:
     res: dict[str, Any] = {"hw-address": dev.mac}
     if dev.ip is not None:
         res["ip-address"] = dev.ip
     if dev.hostname is not None:
         res["hostname"] = dev.hostname
-    ctx: dict[str, Any] = {"managed-by": MANAGED_BY, "vendor": dev.vendor}
-    for key in ("serial", "pid", "model"):
-        value = getattr(dev, key)
-        if value is not None:
-            ctx[key] = value
-    res["user-context"] = ctx
-    if dev.config_file is not None:  # host-level sub-option 1 wins over the class's per-MAC name
-        res["option-data"] = [{"name": JUNIPER_SUBOPTIONS[1], "space": VENDOR_SPACE, "data": dev.config_file}]
-    return res
+    data = _device_options(spec, dev)
+    if data:
+        res["option-data"] = data
+    return _mark(res, vendor=dev.vendor, serial=dev.serial, pid=dev.pid, model=dev.model)
 
 
-def _subnet_options(spec: DhcpSpec) -> list[dict[str, Any]]:
-    s = spec.subnet
+def _subnet_options(subnet: Subnet) -> list[dict[str, Any]]:
     values = {
-        "routers": ", ".join(s.routers),
-        "domain-name-servers": ", ".join(s.dns),
-        "domain-name": s.domain or "",
-        "ntp-servers": ", ".join(s.ntp),
+        "routers": ", ".join(subnet.routers),
+        "domain-name-servers": ", ".join(subnet.dns),
+        "domain-name": subnet.domain or "",
+        "ntp-servers": ", ".join(subnet.ntp),
+        "log-servers": ", ".join(subnet.syslog),
     }
-    return [{"name": name, "data": values[name]} for name, _code in _SUBNET_OPTIONS if values[name]]
+    return [_mark({"name": name, "data": values[name]}) for name, _code in _SUBNET_OPTIONS if values[name]]
+
+
+def _pools(subnet: Subnet) -> list[dict[str, Any]]:
+    # "first-last" without blanks: the form config-get answers, so a no-op merge stays a no-op.
+    return [_mark({"pool": f"{a}-{b}"}) for a, b in subnet.all_pools()]
 
 
 # --------------------------------------------------------------------------- merge helpers
-
-
-def is_owned_class(name: object) -> bool:
-    """True for the client-class names this module owns: ``cisco-pnp``, ``cisco-pnp-*``, ``juniper``, ``juniper-*``.
-
-    Compared case-insensitively, so an older hand-written ``Juniper`` class is
-    replaced too (two classes matching the same VCI would fight over option 43).
-    """
-    if not isinstance(name, str):
-        return False
-    low = name.lower()
-    return low in (_CISCO_CLASS, _JUNIPER_CLASS) or low.startswith((_CISCO_CLASS + "-", _JUNIPER_CLASS + "-"))
-
-
-def _splice(items: list[Any], owned: Callable[[Any], bool], ours: Sequence[Any]) -> list[Any]:
-    """Drop the owned items and put ``ours`` where the first owned one was (else at the end)."""
-    index = next((i for i, item in enumerate(items) if owned(item)), None)
-    kept = [item for item in items if not owned(item)]
-    if index is None:
-        return kept + list(ours)
-    before = sum(1 for item in items[:index] if not owned(item))
-    return kept[:before] + list(ours) + kept[before:]
 
 
 def _list(d4: dict[str, Any], key: str) -> list[Any]:
@@ -406,11 +563,49 @@ def _mac_or_none(value: object) -> str | None:
         return None
 
 
-def _merge_subnet(d4: dict[str, Any], spec: DhcpSpec) -> None:
-    s = spec.subnet
+def _pool_range(item: Any) -> tuple[ipaddress.IPv4Address, ipaddress.IPv4Address] | None:
+    text = str(item.get("pool", "")) if isinstance(item, dict) else ""
+    try:
+        if "/" in text:
+            net = ipaddress.IPv4Network(text.strip(), strict=False)
+            return net.network_address, net.broadcast_address
+        first, last = (x.strip() for x in text.split("-"))
+        return ipaddress.IPv4Address(first), ipaddress.IPv4Address(last)
+    except ValueError:
+        return None
+
+
+def _option_keys(o: Any) -> set[Any]:
+    if not isinstance(o, dict) or o.get("space", "dhcp4") != "dhcp4":
+        return set()
+    code = o.get("code", _CODES.get(str(o.get("name"))))
+    return {f"code {code}"} if code is not None else {f"name {o.get('name')}"}
+
+
+def _reservation_keys(r: Any) -> set[Any]:
+    if not isinstance(r, dict):
+        return set()
+    keys = set()
+    mac = _mac_or_none(r.get("hw-address"))
+    if mac:
+        keys.add(f"hw-address {mac}")
+    if r.get("ip-address"):
+        keys.add(f"ip-address {r['ip-address']}")
+    return keys
+
+
+def _find_subnet(d4: dict[str, Any], s: Subnet) -> dict[str, Any] | None:
+    """The existing subnet the spec's ``s`` is merged into, or None; ValueError on a clash."""
     target = next((x for x in _all_subnets(d4) if x.get("id") == s.id), None)
+    if target is not None and _prefix(target) != s.network and not is_managed(target):
+        raise ValueError(f"subnet id {s.id} is {target.get('subnet')} in the existing config, not {s.subnet}: "
+                         "give the helper's subnet another id")
     if target is None:  # adopt a same-prefix subnet that has no id (Kea 2.2 numbers those itself)
-        target = next((x for x in _all_subnets(d4) if "id" not in x and _prefix(x) == s.network), None)
+        same = [x for x in _all_subnets(d4) if _prefix(x) == s.network]
+        target = next((x for x in same if "id" not in x), None)
+        if target is None and same:
+            raise ValueError(f"subnet {s.subnet} exists already with id {same[0].get('id')}: "
+                             f"give the helper's subnet that id")
         if target is not None:
             target["id"] = s.id
     for other in _all_subnets(d4):
@@ -419,54 +614,73 @@ def _merge_subnet(d4: dict[str, Any], spec: DhcpSpec) -> None:
             continue
         if prefix.overlaps(s.network):
             raise ValueError(
-                f"existing subnet id {other.get('id')} ({other['subnet']}) overlaps {s.subnet}: "
+                f"existing subnet id {other.get('id')} ({other.get('subnet')}) overlaps {s.subnet}: "
                 f"give the helper's subnet that id or remove it"
             )
+    return target
+
+
+def _merge_subnet(d4: dict[str, Any], spec: DhcpSpec, s: Subnet) -> None:
+    target = _find_subnet(d4, s)
     if target is None:
-        target = {"id": s.id}
+        target = _mark({"id": s.id, "subnet": s.subnet})
         d4.setdefault("subnet4", []).append(target)
+    owned = is_managed(target)
     target["subnet"] = s.subnet
-    target["pools"] = [{"pool": f"{s.pool_start} - {s.pool_end}"}]
+    where = f"subnet {s.id} ({s.subnet}):"
+    for key, value in (("relay", {"ip-addresses": list(s.relay)} if s.relay else None),
+                       ("interface", s.interface)):
+        current = target.get(key)
+        empty = current in (None, "", {"ip-addresses": []})
+        if value is None:
+            if owned and not empty:
+                del target[key]
+        elif not owned and not empty and current != value:
+            raise ValueError(f"{where} the existing {key} {current!r} is not the helper's {value!r}")
+        elif current != value:
+            target[key] = value
 
-    ours_opts = _subnet_options(spec)
-    names = {o["name"] for o in ours_opts}
-    codes = {code for name, code in _SUBNET_OPTIONS if name in names}
+    ours_pools = _pools(s)
+    for item in target.get("pools", []):
+        theirs = _pool_range(item)
+        if is_managed(item) or theirs is None:
+            continue
+        for pool in ours_pools:
+            mine = _pool_range(pool)
+            assert mine is not None
+            if mine[0] <= theirs[1] and theirs[0] <= mine[1]:
+                raise ValueError(f"{where} the existing pool {item.get('pool')} overlaps the helper's {pool['pool']}")
+    pools = _replace_managed(list(target.get("pools", [])), ours_pools,
+                             lambda p: {f"pool {_pool_range(p)}"} if _pool_range(p) else set(), f"{where} pool")
+    _set_or_drop(target, "pools", pools)
+    opts = _replace_managed(list(target.get("option-data", [])), _subnet_options(s), _option_keys,
+                            f"{where} option")
+    _set_or_drop(target, "option-data", opts)
+    res = _replace_managed(list(target.get("reservations", [])),
+                           [_reservation(spec, d) for d in spec.reservations(s.id)], _reservation_keys,
+                           f"{where} reservation")
+    _set_or_drop(target, "reservations", res)
 
-    def owned_opt(o: Any) -> bool:
-        return (
-            isinstance(o, dict)
-            and o.get("space", "dhcp4") == "dhcp4"
-            and (o.get("name") in names or o.get("code") in codes)
-        )
 
-    opts = _splice(list(target.get("option-data", [])), owned_opt, ours_opts)
-    if opts:
-        target["option-data"] = opts
+def _set_or_drop(target: dict[str, Any], key: str, items: list[Any]) -> None:
+    if items or key in target:
+        target[key] = items
 
-    ours_res = [_reservation(d) for d in spec.reservations()]
-    macs = {r["hw-address"] for r in ours_res}
 
-    def owned_res(r: Any) -> bool:
-        if not isinstance(r, dict):
-            return False
-        ctx = r.get("user-context")
-        if isinstance(ctx, dict) and ctx.get("managed-by") == MANAGED_BY:
-            return True
-        return _mac_or_none(r.get("hw-address")) in macs
-
-    kept = [r for r in target.get("reservations", []) if not owned_res(r)]
-    ips = {r["ip-address"]: r["hw-address"] for r in ours_res if "ip-address" in r}
-    for r in kept:
-        if isinstance(r, dict) and r.get("ip-address") in ips:
-            raise ValueError(
-                f"{r['ip-address']} is already reserved in subnet {s.id} for "
-                f"{r.get('hw-address') or r.get('client-id') or r.get('hostname')}, "
-                f"not for {ips[r['ip-address']]}"
-            )
-    if kept or ours_res:
-        target["reservations"] = kept + ours_res
-    else:
-        target.pop("reservations", None)
+def _drop_stale_subnets(d4: dict[str, Any], spec: DhcpSpec) -> None:
+    """Remove managed subnets the spec no longer has, and managed items from the operator's other subnets."""
+    ids = {s.id for s in spec.subnets}
+    holders = [d4] + [n for n in d4.get("shared-networks", []) or [] if isinstance(n, dict)]
+    for holder in holders:
+        if "subnet4" not in holder:
+            continue
+        holder["subnet4"] = [x for x in holder["subnet4"] if not (is_managed(x) and x.get("id") not in ids)]
+        for x in holder["subnet4"]:
+            if not isinstance(x, dict) or x.get("id") in ids:
+                continue
+            for key in ("pools", "option-data", "reservations"):
+                if key in x and any(is_managed(i) for i in x[key]):
+                    x[key] = [i for i in x[key] if not is_managed(i)]
 
 
 def _merge_hooks(d4: dict[str, Any], flex: list[dict[str, Any]], hooks_dir: str | None) -> None:
@@ -475,10 +689,6 @@ def _merge_hooks(d4: dict[str, Any], flex: list[dict[str, Any]], hooks_dir: str 
         (h for h in hooks if isinstance(h, dict) and os.path.basename(str(h.get("library", ""))) == FLEX_OPTION_LIB),
         None,
     )
-
-    def owned(o: Any) -> bool:
-        return isinstance(o, dict) and (o.get("code") == 43 or o.get("name") == _OPT43)
-
     if entry is None:
         if flex:
             path = os.path.join(hooks_dir or default_hooks_dir(), FLEX_OPTION_LIB)
@@ -487,41 +697,61 @@ def _merge_hooks(d4: dict[str, Any], flex: list[dict[str, Any]], hooks_dir: str 
         return
     params = entry.setdefault("parameters", {})
     before = list(params.get("options", []))
-    after = _splice(before, owned, flex)
+    # flex_option applies several entries of one code in turn: the operator's stay, no conflict.
+    after = _replace_managed(before, flex, lambda o: {f"option {o.get('code', o.get('name'))}"}
+                             if isinstance(o, dict) else set(), "flex_option entry for", conflicts=False)
     if after:
         params["options"] = after
-    elif any(owned(o) for o in before):  # only our entry was there: drop the hook
+    elif before:  # only our entries were there: drop the hook
         hooks.remove(entry)
 
 
+def _reuse_operator_defs(existing: list[Any], ours: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Ours minus those the operator already defines with the same code, space and type (kept, used by code)."""
+    kept = []
+    for d in ours:
+        same = next((o for o in existing if isinstance(o, dict) and not is_managed(o)
+                     and o.get("code") == d["code"] and o.get("space", "dhcp4") == d["space"]), None)
+        if same is not None and same.get("type") == d["type"] and bool(same.get("array")) == bool(d.get("array")):
+            if not any(isinstance(o, dict) and not is_managed(o) and o is not same and o.get("name") == d["name"]
+                       and o.get("space", "dhcp4") == d["space"] for o in existing):
+                continue
+        kept.append(d)
+    return kept
+
+
 def kea_merge(existing: str | Mapping[str, Any], spec: DhcpSpec, options: KeaOptions | None = None) -> dict[str, Any]:
-    """Merge the items owned by this module into an existing kea-dhcp4 config; return the new config.
+    """Merge the items this helper manages into an existing kea-dhcp4 config; return the new config.
 
     ``existing`` is the text of a kea-dhcp4.conf (comments allowed, see
     :func:`kea_loads`: they are lost) or an already parsed dict (not modified;
-    e.g. the ``arguments`` of ``config-get``). Everything else is kept as is.
-    Owned items, replaced in place (or appended):
+    e.g. the ``arguments`` of ``config-get``). Ownership is a marker, never a
+    name: every item written carries ``"user-context": {"managed-by":
+    "pnp-server"}`` (flex_option entries ``"comment": "managed-by pnp-server"``);
+    only marked items are replaced or removed, everything else is kept as it
+    is, including the operator's classes named like ours. Managed items:
 
-    * ``option-def`` entries with the same (code, space) or (name, space) as
-      the Juniper sub-options and option 150;
-    * ``client-classes`` named ``cisco-pnp``, ``cisco-pnp-*``, ``juniper``,
-      ``juniper-*`` (any case; see :func:`is_owned_class`), put where the first
-      of them was, in the order Kea needs (PID, generic Cisco, models, generic
-      Juniper); a spec without ``pnp``/``juniper`` removes them;
-    * in the flex_option hook (found by file name; its library path is kept),
-      the ``options`` entry of code 43; the hook is added with
-      ``options.hooks_dir`` (default: :func:`default_hooks_dir`) if missing, and
-      removed if that entry was its only one and is no longer needed;
-    * the subnet with ``spec.subnet.id`` (in ``subnet4`` or a shared network;
-      else a subnet with the same prefix and no ``id``, which gets the id;
-      else a new one in ``subnet4``): its ``subnet`` and ``pools``, the routers/DNS/domain/NTP option-data the
-      spec sets, and reservations with the same MAC or marked
-      ``user-context.managed-by`` = :data:`MANAGED_BY` (stale ones go away).
+    * ``option-def`` of the Juniper sub-options and option 150 (an operator
+      definition of the same code, space and type is reused instead: the
+      helper's option-data refer to sub-options by code);
+    * ``client-classes`` (PID, generic Cisco, Juniper models, generic Juniper;
+      put where the first managed one was, else at the end);
+    * the flex_option ``options`` entries (code 43, and 67); the hook is added
+      with ``options.hooks_dir`` (default: :func:`default_hooks_dir`) if missing;
+    * per spec subnet: a marked subnet of its own, or the operator's subnet of
+      the same id (or same prefix and no id), into which marked ``pools``,
+      option-data (routers, DNS, domain, NTP, syslog) and reservations go;
+      marked subnets and items the spec no longer has are removed.
 
-    Idempotent: merging twice gives the same result as merging once. Raises
-    ValueError when the text cannot be read, has no ``Dhcp4`` map, another
-    subnet overlaps the spec's, or a kept reservation holds one of the
-    inventory's addresses. Source: docs/protocol.md §17.2.
+    A managed item that already says what the spec says is kept as it is, so
+    merging twice (or merging Kea's own config-get answer) returns an equal
+    config. Raises ValueError with a one-line reason when the text cannot be
+    read, there is no ``Dhcp4`` map, or an operator item conflicts with a
+    managed one: same option-def code (another type) or name, class name,
+    subnet option, reservation MAC or IP, an overlapping pool or subnet, a
+    subnet id used for another prefix. The operator's flex_option entries of
+    the same code are no conflict (the hook applies them in turn).
+    Source: docs/protocol.md §17.2, docs/dhcp.md.
     """
     options = options or KeaOptions()
     config = kea_loads(existing) if isinstance(existing, str) else copy.deepcopy(dict(existing))
@@ -531,28 +761,31 @@ def kea_merge(existing: str | Mapping[str, Any], spec: DhcpSpec, options: KeaOpt
     for key in ("option-def", "client-classes", "hooks-libraries", "subnet4"):
         _list(d4, key)
 
-    defs = _option_defs()
-    def_codes = {(d["code"], d["space"]) for d in defs}
-    def_names = {(d["name"], d["space"]) for d in defs}
-
-    def owned_def(d: Any) -> bool:
+    def def_keys(d: Any) -> set[Any]:
         if not isinstance(d, dict):
-            return False
+            return set()
         space = d.get("space", "dhcp4")
-        return (d.get("code"), space) in def_codes or (d.get("name"), space) in def_names
+        return {f"code {d.get('code')} in {space}", f"{d.get('name')} in {space}"}
 
-    d4["option-def"] = _splice(_list(d4, "option-def"), owned_def, defs)
-
+    defs = _reuse_operator_defs(_list(d4, "option-def"), _option_defs() if spec.juniper else [])
+    _set_or_drop(d4, "option-def", _replace_managed(_list(d4, "option-def"), defs, def_keys, "option-def"))
     classes = _classes(spec)
-    merged_classes = _splice(
-        _list(d4, "client-classes"), lambda c: isinstance(c, dict) and is_owned_class(c.get("name")), classes
-    )
-    if merged_classes or "client-classes" in d4:
-        d4["client-classes"] = merged_classes
-
+    merged = _replace_managed(_list(d4, "client-classes"), classes,
+                              lambda c: {str(c.get("name"))} if isinstance(c, dict) else set(), "client class")
+    if merged or "client-classes" in d4:
+        d4["client-classes"] = merged
     _merge_hooks(d4, _flex_options(spec, classes), options.hooks_dir)
-    _merge_subnet(d4, spec)
+    _drop_stale_subnets(d4, spec)
+    for s in spec.subnets:
+        _merge_subnet(d4, spec, s)
     return config
+
+
+def kea_diff(before: Mapping[str, Any], after: Mapping[str, Any], name: str = "kea-dhcp4.conf") -> str:
+    """Unified diff of two Kea configs as :func:`kea_dumps` writes them ("" when equal)."""
+    return "".join(difflib.unified_diff(kea_dumps(before).splitlines(keepends=True),
+                                        kea_dumps(after).splitlines(keepends=True),
+                                        f"{name} (before)", f"{name} (after)"))
 
 
 def kea_config(spec: DhcpSpec, options: KeaOptions | None = None) -> dict[str, Any]:
@@ -560,7 +793,7 @@ def kea_config(spec: DhcpSpec, options: KeaOptions | None = None) -> dict[str, A
 
     Built as :func:`kea_merge` into a skeleton (interfaces, control socket,
     memfile lease database, valid lifetime, loggers from ``options``), so the
-    owned items are exactly those a merge writes. Deterministic: same inputs,
+    managed items are exactly those a merge writes. Deterministic: same inputs,
     same dict. Raises ValueError like the dataclasses. Source:
     docs/protocol.md §17.2, §5 (Kea 2.2 syntax: ``control-socket`` map,
     full hook path, explicit subnet ``id``).
@@ -590,7 +823,7 @@ def kea_config(spec: DhcpSpec, options: KeaOptions | None = None) -> dict[str, A
         }
     )
     config = kea_merge({"Dhcp4": d4}, spec, options)
-    for key in ("client-classes", "hooks-libraries"):
+    for key in ("option-def", "client-classes", "hooks-libraries"):
         if not config["Dhcp4"][key]:
             del config["Dhcp4"][key]
     return config

@@ -8,7 +8,12 @@ Flow (docs/protocol.md §17.7, the francoismdj/netbox-kea-dhcp "safe update"):
 Two transports: the unix control socket of kea-dhcp4 itself (Kea 2.2
 ``"control-socket": {"socket-type": "unix", ...}``; no kea-ctrl-agent needed)
 and the HTTP Control Agent (``http://127.0.0.1:8000/``, ``service: ["dhcp4"]``,
-uses ``requests``).
+uses ``requests``; HTTP basic authentication of the agent's
+``authentication`` map with ``user``/``password``).
+
+Nothing changes, nothing is sent: when the merged config equals the running
+one (the merge keeps managed items that already say what the spec says),
+push stops after ``config-get``: no config-test, config-set or config-write.
 """
 
 from __future__ import annotations
@@ -17,12 +22,13 @@ import json
 import socket
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from .kea import KeaOptions, kea_merge
+from .kea import KeaOptions, kea_diff, kea_merge
 from .model import DhcpSpec
 
-__all__ = ["KeaControl", "KeaError", "kea_push"]
+__all__ = ["KeaControl", "KeaError", "PushResult", "kea_push"]
 
 
 class KeaError(RuntimeError):
@@ -40,15 +46,19 @@ class KeaControl:
 
     ``target`` is the path of kea-dhcp4's unix control socket, or an
     ``http://``/``https://`` URL of the Kea Control Agent. ``timeout`` is in
-    seconds for the whole exchange. Errors: :class:`KeaError` when Kea answers
+    seconds for the whole exchange. ``user``/``password``: HTTP basic
+    authentication of the Control Agent (Kea 2.2 ``authentication``
+    ``type: basic``); unused for the unix socket. Errors: :class:`KeaError` when Kea answers
     with a non-zero result, ``OSError`` (socket) or ``requests`` exceptions
     when it cannot be reached, ``ValueError`` when the answer is not JSON.
     """
 
-    def __init__(self, target: str, *, timeout: float = 10.0, service: str = "dhcp4") -> None:
+    def __init__(self, target: str, *, timeout: float = 10.0, service: str = "dhcp4",
+                 user: str | None = None, password: str | None = None) -> None:
         self.target = target
         self.timeout = timeout
         self.service = service
+        self.auth = (user, password or "") if user else None
 
     @property
     def is_http(self) -> bool:
@@ -80,7 +90,10 @@ class KeaControl:
     def _send_http(self, body: Mapping[str, Any]) -> Any:
         import requests  # only needed for the Control Agent
 
-        reply = requests.post(self.target, json=body, timeout=self.timeout)
+        reply = requests.post(self.target, json=body, timeout=self.timeout, auth=self.auth)
+        if reply.status_code == 401:
+            raise KeaError(str(body.get("command")), None, "the Control Agent refused the credentials (HTTP 401): "
+                           "check KEA_API_USER / PNP_KEA_API_PASSWORD")
         try:
             return reply.json()
         except ValueError:
@@ -128,6 +141,21 @@ class KeaControl:
         return str(self.command("config-write", {"filename": filename} if filename else None).get("text", ""))
 
 
+@dataclass(frozen=True)
+class PushResult:
+    """What :func:`kea_push` did: ``before`` (config-get), ``after`` (merged), ``changed``, ``applied``, ``written``."""
+
+    before: dict[str, Any]
+    after: dict[str, Any]
+    changed: bool
+    applied: bool
+    written: bool
+
+    def diff(self) -> str:
+        """Unified diff of the running config before/after ("" when nothing changed)."""
+        return kea_diff(self.before, self.after, "running kea-dhcp4")
+
+
 def kea_push(
     control: KeaControl | str,
     spec: DhcpSpec,
@@ -135,22 +163,26 @@ def kea_push(
     *,
     apply: bool = True,
     write: bool = True,
-) -> dict[str, Any]:
+) -> PushResult:
     """Merge ``spec`` into the running Kea config; test it; apply and persist it.
 
     ``control`` is a :class:`KeaControl` or its target (socket path / URL).
-    Steps: ``config-get``, :func:`kea_merge`, ``config-test``; then, if
-    ``apply``, ``config-set`` and, if ``write``, ``config-write``. Returns the
-    merged config. A config that ``config-test`` rejects is never applied: a
+    Steps: ``config-get``, :func:`kea_merge`; when the result equals the
+    running config nothing more is sent (``changed`` false). Otherwise
+    ``config-test``; then, if ``apply``, ``config-set`` and, if ``write``,
+    ``config-write``. A config that ``config-test`` rejects is never applied: a
     :class:`KeaError` carrying Kea's text is raised instead (also for a failing
-    set/write). ValueError comes from the merge (see :func:`kea_merge`).
-    Source: docs/protocol.md §17.7.
+    set/write). ValueError comes from the merge (see :func:`kea_merge`: an
+    operator item conflicting with a managed one). Source: docs/protocol.md §17.7.
     """
     ctl = control if isinstance(control, KeaControl) else KeaControl(control)
-    merged = kea_merge(ctl.config_get(), spec, options)
+    before = ctl.config_get()
+    merged = kea_merge(before, spec, options)
+    if merged == before:
+        return PushResult(before, merged, changed=False, applied=False, written=False)
     ctl.config_test(merged)
     if apply:
         ctl.config_set(merged)
         if write:
             ctl.config_write()
-    return merged
+    return PushResult(before, merged, changed=True, applied=apply, written=apply and write)

@@ -29,6 +29,7 @@ __all__ = [
     "InventoryDevice",
     "JuniperFileServer",
     "JuniperModel",
+    "JuniperOverrides",
     "JuniperZtp",
     "PnpServer",
     "Subnet",
@@ -132,27 +133,41 @@ class CiscoPidClass:
 
 @dataclass(frozen=True)
 class Subnet:
-    """The IPv4 subnet the ZTP devices boot in.
+    """One IPv4 subnet the ZTP devices boot in (directly attached or behind a DHCP relay).
 
     ``subnet`` is a CIDR (``192.0.2.0/24``), ``id`` the Kea subnet id (explicit,
     mandatory from Kea 2.6, docs/protocol.md §17.3), ``pool_start`` /
-    ``pool_end`` the dynamic range, ``routers`` option 3, ``dns`` option 6,
-    ``domain`` option 15, ``ntp`` option 42 (lists keep their order: it is a
-    priority). Raises ValueError when an address is not in the subnet, the pool
-    is reversed, or the id is out of Kea's range.
+    ``pool_end`` the first dynamic range and ``pools`` more ranges
+    (``[("192.0.2.150", "192.0.2.159")]``); a subnet without any range only
+    serves reservations (or declares the DHCP server's own network for dhcpd).
+    Options: ``routers`` option 3, ``dns`` option 6, ``domain`` option 15,
+    ``ntp`` option 42, ``syslog`` option 7 (log servers: where Junos ZTP
+    reports its progress); lists keep their order (a priority).
+    ``relay``: addresses of the DHCP relays (giaddr) serving it when they are
+    not inside the subnet (Kea ``relay.ip-addresses``; a relay whose giaddr is
+    in the subnet needs nothing). ``interface``: the server interface of a
+    directly attached subnet (Kea ``interface``). ``site``: a name inventory
+    rows may use to pick this subnet. Raises ValueError when an address is not
+    in the subnet, a pool is reversed or overlaps another, or the id is out of
+    Kea's range.
     """
 
     subnet: str
     id: int
-    pool_start: str
-    pool_end: str
+    pool_start: str | None = None
+    pool_end: str | None = None
     routers: Sequence[str] = ()
     dns: Sequence[str] = ()
     domain: str | None = None
     ntp: Sequence[str] = ()
+    syslog: Sequence[str] = ()
+    pools: Sequence[tuple[str, str]] = ()
+    relay: Sequence[str] = ()
+    interface: str | None = None
+    site: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("routers", "dns", "ntp"):
+        for name in ("routers", "dns", "ntp", "syslog", "pools", "relay"):
             _tuple(self, name)
         try:
             net = ipaddress.IPv4Network(self.subnet, strict=True)
@@ -161,15 +176,28 @@ class Subnet:
         object.__setattr__(self, "subnet", str(net))
         if isinstance(self.id, bool) or not isinstance(self.id, int) or not 1 <= self.id <= 4294967294:
             raise ValueError(f"subnet id must be an integer in 1-4294967294, got {self.id!r}")
-        start = _ipv4("pool_start", self.pool_start)
-        end = _ipv4("pool_end", self.pool_end)
-        for what, addr in (("pool_start", start), ("pool_end", end)):
-            if addr not in net:
-                raise ValueError(f"{what} {addr} is not in subnet {net}")
-        if end < start:
-            raise ValueError(f"pool_end {end} is before pool_start {start}")
-        object.__setattr__(self, "pool_start", str(start))
-        object.__setattr__(self, "pool_end", str(end))
+        ranges: list[tuple[str, str]] = []
+        if (self.pool_start is None) != (self.pool_end is None):
+            raise ValueError(f"subnet {net}: give both pool_start and pool_end, or neither")
+        raw = ([(self.pool_start, self.pool_end)] if self.pool_start is not None else []) + list(self.pools)
+        for pool in raw:
+            if isinstance(pool, str) or len(pool) != 2:
+                raise ValueError(f"subnet {net}: a pool is a (first, last) pair, got {pool!r}")
+            start = _ipv4("pool start", pool[0])
+            end = _ipv4("pool end", pool[1])
+            for what, addr in (("pool start", start), ("pool end", end)):
+                if addr not in net:
+                    raise ValueError(f"{what} {addr} is not in subnet {net}")
+            if end < start:
+                raise ValueError(f"pool end {end} is before pool start {start}")
+            for other_start, other_end in ranges:
+                if start <= ipaddress.IPv4Address(other_end) and ipaddress.IPv4Address(other_start) <= end:
+                    raise ValueError(f"subnet {net}: pools {start}-{end} and {other_start}-{other_end} overlap")
+            ranges.append((str(start), str(end)))
+        if ranges:
+            object.__setattr__(self, "pool_start", ranges[0][0])
+            object.__setattr__(self, "pool_end", ranges[0][1])
+        object.__setattr__(self, "pools", tuple(ranges[1:]))
         routers = tuple(str(_ipv4("router", r)) for r in self.routers)
         for r in routers:
             if ipaddress.IPv4Address(r) not in net:
@@ -177,18 +205,75 @@ class Subnet:
         object.__setattr__(self, "routers", routers)
         object.__setattr__(self, "dns", tuple(str(_ipv4("dns server", d)) for d in self.dns))
         object.__setattr__(self, "ntp", tuple(str(_ipv4("ntp server", n)) for n in self.ntp))
+        object.__setattr__(self, "syslog", tuple(str(_ipv4("syslog server", n)) for n in self.syslog))
+        object.__setattr__(self, "relay", tuple(str(_ipv4("relay address", n)) for n in self.relay))
         if self.domain is not None and not is_hostname(self.domain):
             raise ValueError(f"domain {self.domain!r} is not a valid domain name")
+        if self.interface is not None:
+            _check_text("interface", self.interface)
+        if self.site is not None:
+            _check_text("site", self.site)
 
     @property
     def network(self) -> ipaddress.IPv4Network:
         """The subnet as an ``ipaddress.IPv4Network``."""
         return ipaddress.IPv4Network(self.subnet)
 
+    def all_pools(self) -> tuple[tuple[str, str], ...]:
+        """Every dynamic range as ``(first, last)``, the ``pool_start``/``pool_end`` one first."""
+        first = ((self.pool_start, self.pool_end),) if self.pool_start and self.pool_end else ()
+        return first + tuple(self.pools)
+
     def in_pool(self, ip: str) -> bool:
-        """True when ``ip`` lies in the dynamic pool."""
+        """True when ``ip`` lies in one of the dynamic pools."""
         addr = ipaddress.IPv4Address(ip)
-        return ipaddress.IPv4Address(self.pool_start) <= addr <= ipaddress.IPv4Address(self.pool_end)
+        return any(ipaddress.IPv4Address(a) <= addr <= ipaddress.IPv4Address(b) for a, b in self.all_pools())
+
+    def matches(self, key: str) -> bool:
+        """True when an inventory ``subnet``/``site`` value names this subnet (CIDR, id or site, any case)."""
+        key = key.strip()
+        return key in (self.subnet, str(self.id)) or (self.site is not None and key.lower() == self.site.lower())
+
+
+def _check_subopts(obj: object) -> None:
+    """Validate the Juniper sub-option fields shared by JuniperModel and JuniperOverrides."""
+    for name in ("image", "config_file", "image_type", "alt_image", "proxy"):
+        value = getattr(obj, name, None)
+        if value is not None:
+            _check_text(name, value)
+    for name in ("image", "alt_image"):
+        value = getattr(obj, name, None)
+        if value is not None and "/" in value:
+            raise ValueError(f"{name} {value!r} must be a bare file name in images/")
+    timeout = getattr(obj, "ftp_timeout", None)
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int) or not 1 <= timeout <= 86400):
+        raise ValueError(f"ftp_timeout must be seconds in 1-86400, got {timeout!r}")
+
+
+@dataclass(frozen=True)
+class JuniperOverrides:
+    """Per-device Juniper ZTP sub-options that replace the model's (an image exception, a static config...).
+
+    ``image`` (sub-option 0, a file name in images/, fetched through the
+    device's per-MAC URL), ``config_file`` (sub-option 1, sent verbatim),
+    ``image_type`` (2, ``symlink`` tells Junos the image name is a link to
+    follow), ``alt_image`` (4), ``ftp_timeout`` (7, seconds), ``proxy`` (8).
+    Source: docs/protocol.md §16.2.
+    """
+
+    image: str | None = None
+    config_file: str | None = None
+    image_type: str | None = None
+    alt_image: str | None = None
+    ftp_timeout: int | None = None
+    proxy: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_subopts(self)
+
+    def __bool__(self) -> bool:
+        return any(getattr(self, f) is not None for f in
+                   ("image", "config_file", "image_type", "alt_image", "ftp_timeout", "proxy"))
 
 
 @dataclass(frozen=True)
@@ -196,10 +281,16 @@ class InventoryDevice:
     """An inventory device; with a MAC it becomes a host reservation (MAC -> IP, hostname).
 
     ``mac`` is the MAC of the interface that runs DHCP (for Juniper: the ZTP
-    interface, not necessarily the chassis MAC, docs/protocol.md §16.3).
+    interface, not necessarily the chassis MAC, docs/protocol.md §16.3; every
+    form of app/common/mac.py, dotted ``aabb.ccdd.eeff`` too).
     Devices without ``mac`` get no reservation (DHCP cannot see a serial).
-    ``ip`` (IPv4) and/or ``hostname`` are what is reserved; ``serial``, ``pid``,
-    ``model`` only document the reservation (Kea ``user-context``, dhcpd comment).
+    ``ip`` (IPv4) and/or ``hostname`` (option 12) are what is reserved;
+    ``subnet`` names the subnet of a reservation without ``ip`` (CIDR, Kea id
+    or site; with an ``ip`` the subnet holding it is used). ``syslog``
+    (option 7) and ``ntp`` (option 42) are per-device options. ``juniper``
+    holds per-device sub-options (:class:`JuniperOverrides`). ``serial``,
+    ``pid``, ``model`` document the reservation (Kea ``user-context``, dhcpd
+    comment); ``model`` also names the VCI of a per-device image URL.
     Raises ValueError on a bad MAC, IP, hostname or vendor.
     """
 
@@ -210,7 +301,10 @@ class InventoryDevice:
     pid: str | None = None
     vendor: Vendor = "cisco"
     model: str | None = None
-    config_file: str | None = None  # Juniper: sub-option 1 of this host (per-device ZTP token)
+    subnet: str | None = None
+    syslog: Sequence[str] = ()
+    ntp: Sequence[str] = ()
+    juniper: JuniperOverrides | None = None
 
     def __post_init__(self) -> None:
         if self.vendor not in ("cisco", "juniper"):
@@ -221,10 +315,28 @@ class InventoryDevice:
             object.__setattr__(self, "ip", str(_ipv4("device ip", self.ip)))
         if self.hostname is not None and not is_hostname(self.hostname):
             raise ValueError(f"hostname {self.hostname!r} is not a valid host name")
-        for name in ("serial", "pid", "model", "config_file"):
+        for name in ("serial", "pid", "model", "subnet"):
             value = getattr(self, name)
             if value is not None:
                 _check_text(name, value)
+        for name in ("syslog", "ntp"):
+            _tuple(self, name)
+            object.__setattr__(self, name, tuple(str(_ipv4(f"{name} server", v)) for v in getattr(self, name)))
+        if self.juniper is not None and not isinstance(self.juniper, JuniperOverrides):
+            raise ValueError(f"juniper must be JuniperOverrides, got {self.juniper!r}")
+        if self.juniper is not None and not self.juniper:
+            object.__setattr__(self, "juniper", None)
+        if self.juniper is not None and self.vendor != "juniper":
+            raise ValueError(f"device {self.mac}: Juniper sub-options on a {self.vendor} device")
+
+    @property
+    def image_vci(self) -> str:
+        """The VCI used in this device's per-MAC image URL: ``Juniper-<model>`` (``Juniper-device`` without model)."""
+        return f"Juniper-{(self.model or 'device').lower()}"
+
+
+#: Where the Juniper file server may be announced: 150 (TFTP server address, ipv4 array), 66 (TFTP server name, text).
+SERVER_OPTIONS = (66, 150)
 
 
 @dataclass(frozen=True)
@@ -232,19 +344,27 @@ class JuniperFileServer:
     """The server Junos ZTP downloads image and config from.
 
     ``ip`` goes into option 150 (which names the file server for every transfer
-    mode, HTTP included), ``transfer_mode`` into sub-option 3, ``port`` into
-    sub-option 5 (sent for http/https only). Source: docs/protocol.md §16.2, §1.4.
+    mode, HTTP included) and/or option 66 (``server_options``, e.g. ``(66, 150)``),
+    ``transfer_mode`` into sub-option 3, ``port`` into sub-option 5 (sent for
+    http/https only: the HTTPS port for https). ``boot_file`` also sends the
+    config file name in option 67 (boot file name; older Junos releases read it
+    when sub-option 1 is absent). Source: docs/protocol.md §16.2, §1.4.
     """
 
     ip: str
     port: int = 80
     transfer_mode: TransferMode = "http"
+    server_options: Sequence[int] = (150,)
+    boot_file: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ip", str(_ipv4("file server ip", self.ip)))
         _check_port("file server port", self.port)
         if self.transfer_mode not in ("http", "https", "tftp", "ftp"):
             raise ValueError(f"transfer_mode must be http, https, tftp or ftp, got {self.transfer_mode!r}")
+        _tuple(self, "server_options")
+        if not self.server_options or any(o not in SERVER_OPTIONS for o in self.server_options):
+            raise ValueError(f"server_options must be a non-empty list of 66 and/or 150, got {self.server_options!r}")
 
 
 @dataclass(frozen=True)
@@ -255,7 +375,11 @@ class JuniperModel:
     ``qfx5100-48s-6q``): it matches the VCI ``Juniper-<model>`` exactly or
     followed by ``-`` (serial or a longer model; the longest known model wins).
     ``image`` is the official Juniper image file name (docs/protocol.md §16.6),
-    sent as ``images/<image>`` in sub-option 0. ``config_mode``:
+    sent in sub-option 0 as the per-MAC URL
+    ``ztp_fetch/image/<VCI>/<aa-bb-cc-dd-ee-ff>/<image>`` (so each image fetch
+    lands in the device's history). ``image_type`` (sub-option 2, e.g.
+    ``symlink``), ``alt_image`` (4), ``ftp_timeout`` (7, seconds) and
+    ``proxy`` (8) are sent as given. ``config_mode``:
     ``per-mac`` sends sub-option 1 ``ztp_fetch/conf/<VCI>/<aa-bb-cc-dd-ee-ff>.conf``
     built per request; ``static`` sends ``config_file`` verbatim (a config or a
     script). Raises ValueError on a bad model or image name, or a static mode
@@ -266,8 +390,13 @@ class JuniperModel:
     image: str | None = None
     config_mode: ConfigMode = "per-mac"
     config_file: str | None = None
+    image_type: str | None = None
+    alt_image: str | None = None
+    ftp_timeout: int | None = None
+    proxy: str | None = None
 
     def __post_init__(self) -> None:
+        _check_subopts(self)
         if not isinstance(self.model, str) or not _JUNIPER_MODEL.match(self.model):
             raise ValueError(
                 f"Juniper model {self.model!r} must be lower-case letters/digits separated by '-' "
@@ -276,7 +405,7 @@ class JuniperModel:
         if self.image is not None:
             _check_text("image", self.image)
             if "/" in self.image:
-                raise ValueError(f"image {self.image!r} must be a bare file name (it is sent as images/<name>)")
+                raise ValueError(f"image {self.image!r} must be a bare file name in images/")
         if self.config_mode not in ("per-mac", "static"):
             raise ValueError(f"config_mode must be 'per-mac' or 'static', got {self.config_mode!r}")
         if self.config_mode == "static":
@@ -322,24 +451,42 @@ class JuniperZtp:
 
 @dataclass(frozen=True)
 class DhcpSpec:
-    """Everything the generators need: one subnet, the PnP server, Juniper ZTP, the inventory.
+    """Everything the generators need: the subnets, the PnP server, Juniper ZTP, the inventory.
 
-    ``cisco_pids`` takes :class:`CiscoPidClass` or plain PID prefixes (``"C11"``,
-    meaning: the default PnP server). Devices of ``inventory`` without a MAC are
-    ignored. Raises ValueError when PID classes are given without ``pnp``, when
-    two PID prefixes or two devices collide (MAC, IP, hostname), or when a
-    reserved IP is outside the subnet, inside the dynamic pool (dhcpd would hand
-    it out too), the network/broadcast address or a router.
+    ``subnets`` lists every subnet (directly attached or relayed); ``subnet``
+    is the single-subnet shorthand (``DhcpSpec(subnet=...)`` equals
+    ``DhcpSpec(subnets=[...])``). ``cisco_pids`` takes :class:`CiscoPidClass`
+    or plain PID prefixes (``"C11"``, meaning: the default PnP server).
+    Devices of ``inventory`` without a MAC are ignored; the others are placed
+    in the subnet holding their ``ip``, else the one their ``subnet`` value
+    names, else the only subnet. ``warnings`` lists what Kea and dhcpd accept
+    but the operator should know (a reservation inside a dynamic pool).
+    Raises ValueError when no or overlapping subnets are given, ids repeat,
+    PID classes are given without ``pnp``, two PID prefixes or two devices
+    collide (MAC, IP, hostname), or a reserved IP is outside every subnet, the
+    network/broadcast address or a router.
     """
 
-    subnet: Subnet
+    subnet: Subnet | None = None
     pnp: PnpServer | None = None
     cisco_pids: Sequence[str | CiscoPidClass] = ()
     juniper: JuniperZtp | None = None
     inventory: Sequence[InventoryDevice] = field(default=())
+    subnets: Sequence[Subnet] = ()
 
     def __post_init__(self) -> None:
         _tuple(self, "inventory")
+        _tuple(self, "subnets")
+        subnets = tuple(self.subnets)
+        if self.subnet is not None:
+            if subnets and subnets != (self.subnet,):
+                raise ValueError("give subnet or subnets, not both")
+            subnets = (self.subnet,)
+        if not subnets:
+            raise ValueError("a DHCP spec needs at least one subnet")
+        self._check_subnets(subnets)
+        object.__setattr__(self, "subnets", subnets)
+        object.__setattr__(self, "subnet", subnets[0])
         pids = tuple(p if isinstance(p, CiscoPidClass) else CiscoPidClass(p) for p in self.cisco_pids)
         object.__setattr__(self, "cisco_pids", pids)
         if pids and self.pnp is None:
@@ -352,7 +499,8 @@ class DhcpSpec:
                     f"(both give class {p.class_name})"
                 )
             names[p.class_name] = p.pid_prefix
-        net = self.subnet.network
+        placed: dict[int, list[InventoryDevice]] = {s.id: [] for s in subnets}
+        warnings: list[str] = []
         macs: set[str] = set()
         ips: set[str] = set()
         hostnames: set[str] = set()
@@ -366,29 +514,75 @@ class DhcpSpec:
             macs.add(dev.mac)
             if dev.ip is None and dev.hostname is None:
                 raise ValueError(f"device {dev.mac}: a reservation needs ip or hostname")
+            home = self._place(dev, subnets)
             if dev.ip is not None:
-                addr = ipaddress.IPv4Address(dev.ip)
-                if addr not in net:
-                    raise ValueError(f"device {dev.mac}: {dev.ip} is not in subnet {net}")
-                if addr in (net.network_address, net.broadcast_address) or dev.ip in self.subnet.routers:
-                    raise ValueError(f"device {dev.mac}: {dev.ip} is the network, broadcast or router address")
-                if self.subnet.in_pool(dev.ip):
-                    raise ValueError(
-                        f"device {dev.mac}: {dev.ip} is inside the dynamic pool "
-                        f"{self.subnet.pool_start}-{self.subnet.pool_end}; reserve addresses outside it"
-                    )
+                net = home.network
                 if dev.ip in ips:
                     raise ValueError(f"IP {dev.ip} is reserved twice in the inventory")
                 ips.add(dev.ip)
+                addr = ipaddress.IPv4Address(dev.ip)
+                if addr in (net.network_address, net.broadcast_address) or dev.ip in home.routers:
+                    raise ValueError(f"device {dev.mac}: {dev.ip} is the network, broadcast or router address")
+                if home.in_pool(dev.ip):
+                    warnings.append(
+                        f"device {dev.mac}: {dev.ip} is inside a dynamic pool of subnet {home.subnet}; "
+                        "Kea and dhcpd never lease a reserved address to another client, but "
+                        "reserving outside the pools is clearer"
+                    )
             if dev.hostname is not None:
                 key = dev.hostname.lower().rstrip(".")
                 if key in hostnames:
                     raise ValueError(f"hostname {dev.hostname!r} appears twice in the inventory")
                 hostnames.add(key)
+            placed[home.id].append(dev)
+        object.__setattr__(self, "_placed", {k: tuple(sorted(v, key=lambda d: d.mac or "")) for k, v in placed.items()})
+        object.__setattr__(self, "warnings", tuple(warnings))
 
-    def reservations(self) -> tuple[InventoryDevice, ...]:
-        """Inventory devices that get a reservation (those with a MAC), sorted by MAC."""
-        return tuple(sorted((d for d in self.inventory if d.mac is not None), key=lambda d: d.mac or ""))
+    @staticmethod
+    def _check_subnets(subnets: tuple[Subnet, ...]) -> None:
+        ids: set[int] = set()
+        sites: set[str] = set()
+        for i, s in enumerate(subnets):
+            if not isinstance(s, Subnet):
+                raise ValueError(f"subnets must be Subnet instances, got {s!r}")
+            if s.id in ids:
+                raise ValueError(f"subnet id {s.id} is used twice")
+            ids.add(s.id)
+            if s.site is not None:
+                if s.site.lower() in sites:
+                    raise ValueError(f"site {s.site!r} names two subnets")
+                sites.add(s.site.lower())
+            for other in subnets[:i]:
+                if s.network.overlaps(other.network):
+                    raise ValueError(f"subnets {other.subnet} and {s.subnet} overlap")
+
+    @staticmethod
+    def _place(dev: InventoryDevice, subnets: tuple[Subnet, ...]) -> Subnet:
+        if dev.ip is not None:
+            addr = ipaddress.IPv4Address(dev.ip)
+            home = next((s for s in subnets if addr in s.network), None)
+            if home is None:
+                raise ValueError(f"device {dev.mac}: {dev.ip} is in none of the subnets "
+                                 f"({', '.join(s.subnet for s in subnets)})")
+            if dev.subnet is not None and not home.matches(dev.subnet):
+                raise ValueError(f"device {dev.mac}: {dev.ip} is in subnet {home.subnet}, "
+                                 f"not in {dev.subnet!r} as its row says")
+            return home
+        if dev.subnet is not None:
+            home = next((s for s in subnets if s.matches(dev.subnet)), None)
+            if home is None:
+                raise ValueError(f"device {dev.mac}: subnet/site {dev.subnet!r} names none of the subnets")
+            return home
+        if len(subnets) > 1:
+            raise ValueError(f"device {dev.mac}: no ip and no subnet/site column: which subnet is it in?")
+        return subnets[0]
+
+    def reservations(self, subnet_id: int | None = None) -> tuple[InventoryDevice, ...]:
+        """Devices that get a reservation (those with a MAC), sorted by MAC: of one subnet, or of all."""
+        placed: dict[int, tuple[InventoryDevice, ...]] = self._placed  # type: ignore[attr-defined]
+        if subnet_id is not None:
+            return placed.get(subnet_id, ())
+        return tuple(sorted((d for devs in placed.values() for d in devs), key=lambda d: d.mac or ""))
 
     def pid_classes(self) -> tuple[CiscoPidClass, ...]:
         """PID classes, most specific first (longest prefix, then alphabetical): first match wins."""

@@ -4,7 +4,7 @@ Lifecycle (Catalyst Center's words), derived from the workflow state, first
 rule that matches wins (``RULES``):
 
 * **Error**: ERROR or BOOTFLASH_NO_SPACE, or a Juniper ZTP error (parked);
-* **Provisioned**: FINISHED (Juniper: config fetched);
+* **Provisioned**: FINISHED (Juniper: ZTP_DONE, config and image, if it has one, fetched completely);
 * **Unclaimed**: seen, serial not in the inventory;
 * **Onboarding**: claimed and somewhere between step 1 and 12;
 * **Planned**: in the inventory, never seen (no device row at all).
@@ -40,10 +40,10 @@ class Lifecycle(StrEnum):
 
 #: Parked states (Cisco workflow and Juniper ZTP): lifecycle Error, marked stalled.
 PARKED = tuple(s.value for s in wf.PARKED) + (ztp.ZTP_ERROR,)
-#: Done: the Cisco workflow finished, or a Juniper device fetched its config.
-DONE = (wf.State.FINISHED.value, ztp.CONFIG_FETCHED)
-#: Juniper ZTP progress: image fetched (1 of 2), config fetched (2 of 2).
-ZTP_PROGRESS = {ztp.IMAGE_FETCHED: 1, ztp.CONFIG_FETCHED: 2, ztp.ZTP_ERROR: 0}
+#: Done: the Cisco workflow finished, or a Juniper device fetched its config and (if any) image completely.
+DONE = (wf.State.FINISHED.value, ztp.DONE)
+#: Juniper ZTP progress: one of image/config fetched (1 of 2), both (2 of 2).
+ZTP_PROGRESS = {ztp.FETCHING: 0, ztp.IMAGE_FETCHED: 1, ztp.CONFIG_FETCHED: 1, ztp.DONE: 2, ztp.ZTP_ERROR: 0}
 #: ``(lifecycle, states or None, in the inventory or None)``: the first matching rule wins,
 #: else Onboarding. None means "any".
 RULES = ((Lifecycle.ERROR, PARKED, None),
@@ -95,7 +95,7 @@ def stalled_sql(state, last_contact, config: Config, now: datetime):
 def progress_of(state: str) -> tuple[int, int]:
     """``(n, 13)`` for "step n of 13" (the step number comes from the workflow's table).
 
-    Juniper ZTP rows count two steps: image fetched, config fetched.
+    Juniper ZTP rows count two steps: image and config fetched (either order).
     """
     if state in ZTP_PROGRESS:
         return ZTP_PROGRESS[state], 2

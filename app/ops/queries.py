@@ -101,6 +101,9 @@ def device_summary(row: DeviceState, in_inventory: bool, config: Config, now: da
         "step": step, "total_steps": total,
         "last_contact": row.last_contact, "first_seen": row.first_seen,
         "last_error_code": row.last_error_code, "last_error_message": row.last_error_message,
+        "error_kind": row.error_kind if row.state == wf.State.ERROR else None,
+        "auto_retry_at": row.auto_retry_at if row.state == wf.State.ERROR else None,
+        "unknown_outcomes": row.unknown_outcomes or 0,
         "stalled": is_stalled(row.state, row.last_contact, config, now),
         "claimed": in_inventory, "source_hold": row.source_hold,
     }
@@ -112,7 +115,8 @@ def _planned_summary(item: InventoryItem) -> dict:
         "ip_address": None, "running_version": None, "target_version": None, "state": None,
         "lifecycle": Lifecycle.PLANNED.value, "step": 0, "total_steps": wf.TOTAL_STEPS,
         "last_contact": None, "first_seen": None, "last_error_code": None,
-        "last_error_message": None, "stalled": False, "claimed": True, "source_hold": None,
+        "last_error_message": None, "error_kind": None, "auto_retry_at": None,
+        "unknown_outcomes": 0, "stalled": False, "claimed": True, "source_hold": None,
     }
 
 

@@ -7,7 +7,7 @@ Two rules, both from settings (seconds):
   that is not in the inventory and has not been heard from for that long is
   deleted with its events. A made-up serial leaves no permanent row. A
   Juniper row that never got its config (``ZTP_ERROR`` or only the image,
-  ``ZTP_IMAGE_FETCHED``) and whose MAC is in no inventory expires the same way.
+  ``ZTP_IMAGE_FETCHED``, a download never finished) and whose MAC is in no inventory expires the same way.
 * ``EVENT_RETENTION`` (default 180 days, 0 = keep): history events older than
   that are deleted. Each device keeps its summary, which lives in its
   ``device_state`` row (state, first/last contact, last error, finished_at),
@@ -36,7 +36,7 @@ from app.config import Config
 from app.pnp import workflow as wf
 from app.storage.db import utcnow
 from app.storage.models import DeviceEvent, DeviceState, InventoryItem
-from app.ztp.service import IMAGE_FETCHED, ZTP_ERROR
+from app.ztp.service import FETCHING, IMAGE_FETCHED, ZTP_ERROR
 
 __all__ = ["BATCH", "AutoPrune", "PruneResult", "juniper_known", "prune"]
 
@@ -84,7 +84,7 @@ def prune(sessions: sessionmaker[Session], config: Config,
 def _expire_devices(sessions, cutoff, juniper_known, batch, result: PruneResult) -> None:
     not_claimed = ~exists().where(InventoryItem.serial_number == DeviceState.serial_number)
     cisco = (DeviceState.vendor != "juniper") & (DeviceState.state == wf.INITIAL_STATE.value) & not_claimed
-    juniper = (DeviceState.vendor == "juniper") & DeviceState.state.in_((ZTP_ERROR, IMAGE_FETCHED))
+    juniper = (DeviceState.vendor == "juniper") & DeviceState.state.in_((ZTP_ERROR, FETCHING, IMAGE_FETCHED))
     after = 0
     while True:
         with sessions.begin() as session:

@@ -61,7 +61,16 @@ def _context(session: Session, config: Config, serial: str, now: datetime) -> wf
     claimed = inventory_item() is not None if config.require_claim else True
     return wf.Context(now=now, config=config,
                       day0=lambda sn: day0_lookup(config, inventory_item())(sn),
-                      claimed=claimed, config_url=config_url_builder(config))
+                      claimed=claimed, config_url=config_url_builder(config),
+                      file_size=lambda name: _file_size(config, name))
+
+
+def _file_size(config: Config, name: str) -> int | None:
+    """Size in bytes of ``files/<name>`` (a transfer's source), None when unreadable."""
+    try:
+        return (config.files_dir / name).stat().st_size
+    except OSError:
+        return None
 
 
 @dataclass
@@ -134,7 +143,8 @@ def work_request(sessions: sessionmaker[Session], config: Config, wr: p.WorkRequ
     """
     now = utcnow()
     defaults = {"first_seen": now, "state": wf.INITIAL_STATE.value, "attempts": 0,
-                "image_installs": 0, "guestshell_checks": 0, "tarball_transferred": False,
+                "image_installs": 0, "guestshell_checks": 0, "unknown_outcomes": 0,
+                "verifying": False, "auto_retry_rounds": 0, "tarball_transferred": False,
                 "script_transferred": False, "configured": False,
                 **_identity(wr, wr.udi, source_ip, now)}
     with device_lock(sessions, wr.udi.sn, defaults) as (session, row):

@@ -14,7 +14,18 @@ backoff "waiting to be claimed"). Outputs are a
 ``Decision``: new state, job or backoff, column changes and history events.
 No I/O, no database, no HTTP: storage applies decisions, HTTP renders them.
 
-The steps (the ISR1k workflow of docs/protocol.md §14, with the pitfalls of §15):
+Three kinds of outcome are kept apart (docs/protocol.md §14.3): a failure the device
+reports counts as an attempt (``attempts``, MAX_ATTEMPTS; permanent codes of
+``ERROR_CODES`` at once); a job without an answer (the device asks for work while it is
+pending) is an unknown outcome, counted in ``unknown_outcomes`` (MAX_UNKNOWN_OUTCOMES)
+and followed by the step's check before anything is sent again; a server-side problem
+never reaches this file. An ERROR of kind transient or unknown is retried automatically
+(ERROR_RETRY_AFTER, ERROR_RETRY_ROUNDS).
+
+Each state is one entry of ``STEP_TABLE`` at the end of this file: its step number, job
+builder, success handler, failure handler, next state, and the check that finds out
+whether its job took effect. The steps (the ISR1k workflow of docs/protocol.md §14,
+with the pitfalls of §15):
 
  1 CONFIG_REGISTER       cli-config ``config-register 0x2102``
  2 SAVE_CONFIG_REGISTER  cli-exec ``write memory``
@@ -77,21 +88,46 @@ class State(enum.StrEnum):
 INITIAL_STATE = State.CONFIG_REGISTER
 PARKED = (State.BOOTFLASH_NO_SPACE, State.ERROR)
 
-#: Seed step number (1-13) of each state, for "step n of 13".
-STEP_NUMBER = {
-    State.CONFIG_REGISTER: 1, State.SAVE_CONFIG_REGISTER: 2, State.CHECK_IMAGE: 3,
-    State.INSTALL_IMAGE: 4, State.WAIT_RELOAD: 4, State.VERIFY_IMAGE: 4,
-    State.TRANSFER_TARBALL: 5, State.TRANSFER_SCRIPT: 6, State.APPLY_DAY0_CONFIG: 7,
-    State.SAVE_CONFIG: 8, State.CHECK_BOOTFLASH: 9, State.BOOTFLASH_NO_SPACE: 9,
-    State.RUN_EVENT_MANAGER: 10, State.CHECK_GUESTSHELL: 11, State.INSTALL_GUESTSHELL: 11,
-    State.ENABLE_GUESTSHELL: 11, State.RUN_SCRIPT: 12, State.FINISHED: 13, State.ERROR: 0,
-}
 TOTAL_STEPS = 13
 
-#: Error codes that no retry can fix (docs/protocol.md §7.3, docs/protocol.md pitfall P7).
-HARD_ERRORS = {1403, 1410, 1413, 1803, 1806, 1816, 1825}
+# --- kinds of error (docs/protocol.md §7.3) ------------------------------------------------
+
+#: ``error_kind`` of a device in ERROR, and how a device-reported code is treated.
+#: permanent: a retry repeats the failure until a person changes something (straight to
+#: ERROR, waits for an operator); transient: retried with RETRY_BACKOFF up to MAX_ATTEMPTS,
+#: an ERROR after that is retried automatically (ERROR_RETRY_AFTER); unknown: the outcome
+#: of a job was never reported (restart, lost message), bounded by MAX_UNKNOWN_OUTCOMES.
+PERMANENT, TRANSIENT, UNKNOWN = "permanent", "transient", "unknown"
+#: A checksum mismatch: retried like a transient error (one damaged transfer), but the
+#: same mismatch on every try means the catalogue md5 is wrong: permanent after the bound.
+MISMATCH = "mismatch"
+
+#: PnP error number → kind, the table of docs/protocol.md §7.3 (codes not listed: transient).
+ERROR_CODES: dict[int, str] = {
+    1200: TRANSIENT, 1201: TRANSIENT, 1202: TRANSIENT,  # cli-config request errors
+    1403: PERMANENT,  # APPLY_CFG_HASH_FAILED: config file or md5 wrong
+    1404: TRANSIENT,  # APPLY_CFG_COPY_FAILED: config download failed
+    1410: PERMANENT,  # CFG_SYNTAX_ERROR
+    1412: TRANSIENT,  # CFG_RUNNING_CFG_COPY_FAILED
+    1413: PERMANENT,  # CFG_INVALID_INPUT_DETECTED
+    1609: TRANSIENT,  # FILESYSTEM_INFO_RETRIEVE
+    1700: TRANSIENT, 1701: TRANSIENT, 1702: TRANSIENT,  # file-transfer errors, FILE_CP
+    1803: PERMANENT,  # SRC_NOT_FOUND: image URL wrong or file missing
+    1806: PERMANENT,  # INVALID_IMAGE_FORMAT
+    1816: MISMATCH,  # observed for an md5 mismatch: damaged download or wrong catalogue md5
+    1825: PERMANENT,  # NO_SPACE_ON_DEST_FS
+    1829: TRANSIENT,  # IMG_COPY_FAILED: image download/copy failed
+}
+#: Error codes that no retry can fix (docs/protocol.md §7.3, pitfall P7).
+HARD_ERRORS = frozenset(code for code, kind in ERROR_CODES.items() if kind == PERMANENT)
 #: image-install: "running image already matches" (observed meaning of 1817).
 IMAGE_ALREADY_INSTALLED = 1817
+
+
+def code_kind(number: int | None) -> str:
+    """PERMANENT, TRANSIENT or MISMATCH for a PnP error number (docs/protocol.md §7.3)."""
+    return ERROR_CODES.get(number, TRANSIENT) if number is not None else TRANSIENT
+
 
 _EXEC_ERROR = re.compile(r"^\s*%\s*(Invalid input|Error|Incomplete command|Ambiguous command|"
                          r"Unknown command|Bad|Failed)", re.IGNORECASE | re.MULTILINE)
@@ -120,6 +156,13 @@ class DeviceView:
     bootflash_free: int | None = None
     last_error_message: str | None = None
     workflow_state: str | None = None
+    pending_since: datetime | None = None
+    failed_state: str | None = None
+    unknown_outcomes: int = 0
+    verifying: bool = False
+    error_kind: str | None = None
+    auto_retry_at: datetime | None = None
+    auto_retry_rounds: int = 0
 
     @classmethod
     def from_row(cls, row) -> DeviceView:
@@ -145,6 +188,7 @@ class Context:
     day0: Callable[[str], tuple[str, str]] = lambda serial: ("default.cfg", "")
     claimed: bool = True
     config_url: Callable[[str, str], str] | None = None
+    file_size: Callable[[str], int | None] = lambda name: None
 
     def day0_url(self, serial: str, name: str) -> str:
         """Download URL of day-0 config ``name`` for ``serial``: ``config_url`` when the
@@ -195,9 +239,11 @@ class Decision:
 #: What belongs to the step a device is in: dropped whenever it is moved from outside the
 #: workflow (an operator action, or a hand edit of ``state`` in SQL).
 STEP_RESET = {"pending_service": None, "pending_correlator": None, "attempts": 0,
-              "retry_after": None, "guestshell_checks": 0}
-#: The last error and the step it stopped in.
-CLEAR_ERROR = {"last_error_code": None, "last_error_message": None, "failed_state": None}
+              "retry_after": None, "guestshell_checks": 0, "unknown_outcomes": 0,
+              "verifying": False}
+#: The last error, its kind, the step it stopped in and its automatic retry.
+CLEAR_ERROR = {"last_error_code": None, "last_error_message": None, "failed_state": None,
+               "error_kind": None, "auto_retry_at": None}
 #: What "start over at step 1" forgets besides: everything the steps learned or did.
 PROGRESS_RESET = {"image_installs": 0, "reload_requested_at": None, "tarball_transferred": False,
                   "script_transferred": False, "configured": False, "guestshell_state": None,
@@ -208,14 +254,16 @@ def operator_move(current: str, target: State, *, start_over: bool = False) -> d
     """Column changes for an operator moving a device from ``current`` to ``target``.
 
     The target step starts afresh at the next work-request: its pending job,
-    attempts, retry timer and guestshell checks go, and so does the last
-    error. Moving a device to ERROR by hand keeps the step it was in as
-    ``failed_state`` (a retry resumes it). ``start_over`` (reset) also forgets
-    the progress of every step.
+    attempts, unknown outcomes, retry timer and guestshell checks go, and so do
+    the last error and any automatic retry (the operator has taken over). Moving
+    a device to ERROR by hand keeps the step it was in as ``failed_state`` (a retry
+    resumes it). ``start_over`` (reset) also forgets the progress of every step.
     """
-    changes = {"state": target.value, "workflow_state": target.value, **STEP_RESET, **CLEAR_ERROR}
+    changes = {"state": target.value, "workflow_state": target.value, **STEP_RESET, **CLEAR_ERROR,
+               "auto_retry_rounds": 0}
     if target == State.ERROR:
         changes["failed_state"] = current if current in State.__members__ else None
+        changes["error_kind"] = PERMANENT  # put there by a person: a person takes it out
     if target != State.FINISHED:
         changes["finished_at"] = None
     if start_over:
@@ -277,36 +325,65 @@ def app_hosting_state(output: str, app_id: str = "guestshell") -> str | None:
 
 
 def _transition(device: DeviceView, state: State, **changes) -> Decision:
+    """Move on: a known outcome ends the step's attempts, unknown outcomes and check."""
     decision = Decision(state=state, changes={"attempts": 0, "retry_after": None,
+                                              "unknown_outcomes": 0, "verifying": False,
                                               "state": state.value, **changes})
     if state.value != device.state:
         decision.events.append(Event("state", f"{device.state} → {state.value}"))
     return decision
 
 
-def _fail(device: DeviceView, ctx: Context, message: str, code: str = "",
-          hard: bool = False, back_to: State | None = None) -> Decision:
-    """A failed step: retry with escalating backoff up to MAX_ATTEMPTS, then ERROR.
+def _to_error(device: DeviceView, ctx: Context, why: str, kind: str, code: str = "",
+              **changes) -> Decision:
+    """Park in ERROR with the reason, its kind and the step it stopped in.
 
-    ``back_to`` names the state to retry in (default: the current one).
+    An ERROR of kind transient or unknown gets ``auto_retry_at`` (ERROR_RETRY_AFTER from
+    now) while the device has automatic rounds left (ERROR_RETRY_ROUNDS); a permanent
+    one waits for an operator.
+    """
+    cfg = ctx.config
+    current = State(device.state)
+    retry_at = None
+    if kind != PERMANENT and cfg.error_retry_rounds > device.auto_retry_rounds:
+        retry_at = ctx.now + timedelta(seconds=cfg.error_retry_after)
+    decision = Decision(state=State.ERROR, changes={
+        "last_error_code": code or None, "pending_service": None, "pending_correlator": None,
+        "verifying": False, "state": State.ERROR.value, "retry_after": None,
+        "last_error_message": f"{current.value}: {why}", "failed_state": current.value,
+        "error_kind": kind, "auto_retry_at": retry_at, **changes})
+    then = (f"automatic retry at {retry_at:%Y-%m-%d %H:%M:%S} UTC (round "
+            f"{device.auto_retry_rounds + 1} of {cfg.error_retry_rounds})" if retry_at
+            else "waiting for an operator")
+    decision.events.append(Event("state", f"{device.state} → ERROR ({kind}): {why}; {then}"))
+    return decision
+
+
+def _fail(device: DeviceView, ctx: Context, message: str, code: str = "",
+          hard: bool = False, back_to: State | None = None, exhausted: str = TRANSIENT,
+          exhausted_why: str = "") -> Decision:
+    """A device-reported failure: retry with escalating backoff up to MAX_ATTEMPTS, then ERROR.
+
+    ``hard`` (a permanent cause) goes to ERROR at once. ``back_to`` names the state to
+    retry in (default: the current one). ``exhausted`` is the error kind once the
+    attempts are used up and ``exhausted_why`` replaces the message then (e.g. naming the
+    catalogue entry after the same md5 mismatch on every try).
     """
     attempts = device.attempts + 1
     current = State(device.state)
-    error_fields = {"last_error_code": code or None, "last_error_message": message,
-                    "pending_service": None, "pending_correlator": None}
     event = Event("error", message, error_code=code, success=False)
     if hard or attempts >= ctx.config.max_attempts:
-        why = message if hard else f"{message} (gave up after {attempts} attempts)"
-        decision = Decision(state=State.ERROR, changes={
-            **error_fields, "state": State.ERROR.value, "attempts": attempts,
-            "last_error_message": f"{current.value}: {why}", "retry_after": None,
-            "failed_state": current.value})
-        decision.events += [event, Event("state", f"{device.state} → ERROR: {why}")]
+        why = message if hard else f"{exhausted_why or message} (gave up after {attempts} attempts)"
+        decision = _to_error(device, ctx, why, PERMANENT if hard else exhausted, code,
+                             attempts=attempts, unknown_outcomes=0)
+        decision.events.insert(0, event)
         return decision
     delay = retry_delay(ctx.config, attempts)
     target = back_to or current
     decision = Decision(state=target, changes={
-        **error_fields, "state": target.value, "attempts": attempts,
+        "last_error_code": code or None, "last_error_message": message,
+        "pending_service": None, "pending_correlator": None, "verifying": False,
+        "state": target.value, "attempts": attempts, "unknown_outcomes": 0,
         "retry_after": ctx.now + timedelta(seconds=delay)})
     decision.events.append(event)
     decision.events.append(Event("info", f"retrying {target.value} in {delay} s "
@@ -315,11 +392,19 @@ def _fail(device: DeviceView, ctx: Context, message: str, code: str = "",
 
 
 def _backoff(target: State, seconds: int, reason: str, **changes) -> Decision:
-    return Decision(state=target, backoff_seconds=int(seconds), backoff_reason=reason,
+    return Decision(state=target, backoff_seconds=max(1, int(seconds)), backoff_reason=reason,
                     changes=changes)
 
 
-# --- what to send in each state (work-request) -------------------------------------------
+def _replace(device: DeviceView, **changes) -> DeviceView:
+    return replace(device, **changes)
+
+
+# --- job builders: what each step sends ------------------------------------------------------
+
+JobOutcome = Job | State | Decision
+JobBuilder = Callable[[DeviceView, Context], JobOutcome]
+Handler = Callable[[DeviceView, p.WorkResponse, Context], Decision]
 
 
 def _exec(command: str, wait: int = 60) -> Job:
@@ -330,61 +415,212 @@ def _device_info(kind: str = "all") -> Job:
     return Job("device-info", p.device_info_body(kind), f"device-info {kind}")
 
 
-def _job_for(device: DeviceView, ctx: Context) -> Job | State | Decision:
-    """The job for the device's current state; a State means "skip to it"."""
+def _job_config_register(device: DeviceView, ctx: Context) -> JobOutcome:
+    cmd = f"config-register {ctx.config.config_register}"
+    return Job("cli-config", p.cli_config_body([cmd]), cmd)
+
+
+def _job_write_memory(device: DeviceView, ctx: Context) -> JobOutcome:
+    return _exec("write memory", 120)
+
+
+def _job_device_info(device: DeviceView, ctx: Context) -> JobOutcome:
+    return _device_info("all")
+
+
+def _job_filesystem(device: DeviceView, ctx: Context) -> JobOutcome:
+    return _device_info("filesystem")
+
+
+def _job_install_image(device: DeviceView, ctx: Context) -> JobOutcome:
     cfg = ctx.config
+    image = cfg.image_for(device.pid)
+    if image is None:
+        return _fail(device, ctx, f"no catalogue image for PID {device.pid}", hard=True)
+    body = p.image_install_body(cfg.url("images", image.file), image.md5, f"bootflash:{image.file}")
+    return Job("image-install", body, f"image-install {image.file}")
+
+
+def _tarball_path(ctx: Context) -> str:
+    return ctx.config.guestshell_tarball
+
+
+def _script_path(ctx: Context) -> str:
+    return f"guest-share/{ctx.config.python_script}"
+
+
+def _job_tarball(device: DeviceView, ctx: Context) -> JobOutcome:
+    name = ctx.config.guestshell_tarball
+    if not name:
+        return State.TRANSFER_SCRIPT
+    body = p.file_transfer_body(ctx.config.url("files", name), f"bootflash:{_tarball_path(ctx)}")
+    return Job("file-transfer", body, f"file-transfer {name}")
+
+
+def _job_script(device: DeviceView, ctx: Context) -> JobOutcome:
+    name = ctx.config.python_script
+    if not name:
+        return State.APPLY_DAY0_CONFIG
+    body = p.file_transfer_body(ctx.config.url("files", name), f"bootflash:{_script_path(ctx)}")
+    return Job("file-transfer", body, f"file-transfer {name}")
+
+
+def _job_day0(device: DeviceView, ctx: Context) -> JobOutcome:
+    try:
+        name, md5 = ctx.day0(device.serial_number)
+    except ValueError as exc:
+        return _fail(device, ctx, f"day-0 config: {exc}", hard=True)
+    body = p.config_upgrade_body(ctx.day0_url(device.serial_number, name), md5)
+    return Job("config-upgrade", body, f"config-upgrade {name}")
+
+
+def _job_eem(device: DeviceView, ctx: Context) -> JobOutcome:
+    return _exec(f"event manager run {ctx.config.eem_applet}", 300)
+
+
+def _job_show_guestshell(device: DeviceView, ctx: Context) -> JobOutcome:
+    return _exec("show app-hosting list", 60)
+
+
+def _job_install_guestshell(device: DeviceView, ctx: Context) -> JobOutcome:
+    if ctx.config.guestshell_tarball:
+        return _exec("app-hosting install appid guestshell package "
+                     f"bootflash:{ctx.config.guestshell_tarball}", 600)
+    return _exec("guestshell enable", 600)
+
+
+def _job_enable_guestshell(device: DeviceView, ctx: Context) -> JobOutcome:
+    return _exec("guestshell enable", 600)
+
+
+def _job_run_script(device: DeviceView, ctx: Context) -> JobOutcome:
+    if not ctx.config.python_script:
+        return State.FINISHED
+    return _exec(ctx.config.script_command.format(script=ctx.config.python_script), 900)
+
+
+# --- checks: did the last job take effect? (unknown outcomes) ------------------------------------
+
+
+def _check_tarball(device: DeviceView, ctx: Context) -> JobOutcome:
+    return _exec(f"dir bootflash:{_tarball_path(ctx)}", 60)
+
+
+def _check_script(device: DeviceView, ctx: Context) -> JobOutcome:
+    return _exec(f"dir bootflash:{_script_path(ctx)}", 60)
+
+
+def _to_state(state: State) -> Callable[[DeviceView, Context], JobOutcome]:
+    """A check that is itself a step: go there (its own job finds out)."""
+    return lambda device, ctx: state
+
+
+_DIR_LINE = re.compile(r"^\s*\d+\s+[-dlrwx]{4,}\s+(\d+)\s+.*\s(\S+)\s*$")
+
+
+def dir_file_size(output: str, path: str) -> int | None:
+    """Size in bytes of ``path`` in IOS ``dir bootflash:<path>`` output, None when absent.
+
+    A listing line is ``<inode> <perms> <size> <date…> <name>`` (``12  -rw-  5242880  Dec 1
+    2026 09:00:00 +00:00  guestshell.tar``); ``%Error opening …`` or no such line means
+    the file is not there.
+    """
+    name = path.rsplit("/", 1)[-1]
+    for line in (output or "").splitlines():
+        m = _DIR_LINE.match(line)
+        if m and m.group(2).rsplit("/", 1)[-1] == name:
+            return int(m.group(1))
+    return None
+
+
+def _not_done(device: DeviceView, why: str, **changes) -> Decision:
+    """The check says the step's job did not take effect: it is sent again (no attempt)."""
     state = State(device.state)
-    if state == State.CONFIG_REGISTER:
-        cmd = f"config-register {cfg.config_register}"
-        return Job("cli-config", p.cli_config_body([cmd]), cmd)
-    if state in (State.SAVE_CONFIG_REGISTER, State.SAVE_CONFIG):
-        return _exec("write memory", 120)
-    if state in (State.CHECK_IMAGE, State.VERIFY_IMAGE):
-        return _device_info("all")
-    if state == State.INSTALL_IMAGE:
-        image = cfg.image_for(device.pid)
-        if image is None:
-            return _fail(device, ctx, f"no catalogue image for PID {device.pid}", hard=True)
-        body = p.image_install_body(cfg.url("images", image.file), image.md5,
-                                    f"bootflash:{image.file}")
-        return Job("image-install", body, f"image-install {image.file}")
-    if state == State.TRANSFER_TARBALL:
-        if not cfg.guestshell_tarball:
-            return State.TRANSFER_SCRIPT
-        name = cfg.guestshell_tarball
-        body = p.file_transfer_body(cfg.url("files", name), f"bootflash:{name}")
-        return Job("file-transfer", body, f"file-transfer {name}")
-    if state == State.TRANSFER_SCRIPT:
-        if not cfg.python_script:
-            return State.APPLY_DAY0_CONFIG
-        name = cfg.python_script
-        body = p.file_transfer_body(cfg.url("files", name), f"bootflash:guest-share/{name}")
-        return Job("file-transfer", body, f"file-transfer {name}")
-    if state == State.APPLY_DAY0_CONFIG:
-        try:
-            name, md5 = ctx.day0(device.serial_number)
-        except ValueError as exc:
-            return _fail(device, ctx, f"day-0 config: {exc}", hard=True)
-        body = p.config_upgrade_body(ctx.day0_url(device.serial_number, name), md5)
-        return Job("config-upgrade", body, f"config-upgrade {name}")
-    if state == State.CHECK_BOOTFLASH:
-        return _device_info("filesystem")
-    if state == State.RUN_EVENT_MANAGER:
-        return _exec(f"event manager run {cfg.eem_applet}", 300)
-    if state == State.CHECK_GUESTSHELL:
-        return _exec("show app-hosting list", 60)
-    if state == State.INSTALL_GUESTSHELL:
-        if cfg.guestshell_tarball:
-            return _exec("app-hosting install appid guestshell package "
-                         f"bootflash:{cfg.guestshell_tarball}", 600)
-        return _exec("guestshell enable", 600)
-    if state == State.ENABLE_GUESTSHELL:
-        return _exec("guestshell enable", 600)
-    if state == State.RUN_SCRIPT:
-        if not cfg.python_script:
-            return State.FINISHED
-        return _exec(cfg.script_command.format(script=cfg.python_script), 900)
-    raise ValueError(f"no job for state {state}")  # pragma: no cover - states are covered
+    decision = Decision(state=state, changes={"verifying": False, "state": state.value, **changes})
+    decision.events.append(Event("info", f"check: {why}; sending {state.value} again"))
+    return decision
+
+
+def _checked_config_register(device: DeviceView, response: p.WorkResponse, ctx: Context) -> Decision:
+    info = response.device_info or p.DeviceInfo()
+    effective = (info.config_reg_next or info.config_reg).lower()
+    if effective != ctx.config.config_register.lower():
+        return _not_done(device, f"config-register is {effective or 'unknown'}")
+    decision = _transition(device, STEPS[State.CONFIG_REGISTER].next, **_report_fields(info))
+    decision.events.append(Event("info", f"check: config-register already {effective}"))
+    return decision
+
+
+def _check_image(device: DeviceView, ctx: Context) -> JobOutcome:
+    image = ctx.config.image_for(device.pid)
+    return _exec(f"dir bootflash:{image.file if image else device.target_image}", 60)
+
+
+def _checked_image(device: DeviceView, response: p.WorkResponse, ctx: Context) -> Decision:
+    """image-install with an unknown outcome: is the image on bootflash with its size?
+
+    Absent (or short: a cut download) means the install did not happen: it is sent again.
+    Present means the download took place: the device reloads into it (or already has),
+    so on to WAIT_RELOAD, whose version check decides, never a second download.
+    """
+    image = ctx.config.image_for(device.pid)
+    name = image.file if image else (device.target_image or "")
+    size = dir_file_size(response.exec_output, name)
+    if size is None:
+        return _not_done(device, f"bootflash:{name} is not there")
+    if image is not None and image.size and size != image.size:
+        return _not_done(device, f"bootflash:{name} has {size} bytes, not {image.size}")
+    decision = _transition(device, State.WAIT_RELOAD, reload_requested_at=ctx.now,
+                           image_installs=device.image_installs + 1)
+    decision.events.append(Event("info", f"check: bootflash:{name} already there ({size} bytes); "
+                                         "no new download, checking the reload"))
+    return decision
+
+
+def _checked_reload(device: DeviceView, response: p.WorkResponse, ctx: Context) -> Decision:
+    """WAIT_RELOAD without a reload notice: the target version running means it reloaded."""
+    info = response.device_info or p.DeviceInfo()
+    report = _report_fields(info)
+    if same_version(info.version, device.target_version):
+        decision = _transition(device, State.TRANSFER_TARBALL, **report)
+        decision.events.append(Event("info", f"now running {info.version} (reload seen by "
+                                             "its version, without a reload notice)"))
+        return decision
+    decision = Decision(state=State.WAIT_RELOAD, changes={
+        "verifying": False, "state": State.WAIT_RELOAD.value, **report,
+        "retry_after": ctx.now + timedelta(seconds=ctx.config.reload_wait)})
+    decision.events.append(Event("info", f"check: still running {info.version or 'unknown'}; "
+                                         "waiting for the reload"))
+    return decision
+
+
+def _checked_transfer(path_of: Callable[[Context], str], flag: str) -> Handler:
+    def handler(device: DeviceView, response: p.WorkResponse, ctx: Context) -> Decision:
+        path = path_of(ctx)
+        size = dir_file_size(response.exec_output, path)
+        expected = ctx.file_size(path.rsplit("/", 1)[-1])
+        if size is None:
+            return _not_done(device, f"bootflash:{path} is not there")
+        if expected is not None and size != expected:
+            return _not_done(device, f"bootflash:{path} has {size} bytes, not {expected}")
+        decision = _transition(device, STEPS[State(device.state)].next, **{flag: True})
+        decision.events.append(Event("info", f"check: bootflash:{path} already there "
+                                             f"({size} bytes); no new transfer"))
+        return decision
+    return handler
+
+
+def _checked_eem(device: DeviceView, response: p.WorkResponse, ctx: Context) -> Decision:
+    gs_state = app_hosting_state(response.exec_output)
+    if gs_state is None:
+        return _not_done(device, "no guestshell app yet")
+    decision = _transition(device, State.CHECK_GUESTSHELL, guestshell_checks=0)
+    decision.changes["retry_after"] = _after_check_delay(ctx)
+    decision.events.append(Event("info", f"check: the applet ran (guestshell {gs_state})"))
+    return decision
+
+
+# --- what to send (work-request) -----------------------------------------------------------------
 
 
 def _idle(device: DeviceView, ctx: Context, state: State) -> Decision:
@@ -396,18 +632,108 @@ def _idle(device: DeviceView, ctx: Context, state: State) -> Decision:
         return _backoff(state, cfg.idle_backoff,
                         f"bootflash free space {device.bootflash_free} below "
                         f"{cfg.min_bootflash_free} bytes; waiting for an operator")
-    return _backoff(state, cfg.idle_backoff,
-                    f"error: {device.last_error_message or 'see server'}; waiting for an operator")
+    error = device.last_error_message or "see server"
+    if device.auto_retry_at is not None:
+        wait = (device.auto_retry_at - ctx.now).total_seconds()
+        return _backoff(state, min(cfg.idle_backoff, wait),
+                        f"error ({device.error_kind}): {error}; automatic retry in {int(wait)} s")
+    return _backoff(state, cfg.idle_backoff, f"error: {error}; waiting for an operator")
 
 
-def _wait_reload(device: DeviceView, request: p.WorkRequest, ctx: Context) -> Decision | None:
-    """WAIT_RELOAD: backoff until the device says it reloaded (or the timeout passes)."""
-    since = device.reload_requested_at or ctx.now
-    waited = (ctx.now - since).total_seconds()
-    if request.reload_reason is None and waited < ctx.config.reload_timeout:
-        return _backoff(State.WAIT_RELOAD, ctx.config.reload_wait,
+def _auto_retry(device: DeviceView, ctx: Context) -> tuple[DeviceView, list[Event], dict] | None:
+    """ERROR from a transient or unknown cause, its ``auto_retry_at`` passed: resume the
+    step that failed, as an operator's retry would, and count the round."""
+    if device.state != State.ERROR or device.auto_retry_at is None or ctx.now < device.auto_retry_at:
+        return None
+    target = step_to_retry(device.state, device.failed_state)
+    rounds = device.auto_retry_rounds + 1
+    changes = {**STEP_RESET, **CLEAR_ERROR, "state": target.value, "auto_retry_rounds": rounds}
+    event = Event("state", f"ERROR → {target.value} (automatic retry, round {rounds} of "
+                           f"{ctx.config.error_retry_rounds}, after a {device.error_kind} error: "
+                           f"{device.last_error_message})")
+    view = {k: v for k, v in changes.items() if k in _VIEW_FIELDS}
+    return _replace(device, **view), [event], changes
+
+
+_VIEW_FIELDS = frozenset(f.name for f in fields(DeviceView))
+
+
+def _is_duplicate(device: DeviceView, request: p.WorkRequest, ctx: Context) -> float | None:
+    """Seconds left of DUPLICATE_WINDOW when this request repeats one answered with a job
+    that is still pending (a copy, or the device retrying); None otherwise."""
+    if not device.pending_correlator or device.pending_since is None:
+        return None
+    left = ctx.config.duplicate_window - (ctx.now - device.pending_since).total_seconds()
+    return left if left > 0 else None
+
+
+def _unknown_outcome(device: DeviceView, request: p.WorkRequest, ctx: Context,
+                     state: State) -> Decision | tuple[DeviceView, list[Event]]:
+    """The device asks for work while a job is pending: its outcome is unknown.
+
+    Not a failed attempt. Counted in ``unknown_outcomes`` (ERROR of kind unknown past
+    MAX_UNKNOWN_OUTCOMES); then the step's check finds out whether the job took effect
+    (a Decision carrying the check job), or, for steps whose repeat is harmless, the
+    step's job is sent again (the updated device and the events so far).
+    """
+    cfg = ctx.config
+    count = device.unknown_outcomes + 1
+    what = ("check of " if device.verifying else "") + \
+        f"{device.pending_service} ({device.pending_correlator})"
+    why = "the device reloaded" if request.reload_reason else "the device asked for work again"
+    if count > cfg.max_unknown_outcomes:
+        return _to_error(device, ctx, f"outcome of {what} unknown: no response {count} times in a "
+                                      f"row (MAX_UNKNOWN_OUTCOMES {cfg.max_unknown_outcomes})",
+                         UNKNOWN, unknown_outcomes=count)
+    events = [Event("unknown", f"no response to {what}; {why}: outcome unknown "
+                               f"({count} of {cfg.max_unknown_outcomes}), not counted as a failure")]
+    step = STEPS[state]
+    check = step.check(device, ctx) if step.check else None
+    device = _replace(device, unknown_outcomes=count, pending_service=None,
+                      pending_correlator=None, verifying=False)
+    if isinstance(check, Job):
+        changes = {"state": state.value, "pending_service": check.service, "verifying": True,
+                   "pending_correlator": request.correlator, "pending_since": ctx.now,
+                   "retry_after": None, "unknown_outcomes": count}
+        decision = Decision(state=state, job=check, changes=changes)
+        decision.events = events + [Event("job", f"check: {check.summary}", service=check.service,
+                                           correlator=request.correlator)]
+        return decision
+    if isinstance(check, State):
+        events.append(Event("state", f"{state.value} → {check.value} (it finds out)"))
+        return _replace(device, state=check.value), events
+    events.append(Event("info", f"sending {state.value} again (repeating it is harmless)"))
+    return device, events
+
+
+def _wait_reload(device: DeviceView, request: p.WorkRequest, ctx: Context,
+                 ) -> Decision | tuple[DeviceView, list[Event]] | None:
+    """WAIT_RELOAD: wait for the reload; None means go on to VERIFY_IMAGE now.
+
+    The reload notice (or RELOAD_TIMEOUT, the last resort) goes to VERIFY_IMAGE. A
+    work-request without the notice after RELOAD_WAIT gets a device-info: the running
+    version says whether the device reloaded (docs/protocol.md §10).
+    """
+    cfg = ctx.config
+    waited = (ctx.now - (device.reload_requested_at or ctx.now)).total_seconds()
+    if request.reload_reason is not None or waited >= cfg.reload_timeout:
+        return None
+    left = _is_duplicate(device, request, ctx)
+    if left is not None:
+        return _backoff(State.WAIT_RELOAD, left, "a check is pending")
+    if device.pending_correlator:
+        return _unknown_outcome(device, request, ctx, State.WAIT_RELOAD)
+    if waited < cfg.reload_wait or (device.retry_after and ctx.now < device.retry_after):
+        return _backoff(State.WAIT_RELOAD, cfg.reload_wait,
                         "waiting for the device to reload into the new image")
-    return None  # go on to VERIFY_IMAGE now
+    check = _device_info("all")
+    decision = Decision(state=State.WAIT_RELOAD, job=check, changes={
+        "state": State.WAIT_RELOAD.value, "pending_service": check.service, "verifying": True,
+        "pending_correlator": request.correlator, "pending_since": ctx.now, "retry_after": None})
+    decision.events.append(Event("job", f"check: {check.summary} (no reload notice after "
+                                        f"{int(waited)} s)", service=check.service,
+                                 correlator=request.correlator))
+    return decision
 
 
 def on_work_request(device: DeviceView, request: p.WorkRequest, ctx: Context) -> Decision:
@@ -415,8 +741,9 @@ def on_work_request(device: DeviceView, request: p.WorkRequest, ctx: Context) ->
 
     Total over all states (docs/protocol.md pitfall P3): parked, waiting and finished states
     answer with a backoff, never an empty body. A job still pending when the
-    device asks again was lost: it counts as a failed attempt unless the
-    device says it reloaded.
+    device asks again has an unknown outcome: within DUPLICATE_WINDOW the request is a
+    duplicate (short backoff, nothing changes); after it the step's check finds out
+    what happened (never a failed attempt).
     """
     device, events, adopted = _adopt_operator_edit(device)
     if request.reload_reason is not None:
@@ -430,6 +757,12 @@ def on_work_request(device: DeviceView, request: p.WorkRequest, ctx: Context) ->
                             last_error_message=f"unknown state {device.state!r}")
         decision.events = events + [Event("error", f"unknown state {device.state!r}")]
         return _finish(decision, adopted)
+    retried = _auto_retry(device, ctx)
+    if retried is not None:
+        device, more, changes = retried
+        events += more
+        adopted = {**adopted, **changes}
+        state = State(device.state)
     decision = _decide_request(device, request, ctx, state)
     decision.events[:0] = events
     return _finish(decision, adopted)
@@ -440,12 +773,14 @@ def _adopt_operator_edit(device: DeviceView) -> tuple[DeviceView, list[Event], d
 
     ``workflow_state`` is the state the workflow itself last wrote; when the
     row's ``state`` differs, an operator moved the device: the pending job,
-    attempts, retry timer and guestshell checks belong to the old step and are
-    dropped, so the next work-request obeys the edit.
+    attempts, unknown outcomes, retry timer and guestshell checks belong to the old
+    step and are dropped, and so is any automatic retry, so the next work-request
+    obeys the edit.
     """
     if not device.workflow_state or device.workflow_state == device.state:
         return device, [], {}
-    reset = dict(STEP_RESET)
+    # The operator has taken over: no automatic retry of an old ERROR either.
+    reset = {**STEP_RESET, "error_kind": None, "auto_retry_at": None, "auto_retry_rounds": 0}
     event = Event("state", f"{device.workflow_state} → {device.state} (changed outside the "
                            "workflow; starting that step afresh)")
     return _replace(device, **reset), [event], reset
@@ -467,26 +802,42 @@ def _decide_request(device: DeviceView, request: p.WorkRequest, ctx: Context,
     prefix: list[Event] = []
     if state == State.WAIT_RELOAD:
         waiting = _wait_reload(device, request, ctx)
-        if waiting is not None:
+        if isinstance(waiting, Decision):
             return waiting
-        prefix.append(Event("state", "WAIT_RELOAD → VERIFY_IMAGE"))
-        device = _replace(device, state=State.VERIFY_IMAGE.value)
-        state = State.VERIFY_IMAGE
-    elif device.pending_correlator and request.reload_reason is None:
-        lost = _fail(device, ctx, f"no response to {device.pending_service} "
-                                  f"({device.pending_correlator}); the device asked for work again")
-        if lost.state == State.ERROR:
-            return lost
-        prefix, device = lost.events, _replace(device, attempts=lost.changes["attempts"])
+        if waiting is None:
+            prefix.append(Event("state", "WAIT_RELOAD → VERIFY_IMAGE"))
+            device = _replace(device, state=State.VERIFY_IMAGE.value, pending_service=None,
+                              pending_correlator=None, verifying=False, retry_after=None)
+        else:
+            device, prefix = waiting
+        state = State(device.state)
+    elif device.pending_correlator:
+        left = _is_duplicate(device, request, ctx)
+        if left is not None:
+            return _backoff(state, left, f"{state.value}: a job is pending")
+        outcome = _unknown_outcome(device, request, ctx, state)
+        if isinstance(outcome, Decision):
+            return outcome
+        device, prefix = outcome
+        if device.state != state.value:
+            state = State(device.state)
     if device.retry_after and ctx.now < device.retry_after:
         wait = max(1, int((device.retry_after - ctx.now).total_seconds()))
         decision = _backoff(state, wait, f"{state.value} retry after an error",
                             pending_service=None, pending_correlator=None,
-                            state=state.value, attempts=device.attempts)
+                            state=state.value, attempts=device.attempts,
+                            unknown_outcomes=device.unknown_outcomes, verifying=False)
         decision.events = prefix
         return decision
+    return _send_job(device, request, ctx, state, prefix)
+
+
+def _send_job(device: DeviceView, request: p.WorkRequest, ctx: Context, state: State,
+              prefix: list[Event]) -> Decision:
+    """The job of the device's step; a step that is not configured is skipped."""
     for _ in range(len(State)):
-        outcome = _job_for(device, ctx)
+        builder = STEPS[state].job
+        outcome = builder(device, ctx) if builder else State.FINISHED
         if isinstance(outcome, Decision):
             outcome.events[:0] = prefix
             return outcome
@@ -504,16 +855,13 @@ def _decide_request(device: DeviceView, request: p.WorkRequest, ctx: Context,
             continue
         changes = {"state": state.value, "pending_service": outcome.service,
                    "pending_correlator": request.correlator, "pending_since": ctx.now,
-                   "retry_after": None, "attempts": device.attempts}
+                   "retry_after": None, "attempts": device.attempts,
+                   "unknown_outcomes": device.unknown_outcomes, "verifying": False}
         decision = Decision(state=state, job=outcome, changes=changes)
         decision.events = prefix + [Event("job", outcome.summary, service=outcome.service,
                                           correlator=request.correlator)]
         return decision
     raise RuntimeError("skip loop did not end")  # pragma: no cover
-
-
-def _replace(device: DeviceView, **changes) -> DeviceView:
-    return replace(device, **changes)
 
 
 # --- what a result means (work-response) -------------------------------------------------------
@@ -523,9 +871,11 @@ def on_work_response(device: DeviceView, response: p.WorkResponse, ctx: Context)
     """Decide what a WORK-RESPONSE changes. The HTTP reply is always a bye.
 
     A response whose service or correlator does not match the pending job
-    changes nothing (stale or replayed; docs/protocol.md pitfall P8). A fault (no correlator)
-    is attributed to the pending job (P4). ``success="0"`` is recorded with its
-    code and message and the step is retried or failed (P7).
+    changes nothing (stale, replayed or a copy; docs/protocol.md pitfall P8). A fault (no
+    correlator) is attributed to the pending job (P4). ``success="0"`` is recorded with
+    its code and message and the step is retried or failed (P7), by the kind of the code
+    (``ERROR_CODES``). The result of a check (``verifying``) goes to the step's check
+    handler: the step is done, or its job is sent again.
     """
     device, events, adopted = _adopt_operator_edit(device)
     decision = _decide_response(device, response, ctx)
@@ -547,8 +897,12 @@ def _decide_response(device: DeviceView, response: p.WorkResponse, ctx: Context)
         return _ignored(device, response, "no job is pending")
     if response.is_fault:
         error = response.error or p.ErrorInfo()
-        decision = _fail(device, ctx, f"fault for {device.pending_service}: {error.message}",
-                         code=error.code)
+        if device.verifying:
+            decision = _not_done(device, f"the check got a fault ({error.message})",
+                                 pending_service=None, pending_correlator=None)
+        else:
+            decision = _fail(device, ctx, f"fault for {device.pending_service}: {error.message}",
+                             code=error.code)
         decision.events.insert(0, Event("response", f"fault: {summary}", service="fault",
                                         correlator=device.pending_correlator,
                                         success=False, error_code=error.code))
@@ -586,37 +940,63 @@ def _response_summary(response: p.WorkResponse) -> str:
 
 def _handle_result(device: DeviceView, response: p.WorkResponse, ctx: Context,
                    state: State) -> Decision:
+    step = STEPS[state]
+    if device.verifying:
+        if not response.success or step.checked is None:
+            error = response.error
+            return _not_done(device, f"the check failed ({error.code if error else 'no errorInfo'})")
+        return step.checked(device, response, ctx)
     if not response.success:
-        return _on_failure(device, response, ctx, state)
-    handler = _SUCCESS.get(state)
-    if handler is None:
+        return step.failed(device, response, ctx)
+    if step.done is None:
         return _ignored(device, response, f"no job expected in {state.value}")
-    return handler(device, response, ctx)
+    return step.done(device, response, ctx)
 
 
-def _on_failure(device: DeviceView, response: p.WorkResponse, ctx: Context,
-                state: State) -> Decision:
+def _failure_message(response: p.WorkResponse) -> tuple[p.ErrorInfo, str]:
     error = response.error or p.ErrorInfo(message="success=0 without errorInfo")
-    if state == State.INSTALL_IMAGE and error.number == IMAGE_ALREADY_INSTALLED:
+    message = f"{response.service} failed: {error.message or error.code}"
+    if response.service_log:
+        message += f" | {response.service_log[:500]}"
+    return error, message
+
+
+def _on_failure(device: DeviceView, response: p.WorkResponse, ctx: Context) -> Decision:
+    """A device-reported failure: retried or ERROR by the kind of its code (ERROR_CODES)."""
+    error, message = _failure_message(response)
+    return _fail(device, ctx, message, code=error.code, hard=code_kind(error.number) == PERMANENT)
+
+
+def _install_failed(device: DeviceView, response: p.WorkResponse, ctx: Context) -> Decision:
+    """image-install failed: 1817 means already installed; an md5 mismatch (1816) is
+    retried (one damaged download), the same mismatch on every try names the catalogue."""
+    error, message = _failure_message(response)
+    if error.number == IMAGE_ALREADY_INSTALLED:
         decision = _transition(device, State.VERIFY_IMAGE)
         decision.events.append(Event("info", f"{error.code}: image already installed; "
                                              "verifying the running version"))
         return decision
-    message = f"{response.service} failed: {error.message or error.code}"
-    if response.service_log:
-        message += f" | {response.service_log[:500]}"
-    return _fail(device, ctx, message, code=error.code, hard=error.number in HARD_ERRORS)
+    kind = code_kind(error.number)
+    if kind != MISMATCH:
+        return _fail(device, ctx, message, code=error.code, hard=kind == PERMANENT)
+    image = ctx.config.image_for(device.pid)
+    entry = (f"{image.file} (IMAGES entry pid {image.pid!r}, md5 {image.md5 or 'computed'})"
+             if image else device.target_image)
+    return _fail(device, ctx, message, code=error.code, exhausted=PERMANENT,
+                 exhausted_why=f"the same md5 mismatch on every download: check the catalogue "
+                               f"entry {entry} and the file in images/")
 
 
-# --- success handlers, one per state ---------------------------------------------------------------
+# --- success handlers ------------------------------------------------------------------------------
 
 
-def _next(state: State) -> Callable[[DeviceView, p.WorkResponse, Context], Decision]:
+def _advance(**changes) -> Handler:
+    """Success goes to the step's ``next`` state (cli-exec output must show no IOS error)."""
     def handler(device: DeviceView, response: p.WorkResponse, ctx: Context) -> Decision:
         problem = exec_error(response.exec_output) if response.service == "cli-exec" else None
         if problem:
             return _fail(device, ctx, f"{response.service} output: {problem}")
-        return _transition(device, state)
+        return _transition(device, STEPS[State(device.state)].next, **changes)
     return handler
 
 
@@ -782,22 +1162,72 @@ def _script_done(device: DeviceView, response: p.WorkResponse, ctx: Context) -> 
     return decision
 
 
-_SUCCESS: dict[State, Callable[[DeviceView, p.WorkResponse, Context], Decision]] = {
-    State.CONFIG_REGISTER: _config_register_done,
-    State.SAVE_CONFIG_REGISTER: _next(State.CHECK_IMAGE),
-    State.CHECK_IMAGE: _check_image_done,
-    State.INSTALL_IMAGE: _install_done,
-    State.VERIFY_IMAGE: _verify_image_done,
-    State.TRANSFER_TARBALL: lambda d, r, c: _transition(d, State.TRANSFER_SCRIPT,
-                                                        tarball_transferred=True),
-    State.TRANSFER_SCRIPT: lambda d, r, c: _transition(d, State.APPLY_DAY0_CONFIG,
-                                                       script_transferred=True),
-    State.APPLY_DAY0_CONFIG: lambda d, r, c: _transition(d, State.SAVE_CONFIG, configured=True),
-    State.SAVE_CONFIG: _next(State.CHECK_BOOTFLASH),
-    State.CHECK_BOOTFLASH: _bootflash_done,
-    State.RUN_EVENT_MANAGER: _eem_done,
-    State.CHECK_GUESTSHELL: _guestshell_check_done,
-    State.INSTALL_GUESTSHELL: _guestshell_action_done,
-    State.ENABLE_GUESTSHELL: _guestshell_action_done,
-    State.RUN_SCRIPT: _script_done,
-}
+# --- the table: the 13 steps in order ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    """One workflow state: everything about it in one place.
+
+    ``number`` is the step (1-13) shown to operators (0 for ERROR). ``job`` builds what
+    to send (a Job; a State to skip to when the step is not configured; a Decision when
+    the step cannot be done), None for states that send no job of their own. ``done``
+    handles a successful result and ``failed`` a device-reported failure. ``next`` is
+    where success normally leads. ``check`` finds out, after an unknown outcome, whether
+    the last job took effect: a Job whose result goes to ``checked`` (the step is done,
+    or its job is sent again), a State that finds out itself, or None when sending the
+    job again is cheap and harmless (read-only jobs, ``write memory``).
+    """
+
+    state: State
+    number: int
+    job: JobBuilder | None
+    done: Handler | None
+    next: State | None
+    check: JobBuilder | None = None
+    checked: Handler | None = None
+    failed: Handler = _on_failure
+
+
+STEP_TABLE = (
+    Step(State.CONFIG_REGISTER, 1, _job_config_register, _config_register_done,
+         State.SAVE_CONFIG_REGISTER,
+         check=_job_device_info, checked=_checked_config_register),
+    Step(State.SAVE_CONFIG_REGISTER, 2, _job_write_memory, _advance(), State.CHECK_IMAGE),
+    Step(State.CHECK_IMAGE, 3, _job_device_info, _check_image_done, State.INSTALL_IMAGE),
+    Step(State.INSTALL_IMAGE, 4, _job_install_image, _install_done, State.WAIT_RELOAD,
+         check=_check_image, checked=_checked_image, failed=_install_failed),
+    Step(State.WAIT_RELOAD, 4, None, None, State.VERIFY_IMAGE,
+         check=_job_device_info, checked=_checked_reload),
+    Step(State.VERIFY_IMAGE, 4, _job_device_info, _verify_image_done, State.TRANSFER_TARBALL),
+    Step(State.TRANSFER_TARBALL, 5, _job_tarball, _advance(tarball_transferred=True),
+         State.TRANSFER_SCRIPT,
+         check=_check_tarball, checked=_checked_transfer(_tarball_path, "tarball_transferred")),
+    Step(State.TRANSFER_SCRIPT, 6, _job_script, _advance(script_transferred=True),
+         State.APPLY_DAY0_CONFIG,
+         check=_check_script, checked=_checked_transfer(_script_path, "script_transferred")),
+    # A day-0 config is kilobytes and merging the same lines again gives the same
+    # running-config: sending config-upgrade again is the cheapest conclusive check.
+    Step(State.APPLY_DAY0_CONFIG, 7, _job_day0, _advance(configured=True), State.SAVE_CONFIG),
+    Step(State.SAVE_CONFIG, 8, _job_write_memory, _advance(), State.CHECK_BOOTFLASH),
+    Step(State.CHECK_BOOTFLASH, 9, _job_filesystem, _bootflash_done, State.RUN_EVENT_MANAGER),
+    Step(State.BOOTFLASH_NO_SPACE, 9, None, None, State.CHECK_BOOTFLASH),
+    Step(State.RUN_EVENT_MANAGER, 10, _job_eem, _eem_done, State.CHECK_GUESTSHELL,
+         check=_job_show_guestshell, checked=_checked_eem),
+    Step(State.CHECK_GUESTSHELL, 11, _job_show_guestshell, _guestshell_check_done,
+         State.RUN_SCRIPT),
+    Step(State.INSTALL_GUESTSHELL, 11, _job_install_guestshell, _guestshell_action_done,
+         State.CHECK_GUESTSHELL, check=_to_state(State.CHECK_GUESTSHELL)),
+    Step(State.ENABLE_GUESTSHELL, 11, _job_enable_guestshell, _guestshell_action_done,
+         State.CHECK_GUESTSHELL, check=_to_state(State.CHECK_GUESTSHELL)),
+    # The script is the operator's: it is run again after an unknown outcome (write it so
+    # that a second run is harmless).
+    Step(State.RUN_SCRIPT, 12, _job_run_script, _script_done, State.FINISHED),
+    Step(State.FINISHED, 13, None, None, None),
+    Step(State.ERROR, 0, None, None, None),
+)
+
+#: The workflow table, by state (``STEP_TABLE`` gives the order).
+STEPS: dict[State, Step] = {step.state: step for step in STEP_TABLE}
+#: Step number (1-13) of each state, for "step n of 13" (0 for ERROR).
+STEP_NUMBER: dict[State, int] = {step.state: step.number for step in STEP_TABLE}

@@ -71,6 +71,8 @@ class DeviceState(Base):
     tarball_transferred: Mapped[bool] = mapped_column(Boolean, default=False)
     script_transferred: Mapped[bool] = mapped_column(Boolean, default=False)
     configured: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Juniper ZTP: when the device last fetched its image completely (None = never).
+    image_fetched_at: Mapped[datetime | None] = mapped_column(DateTime)
     guestshell_state: Mapped[str | None] = mapped_column(String(32))
     guestshell_checks: Mapped[int] = mapped_column(Integer, default=0)
     script_output: Mapped[str | None] = mapped_column(LongText)
@@ -88,6 +90,16 @@ class DeviceState(Base):
     last_error_message: Mapped[str | None] = mapped_column(Text)
     # The step a device in ERROR stopped in (a retry resumes it); None otherwise.
     failed_state: Mapped[str | None] = mapped_column(String(32))
+    # Unknown outcomes in a row of the current step (no response: restart, lost message);
+    # bounded by MAX_UNKNOWN_OUTCOMES, never counted in ``attempts``.
+    unknown_outcomes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The pending job is a check of whether the step's last job took effect.
+    verifying: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # Why a device is in ERROR: permanent (waits for an operator), transient or unknown
+    # (retried automatically at ``auto_retry_at``, ERROR_RETRY_AFTER / ERROR_RETRY_ROUNDS).
+    error_kind: Mapped[str | None] = mapped_column(String(16))
+    auto_retry_at: Mapped[datetime | None] = mapped_column(DateTime)
+    auto_retry_rounds: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
     # The address a message came from while the flow had started from ``ip_address``: the
     # device is held (not advanced) until an operator accepts it (app/pnp/source.py).

@@ -171,13 +171,16 @@ def parse_request(mode: str, vci: str, mac: str, models: Iterable[str] = (), nam
     return FetchRequest(mode=mode, vci=vci, model=model, serial=serial, mac=parse_mac(mac), name=name)
 
 
-def choose_image(req: FetchRequest, models: Mapping[str, str], images_dir: Path) -> Path:
+def choose_image(req: FetchRequest, models: Mapping[str, str], images_dir: Path,
+                 override: str | None = None) -> Path:
     """The official image for the request's model (``models``: model -> file name in ``images_dir``).
 
-    Raises ZtpError(404) when the model has no image in the catalogue, the
-    file is missing, or ``req.name`` is given and is not the official name.
+    ``override`` is the device's own image (the ``image`` column of its
+    inventory row), which wins over the model's. Raises ZtpError(404) when
+    there is no image for the device, the file is missing, or ``req.name`` is
+    given and is not that image's name.
     """
-    image = models.get(req.model) or ""
+    image = override or models.get(req.model) or ""
     if not image:
         raise ZtpError(404, f"no image for Juniper model {req.model!r} (VCI {req.vci}): "
                             "add it to JUNIPER_MODELS in settings.py")

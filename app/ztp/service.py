@@ -1,4 +1,4 @@
-"""History of Juniper ZTP fetches: one device_state row per MAC, one device_event per fetch.
+"""History of Juniper ZTP fetches: one device_state row per MAC, events per fetch.
 
 Storage rules (documented for the dashboard):
 
@@ -7,11 +7,19 @@ Storage rules (documented for the dashboard):
   on some models, and may differ between interfaces); ``pid`` = the model from
   the VCI; ``udi`` = ``PID:<model>,VID:,SN:<serial from the VCI>``;
   ``vci`` = option 60 as sent; ``hostname`` from the inventory.
-* ``state``: :data:`CONFIG_FETCHED` / :data:`IMAGE_FETCHED` after a served
-  download (the last one wins: ZTP restarts repeat them), :data:`ZTP_ERROR`
-  when nothing could be served (no config, no image, template error).
-* events: kind ``fetch`` (service ``ztp-conf`` or ``ztp-image``, success
-  true) or ``error`` (success false, ``error_code`` = HTTP status).
+* A download is two events: kind ``fetch`` when it starts (what, how many
+  bytes; ``success`` NULL) and, when the response is closed, kind ``fetch``
+  (``success`` true: every byte sent) or ``error`` (``INCOMPLETE``: the device
+  went away after N of M bytes). Only a complete download counts:
+  ``configured`` (config) and ``image_fetched_at`` (image).
+* ``state``: :data:`DONE` once the config **and**, when the device has an
+  image (model catalogue or the inventory row's ``image``), the image were
+  fetched completely; else :data:`CONFIG_FETCHED` / :data:`IMAGE_FETCHED` for
+  the half done, :data:`FETCHING` before; :data:`ZTP_ERROR` when nothing could
+  be served (no config, no image, template error).
+* A VCI whose model or serial disagrees with the device's inventory row is an
+  ``error`` event ``VCI_MISMATCH`` and the row's last error (the file is still
+  served: the MAC decides).
 
 Each change runs under the row lock of app.storage.lock.device_lock, like PnP.
 """
@@ -24,45 +32,76 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.storage.db import utcnow
 from app.storage.lock import device_lock
-from app.storage.models import DeviceEvent
+from app.storage.models import DeviceEvent, DeviceState
 from app.ztp.juniper import FetchRequest
 
-__all__ = ["CONFIG_FETCHED", "IMAGE_FETCHED", "ZTP_ERROR", "record_fetch"]
+__all__ = ["CONFIG_FETCHED", "DONE", "FETCHING", "IMAGE_FETCHED", "ZTP_ERROR", "record_fetch",
+           "record_transfer", "vci_mismatch"]
 
 log = logging.getLogger("pnp.ztp")
 
+FETCHING = "ZTP_FETCHING"
 CONFIG_FETCHED = "ZTP_CONFIG_FETCHED"
 IMAGE_FETCHED = "ZTP_IMAGE_FETCHED"
+DONE = "ZTP_DONE"
 ZTP_ERROR = "ZTP_ERROR"
+MISMATCH = "VCI_MISMATCH"
+
+
+def vci_mismatch(req: FetchRequest, row: dict) -> str | None:
+    """What in the VCI disagrees with the inventory row (model, serial), or None."""
+    problems = []
+    model = (row.get("model") or "").strip().lower()
+    if model and model != req.model:
+        problems.append(f"model {req.model} (inventory: {model})")
+    serial = (row.get("serial") or "").strip()
+    if serial and req.serial and serial.upper() != req.serial.upper():
+        problems.append(f"serial {req.serial} (inventory: {serial})")
+    return f"VCI {req.vci} says {' and '.join(problems)}" if problems else None
+
+
+def _state(row: DeviceState, needs_image: bool) -> str:
+    image = row.image_fetched_at is not None
+    if row.configured and (image or not needs_image):
+        return DONE
+    if row.configured:
+        return CONFIG_FETCHED
+    return IMAGE_FETCHED if image else FETCHING
+
+
+def _identify(row: DeviceState, req: FetchRequest, now) -> None:
+    row.vendor = "juniper"
+    row.mac_address = req.mac
+    row.vci = req.vci
+    row.pid = req.model[:64]
+    if req.serial or not row.udi or not row.udi.startswith(f"PID:{req.model},"):
+        row.udi = f"PID:{req.model},VID:,SN:{req.serial or ''}"[:255]  # a VCI without serial keeps the SN
+    row.last_contact = now
 
 
 def record_fetch(sessions: sessionmaker[Session], req: FetchRequest, source_ip: str | None, *,
                  served: str | None = None, error: str | None = None, status: int = 200,
-                 hostname: str | None = None, image: str | None = None, create: bool = True) -> None:
-    """Record one ``/ztp_fetch`` attempt of a device (creating its row on first contact).
+                 hostname: str | None = None, image: str | None = None, mismatch: str | None = None,
+                 create: bool = True) -> None:
+    """Record the start of one ``/ztp_fetch`` download (creating the device row on first contact).
 
-    ``served`` describes what was sent (success) or ``error`` why nothing was
+    ``served`` describes what is being sent, or ``error`` why nothing is
     (with ``status``, the HTTP status answered). ``hostname`` (inventory) is
-    stored when given, ``image`` (image mode) as ``target_image``.
+    stored when given, ``image`` (image mode) as ``target_image``,
+    ``mismatch`` (:func:`vci_mismatch`) as an event and the last error.
     With ``create=False`` a MAC without a row only gets a log line (a failed fetch of a MAC
     that is in no inventory: made-up MACs must not add a row per request).
     Raises SQLAlchemy errors (the route logs them and still answers the device).
     """
     now = utcnow()
     defaults = {"vendor": "juniper", "mac_address": req.mac, "first_seen": now, "last_contact": now,
-                "state": ZTP_ERROR if error else (CONFIG_FETCHED if req.mode == "conf" else IMAGE_FETCHED)}
+                "state": ZTP_ERROR if error else FETCHING}
     with device_lock(sessions, req.mac, defaults=defaults if create else None) as (session, row):
         if row is None:
             log.warning("ztp %s %s from %s (%s): %d %s (unknown MAC: not recorded)", req.mode, req.mac,
                         source_ip, req.vci, status, error)
             return
-        row.vendor = "juniper"
-        row.mac_address = req.mac
-        row.vci = req.vci
-        row.pid = req.model[:64]
-        if req.serial or not row.udi or not row.udi.startswith(f"PID:{req.model},"):
-            row.udi = f"PID:{req.model},VID:,SN:{req.serial or ''}"[:255]  # a VCI without serial keeps the SN
-        row.last_contact = now
+        _identify(row, req, now)
         if source_ip:
             row.ip_address = source_ip
         if hostname:
@@ -76,14 +115,52 @@ def record_fetch(sessions: sessionmaker[Session], req: FetchRequest, source_ip: 
                                     error_code=str(status), message=f"{req.vci}: {error}"))
             log.warning("ztp %s %s from %s (%s): %d %s", req.mode, req.mac, source_ip, req.vci, status, error)
             return
-        if req.mode == "conf":
-            row.state = CONFIG_FETCHED
-            row.configured = True
-        else:
-            row.state = IMAGE_FETCHED
+        if image:
             row.target_image = image
+        if row.state == ZTP_ERROR:
+            row.state = FETCHING  # the end of this download decides (record_transfer)
         row.last_error_code = None
         row.last_error_message = None
+        session.add(DeviceEvent(device_id=row.id, at=now, kind="fetch", service=service, success=None,
+                                message=f"{req.vci}: sending {served} to {source_ip}"))
+        if mismatch:
+            row.last_error_code = MISMATCH
+            row.last_error_message = mismatch
+            session.add(DeviceEvent(device_id=row.id, at=now, kind="error", service=service, success=False,
+                                    error_code=MISMATCH, message=mismatch))
+            log.warning("ztp %s %s: %s", req.mode, req.mac, mismatch)
+        log.info("ztp %s %s from %s (%s): sending %s", req.mode, req.mac, source_ip, req.vci, served)
+
+
+def record_transfer(sessions: sessionmaker[Session], req: FetchRequest, *, what: str, sent: int,
+                    size: int | None, complete: bool, needs_image: bool) -> None:
+    """Record the end of a download: ``sent`` bytes of ``size`` (None = unknown), ``complete`` or not.
+
+    A complete config sets ``configured``, a complete image ``image_fetched_at``;
+    the state becomes :data:`DONE` when the config and (``needs_image``) the
+    image are both complete. An incomplete download is an ``error`` event
+    ``INCOMPLETE`` (the state is left as it was). Raises SQLAlchemy errors.
+    """
+    now = utcnow()
+    with device_lock(sessions, req.mac) as (session, row):
+        if row is None:  # the row was deleted by the operator meanwhile
+            return
+        row.last_contact = now
+        service = f"ztp-{req.mode}"
+        total = f"{size} bytes" if size is not None else "size unknown"
+        if not complete:
+            session.add(DeviceEvent(device_id=row.id, at=now, kind="error", service=service, success=False,
+                                    error_code="INCOMPLETE",
+                                    message=f"{req.vci}: {what} interrupted after {sent} of {total}"))
+            log.warning("ztp %s %s: %s interrupted after %d of %s", req.mode, req.mac, what, sent, total)
+            return
+        if req.mode == "conf":
+            row.configured = True
+        else:
+            row.image_fetched_at = now
+        row.state = _state(row, needs_image)
+        if row.state == DONE and row.finished_at is None:
+            row.finished_at = now
         session.add(DeviceEvent(device_id=row.id, at=now, kind="fetch", service=service, success=True,
-                                message=f"{req.vci}: sent {served} to {source_ip}"))
-        log.info("ztp %s %s from %s (%s): sent %s", req.mode, req.mac, source_ip, req.vci, served)
+                                message=f"{req.vci}: {what} complete ({sent} bytes)"))
+        log.info("ztp %s %s: %s complete (%d bytes)", req.mode, req.mac, what, sent)

@@ -3,14 +3,14 @@ MariaDB), ``source_hold`` for a serial driven from a new address, an index on ev
 for pruning the history in batches.
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0006
 Create Date: 2026-12-01 10:00:00
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = '0007'
-down_revision = '0004'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 

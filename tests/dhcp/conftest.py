@@ -201,3 +201,71 @@ def make_spec_fixture() -> Callable[..., DhcpSpec]:
 @pytest.fixture
 def spec() -> DhcpSpec:
     return make_spec()
+
+
+class KeaDaemon:
+    """A kea-dhcp4 on no interface with a unix control socket (``ctl``), its config file and log."""
+
+    def __init__(self, kea_bin: str, work: Path, dhcp4: dict[str, Any] | None = None) -> None:
+        import time
+
+        from app.dhcp import KeaControl
+
+        self.work = work
+        self.config_file = work / "kea-dhcp4.conf"
+        self.socket = work / "kea.sock"
+        self.log = work / "kea.log"
+        config = {
+            "interfaces-config": {"interfaces": []},
+            "control-socket": {"socket-type": "unix", "socket-name": str(self.socket)},
+            "lease-database": {"type": "memfile", "persist": False},
+            "option-data": [{"name": "domain-name", "data": "keep.example"}],
+            "loggers": [{"name": "kea-dhcp4", "output_options": [{"output": str(self.log)}], "severity": "DEBUG",
+                         "debuglevel": 10}],
+            **(dhcp4 or {}),
+        }
+        self.config_file.write_text(json.dumps({"Dhcp4": config}))
+        env = dict(os.environ, KEA_PIDFILE_DIR=str(work), KEA_LOCKFILE_DIR=str(work))
+        with (work / "kea.out").open("w") as out:
+            self.proc = subprocess.Popen([kea_bin, "-c", str(self.config_file)], env=env, stdout=out,
+                                         stderr=subprocess.STDOUT)
+        self.ctl = KeaControl(str(self.socket), timeout=5)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.ctl.command("version-get")
+                return
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    pytest.fail("kea-dhcp4 did not start: " + (work / "kea.out").read_text(errors="replace"))
+                time.sleep(0.1)
+
+    def commands(self) -> list[str]:
+        """The control commands kea-dhcp4 received so far, from its log (COMMAND_RECEIVED lines)."""
+        import re
+
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return re.findall(r"COMMAND_RECEIVED Received command '([a-z0-9-]+)'", text)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+@pytest.fixture
+def kea_daemon(kea_bin: str):
+    """A running kea-dhcp4 (:class:`KeaDaemon`) in a short temporary directory (unix socket paths are limited)."""
+    import tempfile
+
+    work = Path(tempfile.mkdtemp(prefix="pnpkea-", dir="/tmp"))
+    daemon = KeaDaemon(kea_bin, work)
+    try:
+        yield daemon
+    finally:
+        daemon.stop()
+        shutil.rmtree(work, ignore_errors=True)

@@ -44,7 +44,15 @@ VARIANTS = {
                        "DHCP_PNP_TRUSTPOOL_URL": "https://192.0.2.10/ca.pem", "DHCP_PNP_NTP": "192.0.2.123",
                        "DHCP_CISCO_PIDS": ["C9300", {"pid": "C11", "port": 80, "https": False}]},
     "cisco-only": {"DHCP_JUNIPER": False},
-    "juniper-only-tftp": {"DHCP_CISCO": False, "JUNIPER_TRANSFER_MODE": "tftp", "JUNIPER_FILE_SERVER": "192.0.2.11"},
+    "juniper-only-tftp": {"DHCP_CISCO": False, "JUNIPER_TRANSFER_MODE": "tftp", "JUNIPER_TFTP_SERVER": "192.0.2.11"},
+    "https-options-66-67": {"JUNIPER_TRANSFER_MODE": "https", "HTTPS_PORT": 8443,
+                            "JUNIPER_SERVER_OPTIONS": [66, 67, 150], "DHCP_SYSLOG": ["192.0.2.5"],
+                            "JUNIPER_MODEL_OPTIONS": {"ex4300-48p": {"image_type": "symlink", "ftp_timeout": 300,
+                                                                     "alt_image": "alt.tgz", "proxy": "192.0.2.8"}}},
+    "subnets": {"DHCP_SUBNET": "", "DHCP_SUBNETS": [
+        {"subnet": "192.0.2.0/24", "id": 1, "pool": "192.0.2.100-192.0.2.199", "routers": ["192.0.2.1"]},
+        {"subnet": "198.51.100.0/24", "id": 2, "pools": ["198.51.100.100-198.51.100.150"],
+         "routers": ["198.51.100.1"], "relay": "198.51.100.1", "site": "b", "dns": ["198.51.100.53"]}]},
     "no-models": {"JUNIPER_MODELS": {}, "DHCP_NTP": ["192.0.2.123"], "DHCP_SUBNET_ID": 7},
 }
 
@@ -87,13 +95,13 @@ def test_kea_output_content(dhcp_lab, kea_check):
     assert cisco["data"] == "5A1N;B2;K4;I192.0.2.10;J8080"
     assert list(classes)[:2] == ["cisco-pnp", "juniper-qfx5100-48s-6q"]  # models longest first, generic last
     assert list(classes)[-1] == "juniper"
-    ex = {o["name"]: o.get("data") for o in classes["juniper-ex4300-48p"]["option-data"]}
-    assert ex["image-file-name"] == f"images/{IMAGE_EX4300}"
-    assert ex["transfer-mode"] == "http" and ex["http-port"] == "8080"
-    assert ex["tftp-server-address"] == "192.0.2.10"
+    ex = {o.get("code"): o.get("data") for o in classes["juniper-ex4300-48p"]["option-data"]}
+    assert ex[3] == "http" and ex[5] == "8080"  # transfer mode, port
+    assert ex[150] == "192.0.2.10"
+    assert f"/' + hexstring(pkt4.mac, '-') + '/{IMAGE_EX4300}'" in json.dumps(config)  # per-MAC image URL
     subnet = config["Dhcp4"]["subnet4"][0]
     assert (subnet["id"], subnet["subnet"]) == (1, "192.0.2.0/24")
-    assert subnet["pools"] == [{"pool": "192.0.2.100 - 192.0.2.199"}]
+    assert [p["pool"] for p in subnet["pools"]] == ["192.0.2.100-192.0.2.199"]
     reservations = {r["hw-address"]: (r["ip-address"], r["hostname"]) for r in subnet["reservations"]}
     assert reservations == {"02:00:00:00:00:01": ("192.0.2.21", "sw-access-01"),
                             "02:00:00:00:00:02": ("192.0.2.22", "rtr-01")}
@@ -141,7 +149,8 @@ def test_dhcpd_output_content(dhcp_lab, dhcpd_check):
     dhcpd_check(text)
     assert 'option vendor-encapsulated-options "5A1N;B2;K4;I192.0.2.10;J8080";' in text
     assert "option space juniper;" in text and "vendor-option-space juniper;" in text
-    assert f'option juniper.image-file-name "images/{IMAGE_EX4300}";' in text
+    assert 'option juniper.image-file-name = concat("ztp_fetch/image/", option vendor-class-identifier' in text
+    assert f'"/{IMAGE_EX4300}");' in text
     assert "hardware ethernet 02:00:00:00:00:01;" in text and "fixed-address 192.0.2.21;" in text
 
 
@@ -158,7 +167,17 @@ def test_inventory_option(dhcp_lab, dhcpd_check):
 @pytest.mark.parametrize("settings, args, message", [
     ({"DHCP_SUBNET": ""}, [], "DHCP_SUBNET is not set"),
     ({"DHCP_POOL": "192.0.2.100"}, [], "DHCP_POOL"),
-    ({"DHCP_POOL": "192.0.2.10-192.0.2.30"}, [], "inside the dynamic pool"),
+    ({"JUNIPER_TRANSFER_MODE": "tftp"}, [], "JUNIPER_TRANSFER_MODE='tftp' needs JUNIPER_TFTP_SERVER"),
+    ({"JUNIPER_TRANSFER_MODE": "ftp"}, [], "needs JUNIPER_FTP_SERVER"),
+    ({"JUNIPER_SERVER_OPTIONS": [67]}, [], "JUNIPER_SERVER_OPTIONS"),
+    ({"JUNIPER_MODEL_OPTIONS": {"ex4300": {"colour": "red"}}}, [], "unknown key(s) colour"),
+    ({"JUNIPER_MODEL_OPTIONS": {"srx300": {"image_type": "symlink"}}}, [], "which JUNIPER_MODELS does not list"),
+    ({"DHCP_SUBNETS": [{"subnet": "198.51.100.0/24", "id": 2}]}, [], "DHCP_SUBNETS or DHCP_SUBNET, not both"),
+    ({"DHCP_SUBNET": "", "DHCP_SUBNETS": [{"subnet": "198.51.100.0/24"}]}, [], "needs \"subnet\" and \"id\""),
+    ({"DHCP_SUBNET": "", "DHCP_SUBNETS": [{"subnet": "198.51.100.0/24", "id": 2, "vlan": 5}]}, [],
+     "unknown key(s) vlan"),
+    ({"DHCP_SUBNET": "", "DHCP_SUBNETS": [{"subnet": "198.51.100.0/24", "id": 2, "pool": "198.51.100.10"}]}, [],
+     "pool"),
     ({"JUNIPER_MODELS": {"EX4300": ""}}, [], "lower-case"),
     ({"DHCP_CISCO_PIDS": [{"port": 80}]}, [], "DHCP_CISCO_PIDS entry"),
     ({}, ["--inventory", "/nonexistent/inv.csv"], "not found"),

@@ -49,15 +49,15 @@ def test_full_text(spec) -> None:
     )
     ex = re.search(r'class "juniper-ex4300" \{.*?\n\}', text, re.S).group(0)
     assert (
-        '  match if (option vendor-class-identifier = "Juniper-ex4300" or '
-        'substring(option vendor-class-identifier, 0, 15) = "Juniper-ex4300-")\n'
-        '       and not (option vendor-class-identifier = "Juniper-ex4300-48p" or '
-        'substring(option vendor-class-identifier, 0, 19) = "Juniper-ex4300-48p-");'
-    ) in ex
+        '  match if (lcase(option vendor-class-identifier) = "juniper-ex4300" or '
+        'substring(lcase(option vendor-class-identifier), 0, 15) = "juniper-ex4300-")\n'
+        '       and not (lcase(option vendor-class-identifier) = "juniper-ex4300-48p" or '
+        'substring(lcase(option vendor-class-identifier), 0, 19) = "juniper-ex4300-48p-");'
+    ) in ex  # any case: Junos sends Juniper-ex4300-48p, some releases Juniper-EX4300-48P
     assert "image-file-name" not in ex
     generic = re.search(r'class "juniper" \{.*?\n\}', text, re.S).group(0)
     for model in ("ex4300-48p", "ex4300", "srx320", "mx204"):
-        assert f'option vendor-class-identifier = "Juniper-{model}"' in generic
+        assert f'lcase(option vendor-class-identifier) = "juniper-{model}"' in generic
     srx = re.search(r'class "juniper-srx320" \{.*?\n\}', text, re.S).group(0)
     assert 'option juniper.config-file-name "configs/srx320-base.conf";' in srx and "concat(" not in srx
     assert (

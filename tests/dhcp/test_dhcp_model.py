@@ -49,7 +49,9 @@ def test_subnet_normalises() -> None:
         ({"id": 0}, "subnet id"),
         ({"id": True}, "subnet id"),
         ({"pool_start": "198.51.100.10"}, "not in subnet"),
-        ({"pool_start": "192.0.2.200"}, "before pool_start"),
+        ({"pool_start": "192.0.2.200"}, "before pool start"),
+        ({"pools": [("192.0.2.150", "192.0.2.250")]}, "overlap"),
+        ({"pool_end": None}, "both pool_start and pool_end"),
         ({"routers": ["198.51.100.1"]}, "router 198.51.100.1 is not in subnet"),
         ({"routers": "192.0.2.1"}, "must be a list"),
         ({"dns": ["dns.example.net"]}, "must be an IPv4 address"),
@@ -140,8 +142,9 @@ def test_pid_class_names() -> None:
             },
             "hostname 'A' appears twice",
         ),
-        ({"inventory": [InventoryDevice("02:00:00:00:00:01", "192.0.2.150")]}, "inside the dynamic pool"),
-        ({"inventory": [InventoryDevice("02:00:00:00:00:01", "198.51.100.5")]}, "not in subnet"),
+        ({"inventory": [InventoryDevice("02:00:00:00:00:01", "198.51.100.5")]}, "in none of the subnets"),
+        ({"inventory": [InventoryDevice("02:00:00:00:00:01", "192.0.2.5", subnet="site-x")]}, "not in 'site-x'"),
+        ({"inventory": [InventoryDevice("02:00:00:00:00:01", hostname="a", subnet="site-x")]}, "names none"),
         ({"inventory": [InventoryDevice("02:00:00:00:00:01", "192.0.2.1")]}, "router address"),
         ({"inventory": [InventoryDevice("02:00:00:00:00:01", "192.0.2.255")]}, "broadcast"),
         ({"inventory": [InventoryDevice("02:00:00:00:00:01")]}, "needs ip or hostname"),
@@ -190,7 +193,7 @@ def test_frozen() -> None:
 def test_module_imports_only_stdlib() -> None:
     """The helper must not import Flask or the rest of app/ but the pure helpers of app/common
     (which import only the standard library themselves)."""
-    allowed = {"__future__", "collections", "copy", "dataclasses", "glob", "ipaddress", "json", "os", "re"}
+    allowed = {"__future__", "collections", "copy", "dataclasses", "difflib", "glob", "ipaddress", "json", "os", "re"}
     allowed |= {"socket", "sysconfig", "time", "typing", "urllib", "requests"}
     for path in sorted((Path(__file__).parents[2] / "app" / "dhcp").glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
@@ -208,3 +211,31 @@ def test_module_imports_only_stdlib() -> None:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("app."):
                 assert (node.module or "").startswith("app.common."), f"common/{path.name} imports {node.module}"
+
+
+def test_reservation_inside_a_pool_is_a_warning() -> None:
+    """Kea and dhcpd both accept a reservation inside a pool (never leased to another client)."""
+    subnet = Subnet("192.0.2.0/24", 1, "192.0.2.100", "192.0.2.199")
+    spec = DhcpSpec(subnet=subnet, inventory=[InventoryDevice("02:00:00:00:00:01", "192.0.2.150")])
+    (warning,) = spec.warnings
+    assert "192.0.2.150 is inside a dynamic pool of subnet 192.0.2.0/24" in warning
+    assert spec.reservations(1)[0].ip == "192.0.2.150"
+
+
+def test_devices_are_placed_by_ip_or_subnet_column() -> None:
+    a = Subnet("192.0.2.0/24", 1, "192.0.2.100", "192.0.2.199", site="Lab")
+    b = Subnet("198.51.100.0/24", 7, "198.51.100.100", "198.51.100.199")
+    devices = [InventoryDevice("02:00:00:00:00:01", "198.51.100.5"),
+               InventoryDevice("aabb.ccdd.eeff", hostname="by-site", subnet="lab"),
+               InventoryDevice("02:00:00:00:00:03", hostname="by-id", subnet="7"),
+               InventoryDevice("02:00:00:00:00:04", hostname="by-cidr", subnet="192.0.2.0/24")]
+    spec = DhcpSpec(subnets=[a, b], inventory=devices)
+    assert [d.hostname or d.ip for d in spec.reservations(1)] == ["by-cidr", "by-site"]
+    assert [d.hostname or d.ip for d in spec.reservations(7)] == ["198.51.100.5", "by-id"]
+    assert spec.reservations(1)[1].mac == "aa:bb:cc:dd:ee:ff"
+    with pytest.raises(ValueError, match="which subnet"):
+        DhcpSpec(subnets=[a, b], inventory=[InventoryDevice("02:00:00:00:00:09", hostname="x")])
+    with pytest.raises(ValueError, match="overlap"):
+        DhcpSpec(subnets=[a, Subnet("192.0.2.128/25", 2, "192.0.2.130", "192.0.2.140")])
+    with pytest.raises(ValueError, match="id 1 is used twice"):
+        DhcpSpec(subnets=[a, Subnet("198.51.100.0/24", 1, "198.51.100.100", "198.51.100.199")])

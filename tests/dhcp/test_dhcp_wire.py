@@ -34,6 +34,7 @@ from app.dhcp import (
     InventoryDevice,
     JuniperFileServer,
     JuniperModel,
+    JuniperOverrides,
     JuniperZtp,
     KeaControl,
     KeaError,
@@ -76,8 +77,16 @@ def wire_spec(extra_models: tuple[JuniperModel, ...] = ()) -> DhcpSpec:
         inventory=[
             InventoryDevice("02:00:00:00:00:01", "192.0.2.21", "sw-access-01", vendor="juniper", model="ex4300-48p"),
             InventoryDevice("02:00:00:00:00:02", "192.0.2.22", "rtr-01", pid="C1131-8PWB"),
+            OWN,
         ],
     )
+
+
+#: A device with every per-device option: its own image and sub-options 2/4/7/8, syslog (7), NTP (42).
+OWN = InventoryDevice("02:00:00:00:00:61", "192.0.2.61", "sw-own-61", vendor="juniper", model="ex4300-48p",
+                      syslog=["192.0.2.5"], ntp=["192.0.2.123"],
+                      juniper=JuniperOverrides(image="jinstall-own.tgz", image_type="symlink", alt_image="alt.tgz",
+                                               ftp_timeout=120, proxy="192.0.2.8"))
 
 
 def per_mac(vci: str, mac: str) -> str:
@@ -86,8 +95,8 @@ def per_mac(vci: str, mac: str) -> str:
 
 def juniper(mac: str, vci: str, image: str | None = None, config: str | None = None) -> dict[int, str]:
     subs = {1: config or per_mac(vci, mac), 3: "http", 5: "8080"}
-    if image:
-        subs[0] = f"images/{image}"
+    if image:  # per MAC, so the download lands in the device's history
+        subs[0] = f"ztp_fetch/image/{vci}/{mac.replace(':', '-')}/{image}"
     return subs
 
 
@@ -146,6 +155,33 @@ CASES: list[tuple[dict[str, str], str | None, Any, bool]] = [
         True,
     ),
     ({"mac": "02:00:00:00:00:51", "vci": "MSFT 5.0"}, None, None, False),
+    # option 60 in another case: same classes (the URL keeps the VCI as sent; /ztp_fetch reads any case)
+    (
+        {"mac": "02:00:00:00:00:46", "vci": "Juniper-EX4300-48P-PE3714AB0002"},
+        None,
+        juniper("02:00:00:00:00:46", "Juniper-EX4300-48P-PE3714AB0002", IMAGE_EX4300),
+        True,
+    ),
+    (
+        {"mac": "02:00:00:00:00:47", "vci": "JUNIPER-MX204"},
+        None,
+        juniper("02:00:00:00:00:47", "JUNIPER-MX204", IMAGE_MX),
+        True,
+    ),
+    (
+        {"mac": "02:00:00:00:00:48", "vci": "juniper-srx320"},
+        None,
+        juniper("02:00:00:00:00:48", "juniper-srx320", config="configs/srx320-base.conf"),
+        True,
+    ),
+    (
+        {"mac": "02:00:00:00:00:61", "vci": "Juniper-ex4300-48p-PE3714AB0061"},
+        "192.0.2.61",
+        {0: "ztp_fetch/image/Juniper-ex4300-48p/02-00-00-00-00-61/jinstall-own.tgz",
+         1: per_mac("Juniper-ex4300-48p-PE3714AB0061", "02:00:00:00:00:61"), 2: "symlink", 3: "http",
+         4: "alt.tgz", 5: "8080", 7: "120", 8: "192.0.2.8"},
+        True,
+    ),
 ]
 
 
@@ -180,6 +216,10 @@ def check_offers(cases: list[tuple[dict[str, str], str | None, Any, bool]], offe
             assert raw43 is not None, f"{who}: no option 43"
             assert parse_tlv(raw43) == option43, who
         assert (opts.get("150") == OPT150) if has150 else ("150" not in opts), f"{who}: option 150 {opts.get('150')}"
+        if client["mac"] == OWN.mac:  # per-device options 7 (syslog), 42 (NTP), 12 (host name)
+            assert opts.get("7") == bytes([192, 0, 2, 5]).hex(), f"{who}: option 7 {opts.get('7')}"
+            assert opts.get("42") == bytes([192, 0, 2, 123]).hex(), f"{who}: option 42 {opts.get('42')}"
+            assert bytes.fromhex(opts.get("12", "")) == b"sw-own-61", f"{who}: option 12 {opts.get('12')}"
 
 
 # --------------------------------------------------------------------------- namespaces and servers
@@ -343,7 +383,7 @@ def test_kea_push_over_unix_socket(netns: NetNs, kea_server: KeaRun, kea_check) 
             InventoryDevice("02:00:00:00:00:03", "192.0.2.23", "leaf-01", vendor="juniper"),
         ],
     )
-    merged = kea_push(ctl, spec)
+    merged = kea_push(ctl, spec).after
     assert "juniper-qfx5100-48s-6q" in {c["name"] for c in merged["Dhcp4"]["client-classes"]}
 
     live = ctl.config_get()["Dhcp4"]
@@ -368,11 +408,9 @@ def test_kea_push_over_unix_socket(netns: NetNs, kea_server: KeaRun, kea_check) 
     ]
     check_offers(cases, netns.dhcp_clients([c for c, *_ in cases]), "kea after push")
 
-    # pushing again changes nothing that matters (idempotent merge of Kea's own canonical form)
-    again = kea_push(ctl, spec, apply=False)
-    assert [c["name"] for c in again["Dhcp4"]["client-classes"]] == [
-        c["name"] for c in merged["Dhcp4"]["client-classes"]
-    ]
+    # pushing again changes nothing: Kea's own canonical form is recognised, nothing is sent
+    again = kea_push(ctl, spec)
+    assert not again.changed and again.before == again.after
 
 
 def test_kea_push_refuses_what_config_test_rejects(kea_server: KeaRun) -> None:

@@ -18,9 +18,9 @@ import sys
 import pytest
 from sqlalchemy import text
 
-from app.cli.dhcp import inventory_devices
-from app.dhcp.dhcpd import _host
-from app.dhcp.kea import _reservation
+from app.cli.dhcp import inventory_devices, spec_from_config
+from app.dhcp.dhcpd import dhcpd_config
+from app.dhcp.kea import kea_config, kea_dumps
 from app.ztp.token import config_file_name, ztp_token
 from simulator import SimulatedDevice
 from tests.helpers import IMAGE_NAME, ROOT, write_settings
@@ -128,8 +128,8 @@ def test_another_host_answering_a_serials_jobs_is_held(make_app):
     assert [d["source_hold"] for d in listing if d["serial_number"] == dev.serial] == [OTHER]
 
     # The real device goes on from its own address.
-    assert b"backoff" not in client.post("/pnp/WORK-REQUEST", data=dev.work_request_xml("C-2"),
-                                         environ_base={"REMOTE_ADDR": DEVICE}).data
+    assert b"held" not in client.post("/pnp/WORK-REQUEST", data=dev.work_request_xml("C-2"),
+                                      environ_base={"REMOTE_ADDR": DEVICE}).data
 
     # The operator accepts the move: the new address drives the device from now on.
     resp = client.post(f"/api/v1/devices/{dev.serial}/accept-source", headers=AUTH)
@@ -189,16 +189,19 @@ def test_ztp_config_needs_the_device_token(ztp_app):
     assert client.get("/" + config_file_name(SECRET, MAC)).status_code == 200  # no model in the inventory
 
 
-def test_dhcp_helper_announces_the_token_name():
-    devices = inventory_devices([{"mac": MAC, "model": "ex4300-48p", "hostname": "sw1"},
-                                 {"mac": "aa:bb:cc:dd:ee:09", "model": "ex4300-48p"},
-                                 {"mac": "00:11:22:33:44:55", "hostname": "r1", "vendor": "cisco"}], SECRET)
-    by_mac = {d.mac: d for d in devices}
+def test_dhcp_helper_announces_the_token_name(make_config):
+    rows = [{"mac": MAC, "model": "ex4300-48p", "hostname": "sw1", "ip": "192.0.2.21"},
+            {"mac": "aa:bb:cc:dd:ee:09", "model": "ex4300-48p", "hostname": "sw9",
+             "config_file": "ztp_fetch/conf/own.conf"},
+            {"mac": "00:11:22:33:44:55", "hostname": "r1", "vendor": "cisco"}]
+    by_mac = {d.mac: d for d in inventory_devices(rows, SECRET)}
     name = config_file_name(SECRET, MAC, "ex4300-48p")
-    assert by_mac[MAC].config_file == name and ztp_token(SECRET, MAC) in name
-    assert by_mac["aa:bb:cc:dd:ee:09"].config_file is not None  # reserved for its token alone
-    assert by_mac["00:11:22:33:44:55"].config_file is None
-    assert _reservation(by_mac[MAC])["option-data"][0]["data"] == name
-    assert f'option juniper.config-file-name "{name}";' in "\n".join(_host(by_mac[MAC]))
-    assert all(d.config_file is None for d in inventory_devices([{"mac": MAC, "model": "ex4300-48p",
-                                                                  "hostname": "sw1"}]))
+    assert by_mac[MAC].juniper.config_file == name and ztp_token(SECRET, MAC) in name
+    assert by_mac["aa:bb:cc:dd:ee:09"].juniper.config_file == "ztp_fetch/conf/own.conf"  # the row's own wins
+    assert not by_mac["00:11:22:33:44:55"].juniper
+    assert all(not d.juniper for d in inventory_devices(rows[:1]))  # no secret, no token
+    config = make_config(dhcp_subnet="192.0.2.0/24", dhcp_pool="192.0.2.100-192.0.2.199",
+                         juniper_models={"ex4300-48p": ""}, ztp_token_secret=SECRET)
+    spec = spec_from_config(config, rows)
+    assert name in kea_dumps(kea_config(spec))
+    assert name in dhcpd_config(spec)

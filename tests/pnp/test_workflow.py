@@ -144,7 +144,7 @@ def test_soft_error_retries_with_escalating_backoff_then_error(ctx):
     assert d3.state == State.ERROR and "gave up after 3 attempts" in d3.changes["last_error_message"]
 
 
-@pytest.mark.parametrize("code", [1803, 1806, 1816, 1825])
+@pytest.mark.parametrize("code", [1803, 1806, 1825])
 def test_hard_image_errors_go_straight_to_error(ctx, code):
     err = p.ErrorInfo(f"PnP Service Error {code}", "boom")
     decision = wf.on_work_response(pending("INSTALL_IMAGE", "image-install"),
@@ -170,10 +170,12 @@ def test_finished_gets_long_backoff(ctx):
     assert decision.backoff_seconds == ctx.config.finished_backoff
 
 
-def test_lost_job_is_resent_and_counted(ctx):
+def test_lost_job_is_resent_not_counted_as_a_failure(ctx):
     decision = wf.on_work_request(pending("SAVE_CONFIG", "cli-exec"), wr("C-2"), ctx)
-    assert decision.job.summary == "write memory" and decision.changes["attempts"] == 1
+    assert decision.job.summary == "write memory" and decision.changes["attempts"] == 0
+    assert decision.changes["unknown_outcomes"] == 1
     assert decision.changes["pending_correlator"] == "C-2"
+    assert [e.kind for e in decision.events][:1] == ["unknown"]
 
 
 # --- step 1-3: config-register verified, image by version (P2, P9) --------------------------------------

@@ -9,6 +9,7 @@ ZTP restart. The device then appears in device_state beside a Cisco PnP device.
 from __future__ import annotations
 
 import http.client
+import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -59,20 +60,31 @@ def juniper_ztp_client(url: str) -> None:
 
 def _check_rows(db_url: str) -> None:
     engine = create_engine(db_url)
-    with engine.connect() as conn:
-        rows = {r["serial_number"]: r for r in conn.execute(text(
-            "SELECT serial_number, vendor, mac_address, pid, udi, state, hostname, target_image FROM device_state"
-        )).mappings()}
-        events = conn.execute(text(
-            "SELECT e.kind, e.service FROM device_event e JOIN device_state d ON d.id = e.device_id "
-            "WHERE d.serial_number = :mac ORDER BY e.id"), {"mac": MAC}).all()
+    # the end of a download is recorded when gunicorn closes the response, which may come a moment
+    # after the client has its last byte (and has sent its next request)
+    deadline = time.monotonic() + 15
+    while True:
+        with engine.connect() as conn:
+            rows = {r["serial_number"]: r for r in conn.execute(text(
+                "SELECT serial_number, vendor, mac_address, pid, udi, state, hostname, target_image "
+                "FROM device_state")).mappings()}
+            events = conn.execute(text(
+                "SELECT e.kind, e.service, e.success FROM device_event e JOIN device_state d ON d.id = e.device_id "
+                "WHERE d.serial_number = :mac ORDER BY e.id"), {"mac": MAC}).all()
+        if len(events) >= 8 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     engine.dispose()
     juniper = rows[MAC]
     assert (juniper["vendor"], juniper["mac_address"], juniper["pid"]) == ("juniper", MAC, "ex4300-48p")
     assert juniper["udi"] == "PID:ex4300-48p,VID:,SN:PE3714AB0001"
     assert (juniper["state"], juniper["hostname"], juniper["target_image"]) == (
-        "ZTP_CONFIG_FETCHED", "sw-e2e-01", IMAGE)
-    assert [tuple(e) for e in events] == [("fetch", "ztp-image"), ("fetch", "ztp-conf")] * 2
+        "ZTP_DONE", "sw-e2e-01", IMAGE)  # config and image fetched completely
+    # each download: its start, then its end (complete), twice each
+    for service in ("ztp-image", "ztp-conf"):
+        mine = [(kind, bool(success) if success is not None else None) for kind, svc, success in events
+                if svc == service]
+        assert mine == [("fetch", None), ("fetch", True)] * 2, (service, events)
     assert rows["FGL2548L900"]["vendor"] == "cisco"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 
 from app.ztp.juniper import ZtpError, parse_mac, parse_vci
@@ -35,8 +36,19 @@ def ztp_lab(lab):
     return lab
 
 
+class BufferedClient(FlaskClient):
+    """Reads every answer whole and closes it, as gunicorn does once the device has the last byte
+    (the end of a download is recorded when the WSGI server closes the response)."""
+
+    def open(self, *args, **kwargs):
+        kwargs.setdefault("buffered", True)
+        return super().open(*args, **kwargs)
+
+
 def _app(make_app, **overrides):
-    return make_app(juniper_models=MODELS, **overrides)
+    application = make_app(juniper_models=MODELS, **overrides)
+    application.test_client_class = BufferedClient
+    return application
 
 
 @pytest.fixture
@@ -219,7 +231,11 @@ def test_image_per_model(ztp, ztp_lab, path):
     devices, events = db_rows(ztp_lab)
     row = devices[MAC]
     assert (row["state"], row["target_image"], row["pid"]) == ("ZTP_IMAGE_FETCHED", IMAGE_EX4300, "ex4300-48p")
-    assert events[-1]["service"] == "ztp-image" and IMAGE_EX4300 in events[-1]["message"]
+    assert row["image_fetched_at"] is not None
+    start, end = events[-2:]
+    assert start["service"] == end["service"] == "ztp-image"
+    assert start["success"] is None and f"{IMAGE_EX4300} (12000 bytes)" in start["message"]
+    assert end["success"] == 1 and f"{IMAGE_EX4300} complete (12000 bytes)" in end["message"]
 
 
 @pytest.mark.parametrize("vci, message", [
@@ -276,12 +292,13 @@ def test_history_and_device_row(ztp, ztp_lab):
     assert list(devices) == [MAC]
     row = devices[MAC]
     assert row["vendor"] == "juniper" and row["mac_address"] == MAC
-    assert row["state"] == "ZTP_CONFIG_FETCHED" and row["configured"]
+    assert row["state"] == "ZTP_DONE" and row["configured"] and row["image_fetched_at"]
     assert row["pid"] == "ex4300-48p"
     assert row["udi"] == "PID:ex4300-48p,VID:,SN:PE3714AB0001"  # kept when a later VCI has no serial
     assert row["vci"] == "Juniper-ex4300-48p" and row["ip_address"] == "127.0.0.1"
     assert [(e["kind"], e["service"], e["success"]) for e in events] == [
-        ("fetch", "ztp-image", 1), ("fetch", "ztp-conf", 1)] * 2
+        ("fetch", "ztp-image", None), ("fetch", "ztp-image", 1),
+        ("fetch", "ztp-conf", None), ("fetch", "ztp-conf", 1)] * 2
 
 
 def test_cisco_rows_default_to_vendor_cisco(ztp, ztp_lab):
@@ -310,7 +327,7 @@ def test_juniper_rows_on_the_dashboard_listing(make_app):
     with app.app_context():
         sessions = get_sessions()
         with sessions() as s:
-            for mac, state in (("aa:bb:cc:00:00:01", "ZTP_CONFIG_FETCHED"), ("aa:bb:cc:00:00:02", "ZTP_ERROR"),
+            for mac, state in (("aa:bb:cc:00:00:01", "ZTP_DONE"), ("aa:bb:cc:00:00:02", "ZTP_ERROR"),
                                ("aa:bb:cc:00:00:03", "ZTP_IMAGE_FETCHED")):
                 s.add(DeviceState(serial_number=mac, mac_address=mac, vendor="juniper", pid="ex4300-48p",
                                   state=state, first_seen=old, last_contact=old))
