@@ -13,7 +13,10 @@ Secrets never need to be written here: the database password comes from
 SERVER_IP = ""  # required, e.g. "192.0.2.10"
 PORT = 80  # the HTTP port this server listens on (and devices use: option 43 J token)
 PUBLIC_PORT = 0  # with nginx in front: the port devices use (e.g. 80) while PORT is 8080; 0 = PORT
-BIND = "0.0.0.0"  # listen address
+# Listen address: loopback until you say otherwise. Devices need "0.0.0.0" (or the lab
+# interface's address); then an admin password must have 12+ characters and not be an
+# example from the documentation, or the server refuses to start.
+BIND = "127.0.0.1"
 
 # --- Server processes ---------------------------------------------------------
 WORKERS = 4  # gunicorn worker processes
@@ -50,13 +53,18 @@ DATABASE_URL = ""
 # IOS-XE reports once the image runs (17.12.3a for ...17.12.03a.SPA.bin).
 # "md5" and "size" may be left out: they are computed once and cached in
 # images/.md5-cache.json by file size and mtime.
+# ``python3 run.py images add FILE --pid 'C11*'`` records entries in images/catalogue.json
+# instead (no edit here); entries below come first and win for the same file.
 IMAGES = [
     # {"pid": "C11*", "file": "c1100-universalk9.17.12.03a.SPA.bin", "version": "17.12.3a"},
 ]
 
 # --- Files for the guestshell steps ----------------------------------------------
-GUESTSHELL_TARBALL = ""  # in files/, e.g. "guestshell.17.09.01a.tar"; empty = step skipped
-PYTHON_SCRIPT = "pxs.py"  # in files/, copied to bootflash:guest-share/; empty = steps skipped
+# The tarball must be the one the EEM applet of configs/default.cfg installs (the server
+# refuses to start otherwise). Empty = steps 5 (copy) and 10 (EEM applet) are skipped.
+GUESTSHELL_TARBALL = "guestshell.17.09.01a.tar"  # in files/
+# Empty = steps 6 (copy) and 12 (run) are skipped; with no tarball either, step 11 too.
+PYTHON_SCRIPT = "pxs.py"  # in files/, copied to bootflash:guest-share/
 # The command run in guestshell; {script} is the file name above.
 SCRIPT_COMMAND = "guestshell run python3 /bootflash/guest-share/{script}"
 # The script counts as successful only if its output contains this text

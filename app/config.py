@@ -27,6 +27,17 @@ from app.common.versions import normalise_version
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MD5_CACHE_NAME = ".md5-cache.json"
+#: The image catalogue written by ``run.py images add`` (next to the images), merged with IMAGES.
+CATALOGUE_NAME = "catalogue.json"
+#: Files at least this large show a progress bar while their md5 is computed (bytes).
+MD5_PROGRESS_SIZE = 64 * 1024 * 1024
+#: Admin passwords that appear in documentation and examples: refused on an exposed server.
+EXAMPLE_PASSWORDS = frozenset({"change-me", "changeme", "long secret", "admin", "password", "secret", "cisco",
+                               "correct horse battery staple"})
+#: Shortest admin password accepted when the server listens on more than loopback.
+MIN_EXPOSED_PASSWORD = 12
+_APPLET_PACKAGE = re.compile(r"app-hosting\s+install\s+appid\s+\S+\s+package\s+(\S+?)\"?\s*$",
+                             re.IGNORECASE | re.MULTILINE)
 _JUNOS_MODEL = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 
@@ -78,7 +89,7 @@ class Config:
     server_ip: str = ""
     port: int = 80
     public_port: int = 0  # the port devices use when a proxy listens for us; 0 = PORT
-    bind: str = "0.0.0.0"
+    bind: str = "127.0.0.1"  # loopback unless told otherwise (BIND = "0.0.0.0" for devices)
     workers: int = 4
     threads: int = 8
     worker_class: str = "gevent"  # gevent | gthread (docs/slow-clients.md)
@@ -88,7 +99,7 @@ class Config:
     database_url: str = ""
     db_password: str = field(default="", repr=False)  # from PNP_DB_PASSWORD, never needed in the file
     images: tuple[ImageEntry, ...] = ()
-    guestshell_tarball: str = ""
+    guestshell_tarball: str = "guestshell.17.09.01a.tar"  # the one configs/default.cfg installs
     python_script: str = ""
     script_command: str = "guestshell run python3 /bootflash/guest-share/{script}"
     script_success_marker: str = ""
@@ -172,6 +183,7 @@ class Config:
     event_retention: int = 180 * 86400  # seconds of history kept; 0 = keep forever
     prune_interval: int = 3600  # seconds between automatic prunes (per worker); 0 = only run.py db prune
     root: Path = PROJECT_ROOT
+    catalogue_files: tuple[str, ...] = ()  # internal: image files whose entry is in images/catalogue.json
     extra: dict = field(default_factory=dict)
 
     # --- derived paths and URLs -------------------------------------------
@@ -287,7 +299,7 @@ class Config:
         if isinstance(settings, str):
             settings = importlib.import_module(settings)
         values: dict = {}
-        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra", "catalogue_files"}
         for name in names:
             if settings is not None and hasattr(settings, name.upper()):
                 values[name] = getattr(settings, name.upper())
@@ -300,6 +312,7 @@ class Config:
         values.update({k: v for k, v in overrides.items() if v is not None})
         values = _coerce(values)
         config = cls(**values)
+        config = merge_catalogue(config)
         if resolve_images:
             config = dataclasses.replace(config, images=resolve_catalogue(config))
         return config
@@ -405,7 +418,7 @@ def resolve_catalogue(config: Config) -> tuple[ImageEntry, ...]:
             if hit and hit.get("size") == key["size"] and hit.get("mtime") == key["mtime"]:
                 md5 = hit["md5"]
             else:
-                md5 = file_md5(path)
+                md5 = file_md5(path, progress=st.st_size >= MD5_PROGRESS_SIZE)
                 cache[entry.file] = {**key, "md5": md5}
                 changed = True
         entries.append(dataclasses.replace(entry, md5=md5, size=entry.size or st.st_size))
@@ -417,15 +430,101 @@ def resolve_catalogue(config: Config) -> tuple[ImageEntry, ...]:
     return tuple(entries)
 
 
-def file_md5(path: Path, chunk: int = 1 << 20) -> str:
-    """MD5 of a file as 32 lower-case hex digits, read in 1 MiB chunks."""
+def file_md5(path: Path, chunk: int = 1 << 20, progress: bool = False) -> str:
+    """MD5 of a file as 32 lower-case hex digits, read in 1 MiB chunks.
+
+    With ``progress`` a tqdm bar (bytes, on stderr) shows how far the hashing got:
+    a 700 MB image takes a while on a slow disk.
+    """
     import hashlib
 
+    from tqdm import tqdm
+
     digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as fh:
+    size = Path(path).stat().st_size
+    with open(path, "rb") as fh, tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024,
+                                      desc=f"md5 {Path(path).name}", disable=not progress,
+                                      mininterval=0.5, leave=True) as bar:
         while block := fh.read(chunk):
             digest.update(block)
+            bar.update(len(block))
     return digest.hexdigest()
+
+
+def catalogue_path(config: Config) -> Path:
+    """``images/catalogue.json``: the entries recorded by ``run.py images add``."""
+    return config.images_dir / CATALOGUE_NAME
+
+
+def read_catalogue(config: Config) -> list[dict]:
+    """The entries of ``images/catalogue.json`` (``[]`` when absent).
+
+    Raises ConfigError with a one-line reason when the file is not a JSON list
+    of objects with pid, file and version.
+    """
+    path = catalogue_path(config)
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: not readable JSON ({exc})") from exc
+    if not isinstance(raw, list) or not all(
+            isinstance(e, dict) and {"pid", "file", "version"} <= e.keys() for e in raw):
+        raise ConfigError(f"{path}: must be a JSON list of {{pid, file, version, md5, size}} entries")
+    return raw
+
+
+def write_catalogue(config: Config, entries: list[dict]) -> None:
+    """Replace ``images/catalogue.json`` atomically (write a temporary file, then rename)."""
+    path = catalogue_path(config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(entries, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def merge_catalogue(config: Config) -> Config:
+    """IMAGES from the settings followed by the entries of ``images/catalogue.json``.
+
+    A settings entry for the same file wins over the catalogue's (first match
+    wins, settings first). The catalogue's md5 is not trusted blindly: like a
+    settings entry without md5 it goes through the size/mtime md5 cache
+    (``resolve_catalogue``), so a replaced file is hashed again.
+    """
+    settings_entries = [e for e in config.images if e.file not in config.catalogue_files]
+    known = {e.file for e in settings_entries}
+    added = []
+    for raw in read_catalogue(config):
+        if raw["file"] in known:
+            continue
+        try:
+            added.append(ImageEntry(pid=str(raw["pid"]), file=str(raw["file"]), version=str(raw["version"])))
+        except TypeError as exc:  # pragma: no cover - read_catalogue checked the keys
+            raise ConfigError(f"{catalogue_path(config)}: {exc}") from exc
+    return dataclasses.replace(config, images=tuple(settings_entries + added),
+                               catalogue_files=tuple(e.file for e in added))
+
+
+def applet_tarball(text: str) -> str | None:
+    """The package an ``app-hosting install appid … package <path>`` line of a config names
+    (file name only, ``bootflash:`` and folders stripped), or None when there is no such line."""
+    m = _APPLET_PACKAGE.search(text)
+    if not m:
+        return None
+    return m.group(1).split(":", 1)[-1].rsplit("/", 1)[-1]
+
+
+def exposed(bind: str) -> bool:
+    """True when a listen address is reachable from other hosts (anything but loopback)."""
+    import ipaddress
+
+    if bind in ("", "*", "0.0.0.0", "::"):
+        return True
+    try:
+        return not ipaddress.ip_address(bind.strip("[]")).is_loopback
+    except ValueError:
+        return bind != "localhost"
 
 
 def validate(config: Config) -> list[str]:
@@ -453,8 +552,19 @@ def validate(config: Config) -> list[str]:
             problems.append(f"JUNIPER_MODELS: {problem}")
         if image and ("/" in image or not (config.images_dir / image).is_file()):
             problems.append(f"Juniper image {image} (for model {model}) is missing from {config.images_dir}")
-    if not (config.configs_dir / "default.cfg").is_file():
+    default_cfg = config.configs_dir / "default.cfg"
+    if not default_cfg.is_file():
         problems.append(f"configs/default.cfg is missing from {config.configs_dir}")
+    else:
+        named = applet_tarball(default_cfg.read_text(errors="replace"))
+        if named and named != config.guestshell_tarball:
+            served = (f"GUESTSHELL_TARBALL is {config.guestshell_tarball!r}" if config.guestshell_tarball
+                      else "GUESTSHELL_TARBALL is not set")
+            problems.append(f"configs/default.cfg: its EEM applet installs {named} but {served}: "
+                            f"set GUESTSHELL_TARBALL = {named!r} (file in files/) or edit the applet")
+    problem = password_problem(config)
+    if problem:
+        problems.append(problem)
     if config.max_attempts < 1:
         problems.append("MAX_ATTEMPTS must be at least 1")
     if config.max_unknown_outcomes < 1:
@@ -476,6 +586,24 @@ def validate(config: Config) -> list[str]:
     if config.ca_bundle and not Path(config.ca_bundle).is_file():
         problems.append(f"CA_BUNDLE {config.ca_bundle!r} is not a file")
     return problems
+
+
+def password_problem(config: Config) -> str | None:
+    """Why an exposed server (BIND not loopback) must not start with this admin password, or None.
+
+    No password at all is fine (no login possible); a short one or one that
+    appears in documentation (``EXAMPLE_PASSWORDS``) is not.
+    """
+    password = config.admin_password
+    if not password or not exposed(config.bind):
+        return None
+    if password.strip().lower() in EXAMPLE_PASSWORDS:
+        return (f"BIND {config.bind} reaches other hosts and PNP_ADMIN_PASSWORD is an example from the "
+                "documentation: choose your own (e.g. PNP_ADMIN_PASSWORD=$(openssl rand -base64 18))")
+    if len(password) < MIN_EXPOSED_PASSWORD:
+        return (f"BIND {config.bind} reaches other hosts and PNP_ADMIN_PASSWORD has {len(password)} "
+                f"characters: use at least {MIN_EXPOSED_PASSWORD} (or --bind 127.0.0.1)")
+    return None
 
 
 def check_model(model: str) -> str | None:

@@ -78,7 +78,8 @@ class ServerProcess:
         self.starts = 0
 
     def start(self, timeout: float = 60.0, expect_exit: bool = False, wait_hello: bool = True) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PNP_") and k != "DATABASE_URL"}
+        env = {k: v for k, v in os.environ.items()
+               if not (k.startswith("PNP_") and k != "PNP_NO_VENV") and k != "DATABASE_URL"}
         env.update(PNP_ROOT=str(self.lab), PYTHONUNBUFFERED="1")
         self.log = self.lab / f"server_{self.port}_{self.starts}.out"
         log = self.log.open("w")
@@ -148,8 +149,9 @@ def db_rows(url):
     return {r["serial_number"]: r for r in rows}
 
 
-def assert_finished(server_url, db_url, devices, results):
-    """Every device FINISHED with the target image, config, files, guestshell and script."""
+def assert_finished(server_url, db_url, devices, results, image_downloads=1):
+    """Every device FINISHED with the target image, config, files, guestshell and script,
+    each having downloaded the image ``image_downloads`` times."""
     assert all(results.values()), {d.serial: d.log[-5:] for d in devices}
     rows = db_rows(db_url)
     image_url = f"{server_url}/images/{IMAGE_NAME}"
@@ -160,7 +162,8 @@ def assert_finished(server_url, db_url, devices, results):
         assert row["configured"] and row["tarball_transferred"] and row["script_transferred"]
         assert row["config_register"] == "0x2102" == dev.config_register
         assert "PNP-SCRIPT-OK" in row["script_output"]
-        assert dev.downloads[image_url] == 1, "the image must be downloaded exactly once"
+        assert dev.downloads[image_url] == image_downloads, \
+            f"{dev.serial}: image downloaded {dev.downloads[image_url]} times, not {image_downloads}"
         assert "guest-share/pxs.py" in dev.files
         assert dev.guestshell == "RUNNING"
         assert any("InstallGuestShell" in line for line in dev.startup_config)
@@ -238,3 +241,26 @@ class OwnMariaDB:
                 self.proc.kill()
                 self.proc.wait(10)
         self.proc = None
+
+
+def scratch_database(charset: str = "utf8mb4") -> str:
+    """A new, empty database on the shared MariaDB (``MARIADB_ADMIN_URL``) created with
+    ``CHARACTER SET charset`` (``latin1``: what ``CREATE DATABASE pnp;`` gives on a server
+    whose default is latin1); returns its URL. Drop it with ``drop_database``."""
+    import uuid
+
+    name = f"pnp_scratch_{uuid.uuid4().hex[:10]}"
+    engine = create_engine(MARIADB_ADMIN_URL)
+    with engine.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name} CHARACTER SET {charset}"))
+    engine.dispose()
+    return f"{MARIADB_ADMIN_URL}/{name}"
+
+
+def drop_database(url: str) -> None:
+    """Drop the database of ``url`` (made by ``scratch_database``)."""
+    name = url.rsplit("/", 1)[-1]
+    engine = create_engine(MARIADB_ADMIN_URL)
+    with engine.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+    engine.dispose()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs on a fresh Debian 12 machine (run as root):
-# Debian packages listed in .ci/apt/*.txt (real DHCP servers/parsers, browser...),
-# the Python test requirements, and a running MariaDB on 127.0.0.1:3306.
+# Installs what the test suite needs on a fresh Debian 12/13 machine (run as root):
+# the Debian packages listed in .ci/apt/*.txt (real DHCP servers/parsers, browser, python3-venv...),
+# the project's virtual environment .venv with requirements-dev.lock, and a running MariaDB on
+# 127.0.0.1:3306. A failed install stops here with apt's or pip's own error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
@@ -16,11 +17,26 @@ fi
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup-machine: installing ${missing[*]}"
   apt-get update -qq
-  # Package scripts may fail to start services inside a container; the binaries are what we need.
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || true
+  # A container has no init system: policy-rc.d (exit 101 = "not allowed") keeps package scripts
+  # from starting services, so their failure cannot fail the install; the binaries are what we need.
+  policy=${POLICY_RC_D:-/usr/sbin/policy-rc.d}
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+  fi
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 if ! mariadb -uroot -h127.0.0.1 -e 'SELECT 1' >/dev/null 2>&1; then
-  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd || true
+  echo "setup-machine: starting MariaDB"
+  install -d -o mysql -g mysql /run/mysqld 2>/dev/null || true
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql
   for _ in $(seq 30); do mariadb -uroot -h127.0.0.1 -e 'SELECT 1' >/dev/null 2>&1 && break; sleep 1; done
+  mariadb -uroot -h127.0.0.1 -e 'SELECT 1' >/dev/null \
+    || { echo "setup-machine: MariaDB does not answer on 127.0.0.1:3306 as root" >&2; exit 1; }
 fi
-python3 -m pip install -q -r requirements-dev.txt
+# The project's virtual environment (Debian's python3 refuses system-wide pip installs).
+if [ ! -x .venv/bin/python ]; then
+  echo "setup-machine: creating .venv"
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q -r requirements-dev.lock

@@ -43,6 +43,8 @@ def openapi_document(server_url: str = "") -> dict:
             "state": {"type": ["string", "null"], "enum": state_enum + [None]},
             "lifecycle": {"type": "string", "enum": [lc.value for lc in Lifecycle]},
             "step": {"type": "integer"}, "total_steps": {"type": "integer"},
+            "failed_state": {"type": ["string", "null"],
+                             "description": "ERROR only: the state whose step failed (step counts it)"},
             "last_contact": {"type": ["string", "null"], "format": "date-time"},
             "first_seen": {"type": ["string", "null"], "format": "date-time"},
             "last_error_code": {"type": ["string", "null"]},
@@ -61,7 +63,7 @@ def openapi_document(server_url: str = "") -> dict:
     event = {"type": "object", "properties": {
         "id": {"type": "integer"}, "at": {"type": "string", "format": "date-time"},
         "kind": {"type": "string", "enum": ["job", "response", "state", "error", "info", "reload",
-                                                     "unknown", "fetch"]},
+                                            "unknown", "fetch", "clamped"]},
         "service": {"type": ["string", "null"]}, "correlator": {"type": ["string", "null"]},
         "success": {"type": ["boolean", "null"]}, "error_code": {"type": ["string", "null"]},
         "message": {"type": "string"}, "raw_xml": {"type": ["string", "null"]}}}

@@ -3,7 +3,8 @@
 ``run.py`` with no command starts the server (``app/cli/server.py``); the
 groups ``devices``, ``inventory``, ``images``, ``config``, ``db``
 (app/cli/commands.py) act through the operator layer (app/ops) inside an
-application context; ``dhcp`` (app/cli/dhcp.py) writes DHCP server configs.
+application context; ``dhcp`` (app/cli/dhcp.py) writes DHCP server configs; ``demo``
+(app/cli/demo.py) runs the server with simulated devices on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import click
 
 from app import create_app
 from app.cli.commands import GROUPS
+from app.cli.demo import demo
 from app.cli.dhcp import dhcp
 from app.cli.server import banner, build_config, check_bind, prepare_run_as, serve
 from app.config import ConfigError, validate
+from app.storage.charset import schema_problem
 from app.storage.migrate import upgrade
 
 OPERATOR_GROUPS = {group.name for group in GROUPS}
@@ -56,15 +59,18 @@ def cli(ctx, settings_path, server_ip, port, bind, database, workers, threads, c
             click.echo(f"pnp-server: also: {problem}", err=True)
         _fail(problems[0])
     if check:
-        click.echo(banner(config))
+        click.echo(banner(config, check=True))
         return
     problem = check_bind(config)
     if problem:
         _fail(problem)
     try:
         upgrade(config.sqlalchemy_url)
+        problem = schema_problem(config.sqlalchemy_url)
     except Exception as exc:  # unreachable database, bad credentials: one line
         _fail(f"database {config.database_label}: {str(exc).splitlines()[0]}")
+    if problem:  # a table that cannot store the text the server writes (latin1)
+        _fail(f"database {config.database_label}: {problem}")
     problem = prepare_run_as(config)
     if problem:
         _fail(problem)
@@ -73,6 +79,7 @@ def cli(ctx, settings_path, server_ip, port, bind, database, workers, threads, c
 
 
 cli.add_command(dhcp)
+cli.add_command(demo)
 for _group in GROUPS:
     cli.add_command(_group)
 

@@ -1,7 +1,7 @@
 """Operator commands of ``python3 run.py``: ``devices``, ``inventory``, ``images``, ``config``, ``db``.
 
 Groups: ``devices`` (list, show, set-state, retry, reset, claim, delete),
-``inventory`` (import, list), ``images`` (add, list), ``config`` (render), ``db``
+``inventory`` (import, list), ``images`` (add, list, remove), ``config`` (render), ``db``
 (upgrade, prune). Every change goes through app.ops, the same service layer as
 the console and the API. Errors exit with status 1 and a one-line message.
 """
@@ -91,7 +91,8 @@ def devices_show(serial, events, show_xml, as_json):
         _echo_json(data)
         return
     s = data["summary"]
-    click.echo(f"{serial}: {s['lifecycle']}, state {s['state']}, step {s['step']} of {s['total_steps']}"
+    failed = f" (failed at {s['failed_state']})" if s["state"] == "ERROR" and s.get("failed_state") else ""
+    click.echo(f"{serial}: {s['lifecycle']}, state {s['state']}{failed}, step {s['step']} of {s['total_steps']}"
                + (" STALLED" if s["stalled"] else ""))
     for key, value in data["fields"].items():
         if key != "script_output":
@@ -197,16 +198,47 @@ def inventory_list():
     click.echo(f"-- {total} rows")
 
 
+def _current_images(config):
+    """The catalogue as the server would load it now: settings IMAGES + images/catalogue.json."""
+    from app.config import ConfigError, merge_catalogue, resolve_catalogue
+
+    try:
+        merged = merge_catalogue(config)
+    except ConfigError as exc:
+        _fail(str(exc))
+    return merged, resolve_catalogue(merged)
+
+
 @images.command("list")
 def images_list():
-    """The image catalogue: PID glob, file, version, size and md5 (missing files flagged)."""
-    config = get_config()
-    for e in config.images:
+    """The image catalogue: PID glob, file, version, size, md5, where the entry lives."""
+    config, entries = _current_images(get_config())
+    for e in entries:
         present = (config.images_dir / e.file).is_file()
+        source = "catalogue" if e.file in config.catalogue_files else "settings"
         click.echo(f"{e.pid:<14} {e.file:<44} {e.version:<10} {e.size:>12} "
-                   f"{e.md5 or '-':<32}{'' if present else ' MISSING'}")
-    if not config.images:
-        click.echo("(no images in the catalogue: devices keep their running image)")
+                   f"{e.md5 or '-':<32} {source}{'' if present else ' MISSING'}")
+    if not entries:
+        click.echo("(no images in the catalogue: devices keep their running image; "
+                   "add one with: run.py images add FILE --pid 'C11*')")
+
+
+def _copy_with_progress(source, target) -> None:
+    """Copy ``source`` to ``target`` in 1 MiB blocks with a tqdm bar; ``target`` appears whole
+    (written as a hidden temporary file, then renamed)."""
+    import os
+
+    from tqdm import tqdm
+
+    tmp = target.with_name(f".{target.name}.part")
+    size = source.stat().st_size
+    with open(source, "rb") as src, open(tmp, "wb") as dst, \
+            tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024, desc=f"copy {source.name}",
+                 mininterval=0.5) as bar:
+        while block := src.read(1 << 20):
+            dst.write(block)
+            bar.update(len(block))
+    os.replace(tmp, target)
 
 
 @images.command("add")
@@ -214,32 +246,90 @@ def images_list():
 @click.option("--pid", "pid_glob", required=True, help="PID glob the image is for, e.g. 'C11*'")
 @click.option("--version", "version", default="", help="version the image reports (default: from the name)")
 def images_add(image, pid_glob, version):
-    """Copy IMAGE into images/, compute its md5 and print the IMAGES entry for settings.py.
+    """Copy IMAGE into images/, compute its md5 and record it in images/catalogue.json.
 
-    The catalogue itself lives in settings.py (or PNP_IMAGES): paste the line
-    printed here into IMAGES and restart the server.
+    The server reads that file next to IMAGES of settings.py (settings entries
+    come first); no settings edit is needed. Adding the same file again
+    replaces its entry (new PID glob, version, md5).
     """
-    import shutil
     from pathlib import Path
 
     from app.common.versions import normalise_version, version_from_image_name
-    from app.config import file_md5
 
-    config = get_config()
+    config, _ = _current_images(get_config())
     source = Path(image).resolve()
     version = version or version_from_image_name(source.name) or ""
     if normalise_version(version) is None:
         _fail(f"cannot tell the IOS-XE version of {source.name}: give --version, e.g. 17.12.3a")
+    if source.name.startswith(".") or "/" in source.name:
+        _fail(f"{source.name}: image names must not start with a dot")
     target = config.images_dir / source.name
+    config.images_dir.mkdir(parents=True, exist_ok=True)
     if source != target.resolve():
-        config.images_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
+        _copy_with_progress(source, target)
         click.echo(f"copied to {target}", err=True)
-    md5 = file_md5(target)
-    size = target.stat().st_size
-    click.echo(f"{source.name}: {size} bytes, md5 {md5}, version {version}", err=True)
-    click.echo(f"    {{\"pid\": \"{pid_glob}\", \"file\": \"{source.name}\", \"version\": \"{version}\", "
-               f"\"md5\": \"{md5}\"}},")
+    md5, st = record_image(config, target, pid_glob, version)
+    click.echo(f"{source.name}: {st.st_size} bytes, md5 {md5}, version {version}, PID {pid_glob}")
+    click.echo(f"recorded in {config.images_dir / 'catalogue.json'}; the server uses it at its next start")
+    from_settings = [e for e in config.images if e.file not in config.catalogue_files]
+    shadow = [e for e in from_settings if e.file != source.name and e.pid.upper() == pid_glob.upper()]
+    if source.name in {e.file for e in from_settings}:
+        click.echo(f"note: settings.py IMAGES also lists {source.name}; that entry wins", err=True)
+    elif shadow:
+        click.echo(f"note: settings.py IMAGES entry {shadow[0].file} ({shadow[0].pid}) comes first "
+                   f"for these PIDs", err=True)
+
+
+def record_image(config, target, pid_glob: str, version: str):
+    """Hash ``images/<target>`` (progress bar), cache the md5 and record the catalogue entry.
+
+    Returns ``(md5, stat)``. An entry for the same file is replaced.
+    """
+    from app.config import file_md5, read_catalogue, write_catalogue
+
+    md5 = file_md5(target, progress=True)
+    st = target.stat()
+    _record_md5(config, target.name, st, md5)
+    entries = [e for e in read_catalogue(config) if e["file"] != target.name]
+    entries.append({"pid": pid_glob, "file": target.name, "version": version, "md5": md5, "size": st.st_size})
+    write_catalogue(config, entries)
+    return md5, st
+
+
+def _record_md5(config, name: str, st, md5: str) -> None:
+    """Put a freshly computed md5 in images/.md5-cache.json (the server then does not hash again)."""
+    from app.config import MD5_CACHE_NAME
+
+    path = config.images_dir / MD5_CACHE_NAME
+    try:
+        cache = json.loads(path.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    cache[name] = {"size": st.st_size, "mtime": st.st_mtime, "md5": md5}
+    path.write_text(json.dumps(cache, indent=1, sort_keys=True))
+
+
+@images.command("remove")
+@click.argument("name")
+@click.option("--delete-file", is_flag=True, help="also delete images/NAME")
+def images_remove(name, delete_file):
+    """Remove NAME's entry from images/catalogue.json (entries of settings.py stay: edit that file)."""
+    from app.config import read_catalogue, write_catalogue
+
+    config, _ = _current_images(get_config())
+    entries = read_catalogue(config)
+    kept = [e for e in entries if e["file"] != name]
+    if len(kept) == len(entries):
+        if name in {e.file for e in config.images}:
+            _fail(f"{name} is in IMAGES of settings.py, not in images/catalogue.json: edit settings.py")
+        _fail(f"{name} is not in the catalogue (run.py images list)")
+    write_catalogue(config, kept)
+    click.echo(f"{name} removed from the catalogue")
+    if delete_file:
+        path = config.images_dir / name
+        if path.is_file():
+            path.unlink()
+            click.echo(f"deleted {path}")
 
 
 @config_group.command("render")

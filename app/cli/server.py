@@ -12,7 +12,7 @@ import os
 import socket
 from pathlib import Path
 
-from app.config import PROJECT_ROOT, Config, ConfigError
+from app.config import PROJECT_ROOT, Config, ConfigError, exposed
 
 ROOT = PROJECT_ROOT
 
@@ -36,8 +36,13 @@ def build_config(settings_path: str | None, **overrides) -> Config:
     return Config.load(load_settings(settings_path), **overrides)
 
 
-def banner(config: Config) -> str:
-    """The start banner: where we listen, the URLs devices get, the database, the images."""
+def banner(config: Config, check: bool = False) -> str:
+    """The start banner: where we listen, the URLs devices get, the database, the images.
+
+    ``check`` (``run.py --check``): the same facts under a first line that says
+    nothing was started.
+    """
+    from app.pnp.workflow import skipped_steps
     images = "\n".join(
         f"  {e.pid:<16} {e.file} ({e.version}, md5 {e.md5 or '?'}, {e.size} bytes)"
         for e in config.images) or "  (none: devices keep their running image)"
@@ -48,9 +53,13 @@ def banner(config: Config) -> str:
         login += ", read-only view public"
     if config.admin_token:
         login += ", API token set"
-    return f"""Running PnP server (gunicorn). Stop with ctrl+c
+    skipped = ", ".join(f"{n} ({why})" for n, why in skipped_steps(config)) or "none: all 13 run"
+    first = ("Settings check (--check): the settings are valid; nothing was started"
+             if check else "Running PnP server (gunicorn). Stop with ctrl+c")
+    exposure = "" if exposed(config.bind) else " (this host only: --bind 0.0.0.0 for devices)"
+    return f"""{first}
 
-Bind to IP-address      : {config.bind}
+Bind to IP-address      : {config.bind}{exposure}
 Listen on port          : {config.port}{https}
 HTTPS listener          : {_https_line(config)}
 Server IP for devices   : {config.server_ip}
@@ -66,6 +75,7 @@ Workers                 : {_workers_line(config)}
 Workers run as          : {_run_as_line(config)}
 Guestshell tarball      : {config.guestshell_tarball or '(not set: step skipped)'}
 Python script           : {config.python_script or '(not set: step skipped)'}
+Steps skipped           : {skipped}
 Target images:
 {images}
 """
@@ -167,6 +177,20 @@ def check_bind(config: Config) -> str | None:
     return None
 
 
+def _workers_leave_ctrl_c_to_the_master(worker) -> None:
+    """gunicorn ``post_worker_init``: a worker ignores SIGINT.
+
+    ctrl+c sends SIGINT to the whole process group; the master then sends
+    SIGQUIT to each worker. A gthread worker that gets both runs its quit
+    handler twice, nested, and deadlocks in ThreadPoolExecutor.shutdown until
+    the master SIGKILLs it after GRACEFUL_TIMEOUT (30 s). The master alone
+    handles ctrl+c; the workers stop at its SIGQUIT.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def gunicorn_options(config: Config, tls: bool = False) -> dict:
     """gunicorn settings for the HTTP listener, or with ``tls`` for the HTTPS one.
 
@@ -184,6 +208,7 @@ def gunicorn_options(config: Config, tls: bool = False) -> dict:
         "accesslog": str(config.logs_dir / ("access-https.log" if tls else "access.log")),
         "errorlog": "-", "loglevel": "warning",
         "proc_name": "pnp-server-https" if tls else "pnp-server",
+        "post_worker_init": _workers_leave_ctrl_c_to_the_master,
     }
     if tls:
         options.update(certfile=config.tls_cert, keyfile=config.tls_key)

@@ -22,6 +22,7 @@ from app.console.forms import ActionForm, ImportForm, LoginForm, ResumeForm
 from app.ops import auth
 from app.pnp import workflow as wf
 from app.storage.db import get_sessions, utcnow
+from app.storage.errors import classify
 
 bp = Blueprint("console", __name__)
 log = logging.getLogger("pnp.console")
@@ -161,7 +162,9 @@ def database_down(exc: SQLAlchemyError):
     """The database cannot be reached: say so (503), and keep the htmx refresh going so the
     dashboard recovers by itself (htmx does not swap error responses, hence 200 for it)."""
     reason = f"{exc.__class__.__name__} ({get_config().database_label})"
-    log.error("console %s: database unavailable: %s", request.path, exc.__class__.__name__)
+    fault = classify(exc)
+    log.error("console %s: %s: %s", request.path,
+              "database unavailable" if fault.outage else "database error, not an outage", fault)
     if request.headers.get("HX-Request"):
         return render_template("console/_db_down.html", reason=reason, retry_url=request.full_path)
     return render_template("console/db_down.html", reason=reason), 503

@@ -92,13 +92,17 @@ def stalled_sql(state, last_contact, config: Config, now: datetime):
                and_(state.not_in(DONE), last_contact < silent_since(config, now)))
 
 
-def progress_of(state: str) -> tuple[int, int]:
+def progress_of(state: str, failed_state: str | None = None) -> tuple[int, int]:
     """``(n, 13)`` for "step n of 13" (the step number comes from the workflow's table).
 
-    Juniper ZTP rows count two steps: image and config fetched (either order).
+    An ERROR row counts the step that failed (``failed_state``, written by the
+    workflow when it parks the device), not 0. Juniper ZTP rows count two
+    steps: image and config fetched (either order).
     """
     if state in ZTP_PROGRESS:
         return ZTP_PROGRESS[state], 2
+    if state == wf.State.ERROR.value and failed_state:
+        state = failed_state
     try:
         return wf.STEP_NUMBER[wf.State(state)], wf.TOTAL_STEPS
     except ValueError:

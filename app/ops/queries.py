@@ -92,13 +92,13 @@ class DevicePage:
 
 def device_summary(row: DeviceState, in_inventory: bool, config: Config, now: datetime) -> dict:
     """The dashboard/API view of a device row: identity, versions, lifecycle, progress."""
-    step, total = progress_of(row.state)
+    step, total = progress_of(row.state, row.failed_state)
     return {
         "serial_number": row.serial_number, "pid": row.pid, "hostname": row.hostname,
         "ip_address": row.ip_address, "running_version": row.running_version,
         "target_version": row.target_version, "state": row.state,
         "lifecycle": lifecycle_of(row.state, in_inventory).value,
-        "step": step, "total_steps": total,
+        "step": step, "total_steps": total, "failed_state": row.failed_state,
         "last_contact": row.last_contact, "first_seen": row.first_seen,
         "last_error_code": row.last_error_code, "last_error_message": row.last_error_message,
         "error_kind": row.error_kind if row.state == wf.State.ERROR else None,
@@ -114,7 +114,7 @@ def _planned_summary(item: InventoryItem) -> dict:
         "serial_number": item.serial_number, "pid": item.pid, "hostname": item.hostname,
         "ip_address": None, "running_version": None, "target_version": None, "state": None,
         "lifecycle": Lifecycle.PLANNED.value, "step": 0, "total_steps": wf.TOTAL_STEPS,
-        "last_contact": None, "first_seen": None, "last_error_code": None,
+        "failed_state": None, "last_contact": None, "first_seen": None, "last_error_code": None,
         "last_error_message": None, "error_kind": None, "auto_retry_at": None,
         "unknown_outcomes": 0, "stalled": False, "claimed": True, "source_hold": None,
     }

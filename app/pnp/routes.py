@@ -2,7 +2,12 @@
 
 Every well-formed PnP message gets 200 with an XML body (a job, a backoff or
 a bye); anything else gets 400 with a one-line reason. Database trouble
-answers a backoff so the device simply asks again later (never a 5xx).
+answers a backoff so the device simply asks again later (never a 5xx). Only an
+outage is logged as "database unavailable"; any other database error (a DataError,
+an IntegrityError, a deadlock: app/storage/errors.py) is logged as what it is and
+the message is handled once more, with every text stored ASCII-escaped; a
+work-response that still cannot be stored is noted in the device's history and
+its job stays pending (outcome unknown, never a failure of the device).
 Source: docs/protocol.md §2.
 """
 
@@ -20,6 +25,7 @@ from app.observability import metrics
 from app.pnp import protocol as p
 from app.pnp import service, source
 from app.storage.db import get_sessions
+from app.storage.errors import classify
 
 bp = Blueprint("pnp", __name__, url_prefix="/pnp")
 log = logging.getLogger("pnp")
@@ -125,12 +131,12 @@ def _exchange(kind: str, parse, handle, fallback) -> Response:
         if held is not None:  # another host drives a serial whose flow started elsewhere
             metrics.REQUESTS.labels(kind, "backoff").inc()
             return _xml(fallback(message, held))
-        reply = handle(get_sessions(), get_config(), message, raw, request.remote_addr)
+        reply = _handle(kind, handle, message, raw)
     except SQLAlchemyError as exc:
-        log.error("%s %s: database unavailable, nothing recorded: %s", message.udi.sn, kind,
-                  exc.__class__.__name__)
         metrics.REQUESTS.labels(kind, metrics.service_label(getattr(message, "service", "backoff"))).inc()
-        return _xml(fallback(message, "server database unavailable"))
+        fault = classify(exc)
+        reason = "server database unavailable" if fault.outage else "server database error"
+        return _xml(fallback(message, reason))
     _count(kind, reply)
     if isinstance(message, p.WorkResponse) and (message.is_fault or message.success is False):
         code = (message.error.code if message.error and message.error.code
@@ -139,6 +145,36 @@ def _exchange(kind: str, parse, handle, fallback) -> Response:
     log.info("%s", reply.summary)
     log.debug("reply to %s: %s", message.udi.sn, service.redact(reply.xml))
     return _xml(reply.xml)
+
+
+def _handle(kind: str, handle, message, raw: bytes) -> service.Reply:
+    """``handle`` the message; a database error that is not an outage is logged as what it
+    is and the message handled once more with ASCII-only text (app/storage/fit.py). A
+    work-response that fails twice is recorded as unstored (``service.record_unstored``).
+    Raises the SQLAlchemy error when the message could not be handled."""
+    sessions, config, source = get_sessions(), get_config(), request.remote_addr
+    try:
+        return handle(sessions, config, message, raw, source)
+    except SQLAlchemyError as exc:
+        fault = classify(exc)
+        if fault.outage:
+            log.error("%s %s: database unavailable, nothing recorded: %s", message.udi.sn, kind,
+                      fault)
+            raise
+        log.error("%s %s: database error, not an outage (%s); handling it once more with "
+                  "ASCII-only text", message.udi.sn, kind, fault)
+    try:
+        return handle(sessions, config, message, raw, source, ascii_only=True)
+    except SQLAlchemyError as exc:
+        fault = classify(exc)
+        log.error("%s %s: database error again, not recorded (%s)", message.udi.sn, kind, fault)
+        if kind == "work-response" and not fault.outage:
+            try:
+                service.record_unstored(sessions, message, str(fault))
+            except SQLAlchemyError as again:
+                log.error("%s %s: could not note it in the history either (%s)",
+                          message.udi.sn, kind, classify(again))
+        raise
 
 
 @bp.post("/WORK-REQUEST")

@@ -21,6 +21,7 @@ from app.files import day0
 from app.files.signing import config_url_builder, redact_token
 from app.pnp import protocol as p
 from app.pnp import workflow as wf
+from app.storage import fit
 from app.storage.db import utcnow
 from app.storage.lock import device_lock
 from app.storage.models import DeviceEvent, DeviceState, InventoryItem
@@ -89,15 +90,17 @@ class Reply:
 
 
 def _identity(wr: p.WorkRequest | None, udi: p.Udi, source_ip: str | None, now: datetime) -> dict:
-    fields = {"udi": udi.raw[:255], "last_contact": now}
+    """The identity columns a message sets, as sent: values longer than their column are cut
+    (and recorded) by app/storage/fit.py when the row is flushed."""
+    fields = {"udi": udi.raw, "last_contact": now}
     if udi.pid:  # a UDI without PID or VID keeps what the device said before
-        fields["pid"] = udi.pid[:64]
+        fields["pid"] = udi.pid
     if udi.vid:
-        fields["vid"] = udi.vid[:16]
+        fields["vid"] = udi.vid
     if source_ip:
-        fields["ip_address"] = source_ip[:45]
+        fields["ip_address"] = source_ip
     if wr is not None and wr.hostname:
-        fields["hostname"] = wr.hostname[:255]
+        fields["hostname"] = wr.hostname
     return fields
 
 
@@ -106,15 +109,25 @@ def _store(session: Session, row: DeviceState, decision: wf.Decision, now: datet
     """Apply the decision's column changes to the row and write its events.
 
     The events go in as one executemany (one multi-row INSERT on MariaDB), not one
-    ORM round trip each.
+    ORM round trip each. Every value is fitted to its column first (app/storage/fit.py:
+    the row at flush, the events here); what was cut gets a ``clamped`` history line.
     """
     for name, value in decision.changes.items():
         setattr(row, name, value)
     raw_for = {"response": raw_in, "job": raw_out}
-    events = [{"device_id": row.id, "at": now, "kind": e.kind, "service": e.service or None,
-               "correlator": e.correlator or None, "success": e.success,
-               "error_code": e.error_code or None, "message": e.message[:8000],
-               "raw_xml": raw_for.get(e.kind)} for e in decision.events]
+    ascii_only = bool(session.info.get("fit_ascii"))
+    events, fitted = [], []
+    for e in decision.events:
+        values, cut = fit.fit_values(DeviceEvent.__table__, {
+            "device_id": row.id, "at": now, "kind": e.kind, "service": e.service or None,
+            "correlator": e.correlator or None, "success": e.success,
+            "error_code": e.error_code or None, "message": e.message,
+            "raw_xml": raw_for.get(e.kind)}, ascii_only)
+        events.append(values)
+        fitted += cut
+    if fitted:
+        log.warning("%s: %s", row.serial_number, fit.clamp_message(fitted))
+        events.append(fit.clamp_event(row.id, now, fitted))
     if events:
         session.execute(insert(DeviceEvent.__table__), events)  # Core executemany
 
@@ -134,12 +147,17 @@ def render(decision: wf.Decision, udi: str, correlator: str) -> str:
                            decision.backoff_reason or "nothing to do now")
 
 
+def _session_info(ascii_only: bool) -> dict:
+    return {"fit_ascii": True} if ascii_only else {}
+
+
 def work_request(sessions: sessionmaker[Session], config: Config, wr: p.WorkRequest,
-                 raw: bytes, source_ip: str | None) -> Reply:
+                 raw: bytes, source_ip: str | None, *, ascii_only: bool = False) -> Reply:
     """Handle a parsed WORK-REQUEST: create/lock the row, decide, store, reply.
 
     Returns the job or backoff XML. Database errors propagate (the HTTP layer
-    turns them into a backoff).
+    turns them into a backoff). ``ascii_only`` stores every text with its non-ASCII
+    characters escaped (the HTTP layer's retry after a DataError, app/storage/fit.py).
     """
     now = utcnow()
     defaults = {"first_seen": now, "state": wf.INITIAL_STATE.value, "attempts": 0,
@@ -147,7 +165,7 @@ def work_request(sessions: sessionmaker[Session], config: Config, wr: p.WorkRequ
                 "verifying": False, "auto_retry_rounds": 0, "tarball_transferred": False,
                 "script_transferred": False, "configured": False,
                 **_identity(wr, wr.udi, source_ip, now)}
-    with device_lock(sessions, wr.udi.sn, defaults) as (session, row):
+    with device_lock(sessions, wr.udi.sn, defaults, info=_session_info(ascii_only)) as (session, row):
         created = row.first_seen == now
         ctx = _context(session, config, wr.udi.sn, now)
         before = row.state
@@ -166,17 +184,19 @@ def work_request(sessions: sessionmaker[Session], config: Config, wr: p.WorkRequ
 
 
 def work_response(sessions: sessionmaker[Session], config: Config, resp: p.WorkResponse,
-                  raw: bytes, source_ip: str | None) -> Reply:
+                  raw: bytes, source_ip: str | None, *, ascii_only: bool = False) -> Reply:
     """Handle a parsed WORK-RESPONSE: match it to the pending job and apply the result.
 
     Always returns a bye (echoing the correlator). A response from a device
-    with no row is logged and otherwise ignored.
+    with no row is logged and otherwise ignored. ``ascii_only`` as for work_request.
+    Database errors propagate (the HTTP layer retries, then calls ``record_unstored``).
     """
     now = utcnow()
     correlator = resp.correlator or ""
     bye = p.build_bye(resp.udi.raw, correlator)
     if wf.acknowledges_backoff(resp):  # one UPDATE, no row lock, no ORM flush
-        values = {"last_contact": now, **({"ip_address": source_ip[:45]} if source_ip else {})}
+        values, _ = fit.fit_values(DeviceState.__table__, {
+            "last_contact": now, **({"ip_address": source_ip} if source_ip else {})})
         with sessions.begin() as session:
             found = session.execute(
                 update(DeviceState).where(DeviceState.serial_number == resp.udi.sn)
@@ -184,7 +204,7 @@ def work_response(sessions: sessionmaker[Session], config: Config, resp: p.WorkR
                 .execution_options(synchronize_session=False)).rowcount
         what = "acknowledged" if found else "from an unknown device: ignored"
         return Reply(bye, f"{resp.udi.sn} {correlator} backoff {what}", "backoff")
-    with device_lock(sessions, resp.udi.sn) as (session, row):
+    with device_lock(sessions, resp.udi.sn, info=_session_info(ascii_only)) as (session, row):
         if row is None:
             return Reply(bye, f"{resp.udi.sn} {correlator} {resp.service} response from an "
                               "unknown device: ignored")
@@ -200,6 +220,36 @@ def work_response(sessions: sessionmaker[Session], config: Config, resp: p.WorkR
     result = "success" if resp.success else (resp.error.code if resp.error else "failure")
     return Reply(bye, f"{resp.udi.sn} {correlator} {resp.service} {result} → "
                       f"{decision.state.value}", resp.service, finished)
+
+
+def record_unstored(sessions: sessionmaker[Session], resp: p.WorkResponse, problem: str) -> bool:
+    """Record in the device's history that its work-response could not be stored.
+
+    ``problem`` is the database error in one line. Written in its own transaction,
+    ASCII only and fitted to the columns, with no row lock and no other change:
+    the job stays pending, so its outcome is unknown to the workflow (not a failure
+    of the device). Returns False when the device has no row. Raises SQLAlchemy errors.
+    """
+    now = utcnow()
+    result = "success" if resp.success else (resp.error.code if resp.error else "failure")
+    message = (f"work-response {resp.service} ({resp.correlator or 'no correlator'}, {result}) "
+               f"could not be stored: {problem}; the job stays pending, its outcome unknown")
+    with sessions.begin() as session:
+        device_id = session.scalar(select(DeviceState.id).where(
+            DeviceState.serial_number == device_key(resp.udi.sn)))
+        if device_id is None:
+            return False
+        values, _ = fit.fit_values(DeviceEvent.__table__, {
+            "device_id": device_id, "at": now, "kind": "error", "service": resp.service,
+            "correlator": resp.correlator or None, "success": resp.success,
+            "error_code": "SERVER_DATABASE", "message": message}, ascii_only=True)
+        session.execute(insert(DeviceEvent.__table__), [values])
+    return True
+
+
+def device_key(serial: str) -> str:
+    """The ``serial_number`` a device is stored under (its serial, fitted to the column)."""
+    return fit.fit_value(DeviceState.__table__.c.serial_number, serial)[0]
 
 
 def set_state(sessions: sessionmaker[Session], serial: str, state: str,

@@ -475,10 +475,14 @@ def _job_day0(device: DeviceView, ctx: Context) -> JobOutcome:
 
 
 def _job_eem(device: DeviceView, ctx: Context) -> JobOutcome:
+    if not (ctx.config.eem_applet and ctx.config.guestshell_tarball):
+        return State.CHECK_GUESTSHELL  # nothing for the applet to install (skipped_steps)
     return _exec(f"event manager run {ctx.config.eem_applet}", 300)
 
 
 def _job_show_guestshell(device: DeviceView, ctx: Context) -> JobOutcome:
+    if not (ctx.config.guestshell_tarball or ctx.config.python_script):
+        return State.RUN_SCRIPT  # no guestshell needed (skipped_steps)
     return _exec("show app-hosting list", 60)
 
 
@@ -621,6 +625,31 @@ def _checked_eem(device: DeviceView, response: p.WorkResponse, ctx: Context) -> 
 
 
 # --- what to send (work-request) -----------------------------------------------------------------
+
+
+def skipped_steps(config: Config) -> list[tuple[int, str]]:
+    """The steps these settings skip, ``[(step number, why)]``, in step order.
+
+    One rule per setting, applied by the job builders of ``STEP_TABLE``: no GUESTSHELL_TARBALL skips
+    the copy (5) and the EEM applet that installs it (10); no PYTHON_SCRIPT
+    skips its copy (6) and its run (12); with neither, the guestshell checks
+    (11) have nothing to serve and are skipped too. No catalogue image: step 4
+    is only taken for a PID without one, which then goes to ERROR (no skip).
+    """
+    skipped = []
+    if not config.guestshell_tarball:
+        skipped.append((5, "GUESTSHELL_TARBALL not set"))
+    if not config.python_script:
+        skipped.append((6, "PYTHON_SCRIPT not set"))
+    if not config.eem_applet:
+        skipped.append((10, "EEM_APPLET not set"))
+    elif not config.guestshell_tarball:
+        skipped.append((10, "GUESTSHELL_TARBALL not set (the applet installs it)"))
+    if not (config.guestshell_tarball or config.python_script):
+        skipped.append((11, "neither GUESTSHELL_TARBALL nor PYTHON_SCRIPT set"))
+    if not config.python_script:
+        skipped.append((12, "PYTHON_SCRIPT not set"))
+    return sorted(skipped)
 
 
 def _idle(device: DeviceView, ctx: Context, state: State) -> Decision:
@@ -823,7 +852,8 @@ def _decide_request(device: DeviceView, request: p.WorkRequest, ctx: Context,
             state = State(device.state)
     if device.retry_after and ctx.now < device.retry_after:
         wait = max(1, int((device.retry_after - ctx.now).total_seconds()))
-        decision = _backoff(state, wait, f"{state.value} retry after an error",
+        why = "retry after an error" if device.attempts else "waiting before it starts"  # e.g. guestshell checks
+        decision = _backoff(state, wait, f"{state.value} {why}",
                             pending_service=None, pending_correlator=None,
                             state=state.value, attempts=device.attempts,
                             unknown_outcomes=device.unknown_outcomes, verifying=False)

@@ -1,9 +1,10 @@
 """Engine and sessions (flaskr's ``db.py``): one pooled engine per process.
 
 ``make_engine()`` builds the engine (``pool_pre_ping`` so a restarted MariaDB is
-reconnected transparently; SQLite gets WAL and ``BEGIN IMMEDIATE``),
-``make_sessionmaker()`` the session factory that ``create_app`` keeps in
-``app.extensions``, and ``get_sessions()`` hands it to request code. The
+reconnected transparently; MariaDB connections speak utf8mb4; SQLite gets WAL and
+``BEGIN IMMEDIATE``), ``make_sessionmaker()`` the session factory that
+``create_app`` keeps in ``app.extensions`` (every flush fits values to their
+columns, app/storage/fit.py), and ``get_sessions()`` hands it to request code. The
 per-device lock is in app/storage/lock.py, migrations in app/storage/migrate.py.
 """
 
@@ -16,12 +17,27 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.storage import fit
+from app.storage.models import CHARSET
+
 LOOPBACK = ("127.0.0.1", "::1", "localhost", None)
 
 
 def utcnow() -> datetime:
     """Naive UTC now, the form every DateTime column stores."""
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def with_charset(url: str) -> str:
+    """``url`` with ``charset=utf8mb4`` added for a MySQL/MariaDB driver when it names none.
+
+    A URL that names another charset keeps it (app/storage/charset.py then refuses to
+    start, saying so). Other URLs are returned unchanged.
+    """
+    parsed = make_url(url)
+    if not parsed.drivername.startswith(("mysql", "mariadb")) or "charset" in parsed.query:
+        return url
+    return parsed.update_query_dict({"charset": CHARSET}).render_as_string(hide_password=False)
 
 
 def make_engine(url: str, pool_size: int = 10) -> Engine:
@@ -52,6 +68,7 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
 
         return engine
     connect_args = {}
+    url = with_charset(url)
     parsed = make_url(url)
     if (parsed.drivername.endswith("pymysql") and parsed.host in LOOPBACK
             and not any(k.startswith("ssl") for k in parsed.query)):
@@ -62,8 +79,11 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    """Session factory; objects stay readable after commit."""
-    return sessionmaker(engine, expire_on_commit=False)
+    """Session factory; objects stay readable after commit; every flush fits the values of
+    its objects to their columns and records what it cut (app/storage/fit.py)."""
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    fit.install(sessions)
+    return sessions
 
 
 def get_sessions() -> sessionmaker[Session]:

@@ -14,21 +14,26 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.storage.fit import fit_value
 from app.storage.models import DeviceState
 
 
 @contextmanager
-def device_lock(sessions: sessionmaker[Session], serial: str,
-                defaults: dict | None = None) -> Iterator[tuple[Session, DeviceState | None]]:
+def device_lock(sessions: sessionmaker[Session], serial: str, defaults: dict | None = None,
+                info: dict | None = None) -> Iterator[tuple[Session, DeviceState | None]]:
     """Open a transaction holding the device's row lock; commit on success.
 
     Yields ``(session, row)``. With ``defaults`` a missing device is created
     (two workers racing to create it: the loser retries and locks the winner's
     row). Without ``defaults`` a missing device yields None. Any exception rolls
-    back and propagates.
+    back and propagates. ``serial`` is fitted to its column first (a serial longer
+    than ``serial_number`` is keyed by its first characters, app/storage/fit.py), so
+    the row is found again; ``info`` goes into ``session.info``.
     """
+    serial = fit_value(DeviceState.__table__.c.serial_number, serial)[0]
     for attempt in range(3):
         session = sessions()
+        session.info.update(info or {})
         try:
             row = session.scalars(select(DeviceState).where(
                 DeviceState.serial_number == serial).with_for_update()).one_or_none()

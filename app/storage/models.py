@@ -3,7 +3,8 @@
 The ``device_state`` row is the only truth about a device: no process keeps
 device state between requests. Operators may edit it with SQL, e.g.
 ``UPDATE device_state SET state='RUN_EVENT_MANAGER' WHERE serial_number='FGL2548L0AW'``.
-Times are naive UTC. The schema is managed by Alembic (``migrations/``).
+Times are naive UTC. The schema is managed by Alembic (``migrations/``). Values that do not
+fit a column (length, integer range) are cut by app/storage/fit.py from these definitions.
 """
 
 from __future__ import annotations
@@ -21,6 +22,14 @@ SerialKey = String(64).with_variant(mysql.VARCHAR(64, charset="utf8mb4", collati
 
 #: TEXT that holds more than 64 kB on MariaDB (raw XML, script output).
 LongText = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+
+#: Character set of every table on MariaDB/MySQL: utf8mb4 holds any text a device or the
+#: server writes (``→`` in history lines, non-ASCII hostnames), whatever the server's or
+#: the database's default is (latin1 upstream before 11.6). Migration 0006 converts
+#: existing tables; app/storage/charset.py checks at start. SQLite text is always UTF-8.
+CHARSET = "utf8mb4"
+COLLATION = "utf8mb4_unicode_ci"
+TABLE_ARGS = {"mysql_charset": CHARSET, "mysql_collate": COLLATION}
 
 
 class Base(DeclarativeBase):
@@ -40,6 +49,7 @@ class DeviceState(Base):
     """
 
     __tablename__ = "device_state"
+    __table_args__ = TABLE_ARGS
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # Cisco SNs match app.pnp.protocol.SERIAL_PATTERN (no ':'), Juniper keys are MACs with ':':
@@ -64,7 +74,8 @@ class DeviceState(Base):
     config_register: Mapped[str | None] = mapped_column(String(16))
     target_image: Mapped[str | None] = mapped_column(String(255))
     target_version: Mapped[str | None] = mapped_column(String(64))
-    bootflash_free: Mapped[int | None] = mapped_column(BigInteger)
+    # Free space as the device reports it; a negative number is stored as 0 (app/storage/fit.py).
+    bootflash_free: Mapped[int | None] = mapped_column(BigInteger, info={"min": 0})
     image_installs: Mapped[int] = mapped_column(Integer, default=0)
     reload_requested_at: Mapped[datetime | None] = mapped_column(DateTime)
 
@@ -116,13 +127,14 @@ class DeviceState(Base):
 class DeviceEvent(Base):
     """One line of a device's history: a job sent, a response, a state change, an error.
 
-    ``kind`` is job, response, state, error, info, reload or fetch (a Juniper ZTP download). ``raw_xml`` holds
-    the message for job and response events (credentials redacted).
+    ``kind`` is job, response, state, error, info, reload, fetch (a Juniper ZTP download)
+    or clamped (a value that did not fit its column was stored cut, app/storage/fit.py).
+    ``raw_xml`` holds the message for job and response events (credentials redacted).
     """
 
     __tablename__ = "device_event"
     __table_args__ = (Index("ix_device_event_device_id_id", "device_id", "id"),
-                      Index("ix_device_event_at", "at"))
+                      Index("ix_device_event_at", "at"), TABLE_ARGS)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     device_id: Mapped[int] = mapped_column(ForeignKey("device_state.id", ondelete="CASCADE"))
@@ -147,6 +159,7 @@ class InventoryItem(Base):
     """
 
     __tablename__ = "inventory"
+    __table_args__ = TABLE_ARGS
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     serial_number: Mapped[str] = mapped_column(SerialKey, unique=True)

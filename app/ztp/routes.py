@@ -36,6 +36,7 @@ from app.common.gate import device_refusal
 from app.config import get_config
 from app.files.serving import file_response
 from app.storage.db import get_sessions
+from app.storage.errors import classify
 from app.storage.models import DeviceState
 from app.ztp import juniper, service
 from app.ztp.token import token_matches
@@ -265,9 +266,19 @@ def ztp_fetch_image(name: str) -> Response:
 
 def _record(req, **details) -> None:
     """Record the fetch in the device's history; a database outage only loses the record
-    (the device still gets its file or its 4xx, never a 5xx)."""
-    try:
-        service.record_fetch(get_sessions(), req, request.remote_addr, **details)
-    except SQLAlchemyError as exc:
-        log.error("ztp %s %s: database unavailable, fetch not recorded: %s", req.mode, req.mac,
-                  exc.__class__.__name__)
+    (the device still gets its file or its 4xx, never a 5xx). Any other database error
+    is logged as what it is and the record tried once more, ASCII-only (app/storage/fit.py)."""
+    for ascii_only in (False, True):
+        try:
+            service.record_fetch(get_sessions(), req, request.remote_addr, ascii_only=ascii_only,
+                                 **details)
+            return
+        except SQLAlchemyError as exc:
+            fault = classify(exc)
+            if fault.outage:
+                log.error("ztp %s %s: database unavailable, fetch not recorded: %s", req.mode,
+                          req.mac, fault)
+                return
+            log.error("ztp %s %s: database error, not an outage (%s)%s", req.mode, req.mac, fault,
+                      "; trying once more with ASCII-only text" if not ascii_only else
+                      "; fetch not recorded")

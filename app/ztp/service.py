@@ -73,22 +73,25 @@ def _identify(row: DeviceState, req: FetchRequest, now) -> None:
     row.vendor = "juniper"
     row.mac_address = req.mac
     row.vci = req.vci
-    row.pid = req.model[:64]
+    row.pid = req.model
     if req.serial or not row.udi or not row.udi.startswith(f"PID:{req.model},"):
-        row.udi = f"PID:{req.model},VID:,SN:{req.serial or ''}"[:255]  # a VCI without serial keeps the SN
+        row.udi = f"PID:{req.model},VID:,SN:{req.serial or ''}"  # a VCI without serial keeps the SN
     row.last_contact = now
 
 
 def record_fetch(sessions: sessionmaker[Session], req: FetchRequest, source_ip: str | None, *,
                  served: str | None = None, error: str | None = None, status: int = 200,
                  hostname: str | None = None, image: str | None = None, mismatch: str | None = None,
-                 create: bool = True) -> None:
+                 ascii_only: bool = False, create: bool = True) -> None:
     """Record the start of one ``/ztp_fetch`` download (creating the device row on first contact).
 
     ``served`` describes what is being sent, or ``error`` why nothing is
     (with ``status``, the HTTP status answered). ``hostname`` (inventory) is
     stored when given, ``image`` (image mode) as ``target_image``,
     ``mismatch`` (:func:`vci_mismatch`) as an event and the last error.
+    Values longer than their column (a VCI, a model, a hostname) are cut and recorded by
+    app/storage/fit.py at flush; ``ascii_only`` also escapes non-ASCII text (the route's
+    retry after a database error that is not an outage).
     With ``create=False`` a MAC without a row only gets a log line (a failed fetch of a MAC
     that is in no inventory: made-up MACs must not add a row per request).
     Raises SQLAlchemy errors (the route logs them and still answers the device).
@@ -96,7 +99,8 @@ def record_fetch(sessions: sessionmaker[Session], req: FetchRequest, source_ip: 
     now = utcnow()
     defaults = {"vendor": "juniper", "mac_address": req.mac, "first_seen": now, "last_contact": now,
                 "state": ZTP_ERROR if error else FETCHING}
-    with device_lock(sessions, req.mac, defaults=defaults if create else None) as (session, row):
+    info = {"fit_ascii": True} if ascii_only else {}
+    with device_lock(sessions, req.mac, defaults=defaults if create else None, info=info) as (session, row):
         if row is None:
             log.warning("ztp %s %s from %s (%s): %d %s (unknown MAC: not recorded)", req.mode, req.mac,
                         source_ip, req.vci, status, error)

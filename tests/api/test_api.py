@@ -273,7 +273,9 @@ def test_openapi_document_describes_the_routes(client, console):
     served = {re.sub(r"<(\w+)>", r"{\1}", rule.rule) for rule in console.url_map.iter_rules()
               if rule.rule.startswith("/api/v1/") and not rule.rule.endswith("openapi.json")}
     assert served == documented
-    pytest.importorskip("openapi_spec_validator").validate(doc)
+    import openapi_spec_validator
+
+    openapi_spec_validator.validate(doc)
 
 
 @pytest.mark.mariadb

@@ -84,18 +84,19 @@ def test_inventory_import_config_render_and_claim(app, runner, lab):
     assert "Onboarding" in runner.invoke(args=["devices", "list", "--search", "I009"]).output
 
 
-def test_images_add_prints_the_catalogue_entry(runner, lab, tmp_path_factory):
-    import ast
+def test_images_add_records_the_catalogue_entry(runner, lab, tmp_path_factory):
     import hashlib
 
     source = tmp_path_factory.mktemp("upload") / "isr4300-universalk9.17.09.04a.SPA.bin"
     source.write_bytes(b"x" * 4096)
     out = runner.invoke(args=["images", "add", str(source), "--pid", "ISR43*"])
     assert out.exit_code == 0, out.output
-    entry = ast.literal_eval(out.stdout.strip().rstrip(","))
-    assert entry == {"pid": "ISR43*", "file": source.name, "version": "17.9.4a",
-                     "md5": hashlib.md5(b"x" * 4096).hexdigest()}
+    md5 = hashlib.md5(b"x" * 4096).hexdigest()
+    entry = json.loads((lab / "images" / "catalogue.json").read_text())
+    assert entry == [{"pid": "ISR43*", "file": source.name, "version": "17.9.4a", "md5": md5, "size": 4096}]
     assert (lab / "images" / source.name).read_bytes() == b"x" * 4096
+    listed = runner.invoke(args=["images", "list"]).output  # at once: no settings edit, no restart
+    assert "ISR43*" in listed and source.name in listed and md5 in listed and "catalogue" in listed
     unknown = tmp_path_factory.mktemp("upload2") / "image.bin"
     unknown.write_bytes(b"y")
     out = runner.invoke(args=["images", "add", str(unknown), "--pid", "C11*"])
@@ -114,7 +115,8 @@ def test_images_list_and_db_upgrade(runner):
 def test_run_py_subcommands(lab):
     settings = write_settings(lab / "settings_cli.py", **FAST_SETTINGS,
                               DATABASE_URL=f"sqlite:///{lab / 'cli.sqlite3'}")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PNP_") and k != "DATABASE_URL"}
+    env = {k: v for k, v in os.environ.items()
+               if not (k.startswith("PNP_") and k != "PNP_NO_VENV") and k != "DATABASE_URL"}
     env["PNP_ROOT"] = str(lab)
 
     def run(*args):

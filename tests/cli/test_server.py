@@ -13,7 +13,8 @@ from tests.helpers import IMAGE_NAME, ROOT, write_settings
 
 def _run(lab, *args, **settings):
     path = write_settings(lab / "s.py", **settings)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PNP_") and k != "DATABASE_URL"}
+    env = {k: v for k, v in os.environ.items()
+               if not (k.startswith("PNP_") and k != "PNP_NO_VENV") and k != "DATABASE_URL"}
     env["PNP_ROOT"] = str(lab)
     return subprocess.run([sys.executable, str(ROOT / "run.py"), "--settings", str(path), *args],
                           capture_output=True, text=True, env=env, timeout=60)

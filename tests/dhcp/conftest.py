@@ -1,8 +1,9 @@
 """Fixtures of the DHCP helper tests: the real parsers (kea-dhcp4 -t, dhcpd -t) and sample specs.
 
 The parsers come from Debian 12's ``kea-dhcp4-server`` and ``isc-dhcp-server``
-packages. A missing parser FAILS the tests (CI installs them); only the
-network-namespace test skips, when not root or without ``ip netns``.
+packages. A missing parser FAILS the tests (tests/setup-machine.sh installs
+them), and so does the network-namespace test when not root or without
+``ip netns`` (deselect it with ``-m 'not netns'``).
 """
 
 from __future__ import annotations

@@ -248,16 +248,16 @@ class NetNs:
 @pytest.fixture(scope="module")
 def netns() -> Iterator[NetNs]:
     if os.geteuid() != 0:
-        pytest.skip("network namespaces need root")
+        pytest.fail("network namespaces need root (or deselect: -m 'not netns')")
     ip = shutil.which("ip", path=SBIN)
     if ip is None:
-        pytest.skip("iproute2 'ip' is not installed")
+        pytest.fail("iproute2 'ip' is not installed: apt-get install -y iproute2")
     suffix = os.getpid()
     ns = NetNs(ip, f"pnptest-srv-{suffix}", f"pnptest-cli-{suffix}")
     try:
         probe = ns.run("netns", "add", ns.srv, check=False)
         if probe.returncode != 0:
-            pytest.skip(f"ip netns is not available here: {probe.stderr.strip()}")
+            pytest.fail(f"ip netns is not available here: {probe.stderr.strip()} (or deselect: -m 'not netns')")
         ns.run("netns", "add", ns.cli)
         ns.run("-n", ns.srv, "link", "add", "veth-srv", "type", "veth", "peer", "name", "veth-cli", "netns", ns.cli)
         ns.run("-n", ns.srv, "addr", "add", "192.0.2.1/24", "dev", "veth-srv")
