@@ -127,7 +127,7 @@ def _exchange(kind: str, parse, handle, fallback) -> Response:
     g.pnp_reply = "bye" if kind == "work-response" else "backoff"
     log.debug("%s from %s: %s", kind, request.remote_addr, service.redact(raw))
     try:
-        held = source.check(get_sessions(), get_config(), message.udi.sn, request.remote_addr)
+        held = _held(message)
         if held is not None:  # another host drives a serial whose flow started elsewhere
             metrics.REQUESTS.labels(kind, "backoff").inc()
             return _xml(fallback(message, held))
@@ -145,6 +145,16 @@ def _exchange(kind: str, parse, handle, fallback) -> Response:
     log.info("%s", reply.summary)
     log.debug("reply to %s: %s", message.udi.sn, service.redact(reply.xml))
     return _xml(reply.xml)
+
+
+def _held(message) -> str | None:
+    """The hold reason when another host drives this serial (app/pnp/source.py), else None;
+    None too when the database cannot tell: the handling that follows meets the same fault,
+    logs it and answers it."""
+    try:
+        return source.check(get_sessions(), get_config(), message.udi.sn, request.remote_addr)
+    except SQLAlchemyError:
+        return None
 
 
 def _handle(kind: str, handle, message, raw: bytes) -> service.Reply:

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -84,15 +85,21 @@ def test_bad_network_is_a_config_error(make_config):
         make_config(device_networks=["10.9.0.0/33"])
 
 
+def _check(lab, **settings) -> str:
+    """``run.py --check`` with these settings (as tests/cli/test_server.py runs it); its stdout."""
+    path = write_settings(lab / "s.py", SERVER_IP="192.0.2.10", PORT=8080, **settings)
+    env = {k: v for k, v in os.environ.items()
+           if not (k.startswith("PNP_") and k != "PNP_NO_VENV") and k != "DATABASE_URL"}
+    env["PNP_ROOT"] = str(lab)
+    proc = subprocess.run([sys.executable, str(ROOT / "run.py"), "--settings", str(path), "--check"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
 def test_banner_warns_when_any_host_is_a_device(lab):
-    settings = write_settings(lab / "s.py", SERVER_IP="192.0.2.10", PORT=8080)
-    out = subprocess.run([sys.executable, str(ROOT / "run.py"), "--settings", str(settings), "--check"],
-                         cwd=lab, capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"}).stdout
-    assert "Device networks         : any -- WARNING" in out
-    settings = write_settings(lab / "s.py", SERVER_IP="192.0.2.10", PORT=8080, DEVICE_NETWORKS=["192.0.2.0/24"])
-    out = subprocess.run([sys.executable, str(ROOT / "run.py"), "--settings", str(settings), "--check"],
-                         cwd=lab, capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"}).stdout
-    assert "Device networks         : 192.0.2.0/24" in out
+    assert "Device networks         : any -- WARNING" in _check(lab)
+    assert "Device networks         : 192.0.2.0/24" in _check(lab, DEVICE_NETWORKS=["192.0.2.0/24"])
 
 
 # --- a serial driven from a new address ------------------------------------------------------
