@@ -199,3 +199,28 @@ REQUIRE_CLAIM = False
 LOGIN_RATE_LIMIT = "10 per minute"
 # Where the counts live: "memory://" is per gunicorn worker; "redis://127.0.0.1:6379" shares them.
 RATELIMIT_STORAGE_URI = "memory://"
+
+# --- Source of truth: NetBox or Nautobot (docs/source-of-truth.md) -------------------
+INVENTORY_SOURCE = "csv"  # csv (inventory import), netbox or nautobot
+SOT_URL = ""  # e.g. "https://netbox.example.net"
+# SOT_TOKEN = ""  # API token (better: PNP_SOT_TOKEN): read devices/IPAM, write status and journal/notes
+SOT_VERIFY_TLS = True  # verify the source's certificate (keep it on)
+SOT_CA_BUNDLE = ""  # CA file for that certificate; "" = system CAs
+SOT_TIMEOUT = 10  # seconds per API call
+SOT_SITES = []  # NetBox site slugs / Nautobot location names; [] = all
+SOT_TAGS = []  # tag slugs (NetBox) / names (Nautobot)
+SOT_STATUSES = []  # e.g. ["planned", "staged", "active", "failed"]; [] = all
+SOT_ROLES = []  # device role slugs / names
+SOT_FIELD_MAP = {}  # override the field map, e.g. {"pid": "custom_fields.cisco_pid|device_type.model"}
+SOT_PROVISIONING_INTERFACE = ""  # interface whose MAC is reserved; "" = the mgmt-only one, else the first with a MAC
+SOT_TEMPLATE = ""  # day-0 Jinja2 template (configs/) for devices without the pnp_template custom field
+SOT_RENDER_CONFIG = []  # device types / tags whose day-0 the source renders itself (NetBox render-config)
+# SOT_WEBHOOK_SECRET = ""  # HMAC secret of the webhook (better: PNP_SOT_WEBHOOK_SECRET)
+SOT_STATUS_FIRST_CONTACT = ""  # status written at first contact, e.g. "staged"; "" = none
+SOT_STATUS_FINISHED = ""  # e.g. "active" (with a journal entry / note)
+SOT_STATUS_FAILED = ""  # e.g. "failed" (with the error)
+SOT_UNKNOWN_STATUS = ""  # with REQUIRE_CLAIM: create unknown serials in the source with this status
+SOT_UNKNOWN_SITE = ""  # site / location of those created devices
+SOT_UNKNOWN_ROLE = ""  # role of those created devices
+SOT_RETRY_BACKOFF = 60  # seconds before a failed write-back is retried (doubling, up to 32x)
+SOT_DHCP_PUSH = False  # a webhook also pushes the reservations to the Kea at KEA_CONTROL_SOCKET

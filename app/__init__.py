@@ -42,6 +42,7 @@ from app.observability.metrics import count_statements
 from app.ops.auth import init_login_rate_limit
 from app.ops.retention import AutoPrune, juniper_known
 from app.pnp.routes import bp as pnp_bp
+from app.sot.sync import ztp_lookup
 from app.storage.db import make_engine, make_sessionmaker
 from app.storage.migrate import upgrade
 from app.ztp.juniper import csv_inventory
@@ -75,7 +76,11 @@ def create_app(config: Config | None = None, *, migrate: bool = False,
         count_statements(engine)
     app.extensions["pnp_engine"] = engine
     app.extensions["pnp_sessions"] = make_sessionmaker(engine)
-    app.extensions["ztp_inventory"] = ztp_inventory or csv_inventory(config.juniper_inventory_path)
+    if ztp_inventory is None:  # the CSV, or the inventory table a source of truth fills (app/sot/sync.py)
+        ztp_inventory = (csv_inventory(config.juniper_inventory_path) if config.inventory_source == "csv"
+                         else ztp_lookup(app.extensions["pnp_sessions"]))
+    app.extensions["ztp_inventory"] = ztp_inventory
+    app.extensions["sot_writeback"] = {}  # per-process memory of app/sot/writeback.py (next retry look)
     # Growth bounds: at most one prune per PRUNE_INTERVAL per worker, started by device requests.
     app.extensions["pnp_prune"] = AutoPrune(app.extensions["pnp_sessions"], config,
                                             juniper_known(app.extensions["ztp_inventory"]))

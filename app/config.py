@@ -73,11 +73,14 @@ _INT_FIELDS = {
     "finished_backoff", "max_guestshell_checks", "guestshell_check_backoff",
     "log_max_bytes", "log_backup_count", "dhcp_subnet_id", "dhcp_pnp_https_port",
     "juniper_file_port", "stalled_after", "page_size", "config_url_max_age", "https_port",
-    "unseen_device_expiry", "event_retention", "prune_interval",
+    "sot_timeout", "sot_retry_backoff", "unseen_device_expiry", "event_retention", "prune_interval",
 }
 _BOOL_FIELDS = {"dhcp_cisco", "dhcp_juniper", "dhcp_pnp_https", "dashboard_public", "require_claim",
-                "signed_config_urls", "allow_source_change"}
-_LIST_FIELDS = {"dhcp_routers", "dhcp_dns", "dhcp_ntp", "dhcp_syslog", "device_networks"}
+                "signed_config_urls", "sot_verify_tls", "sot_dhcp_push", "allow_source_change"}
+_LIST_FIELDS = {"dhcp_routers", "dhcp_dns", "dhcp_ntp", "dhcp_syslog", "sot_sites", "sot_tags", "sot_statuses",
+                "sot_roles", "sot_render_config", "device_networks"}
+_DICT_FIELDS = {"sot_field_map"}
+SOT_SOURCES = ("csv", "netbox", "nautobot")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -182,6 +185,30 @@ class Config:
     unseen_device_expiry: int = 7 * 86400  # seconds; rows never seen past first contact, not in the inventory
     event_retention: int = 180 * 86400  # seconds of history kept; 0 = keep forever
     prune_interval: int = 3600  # seconds between automatic prunes (per worker); 0 = only run.py db prune
+    # --- source of truth (docs/source-of-truth.md) -------------------------------
+    inventory_source: str = "csv"  # csv | netbox | nautobot
+    sot_url: str = ""  # https://netbox.example.net
+    sot_token: str = field(default="", repr=False)  # from PNP_SOT_TOKEN, never needed in the file
+    sot_verify_tls: bool = True
+    sot_ca_bundle: str = ""  # CA file for the source of truth's certificate ("" = system CAs)
+    sot_timeout: int = 10  # seconds per API call
+    sot_sites: tuple[str, ...] = ()  # NetBox site / Nautobot location names; () = all
+    sot_tags: tuple[str, ...] = ()
+    sot_statuses: tuple[str, ...] = ()
+    sot_roles: tuple[str, ...] = ()
+    sot_field_map: dict = field(default_factory=dict)  # field -> "dotted.path|fallback.path" (app/sot/mapping.py)
+    sot_provisioning_interface: str = ""  # interface whose MAC is reserved; "" = mgmt-only, else first with a MAC
+    sot_template: str = ""  # day-0 Jinja2 template under configs/ for source-of-truth devices without one
+    sot_render_config: tuple[str, ...] = ()  # device types / tags whose day-0 the source of truth renders
+    sot_webhook_secret: str = field(default="", repr=False)  # from PNP_SOT_WEBHOOK_SECRET
+    sot_status_first_contact: str = ""  # e.g. "staged"; "" = no write-back
+    sot_status_finished: str = ""  # e.g. "active"
+    sot_status_failed: str = ""  # e.g. "failed"
+    sot_unknown_status: str = ""  # with REQUIRE_CLAIM: create unknown serials with this status ("planned")
+    sot_unknown_site: str = ""  # site (NetBox) / location (Nautobot) of created devices
+    sot_unknown_role: str = ""  # role of created devices
+    sot_retry_backoff: int = 60  # seconds before a failed write-back is tried again
+    sot_dhcp_push: bool = False  # a webhook also pushes the reservations to KEA_CONTROL_SOCKET
     root: Path = PROJECT_ROOT
     catalogue_files: tuple[str, ...] = ()  # internal: image files whose entry is in images/catalogue.json
     extra: dict = field(default_factory=dict)
@@ -349,6 +376,13 @@ def _coerce(values: dict) -> dict:
             if isinstance(raw, str):
                 raw = json.loads(raw) if raw.strip().startswith("[") else raw.replace(",", " ").split()
             out["dhcp_cisco_pids"] = tuple(raw)
+        for name in _DICT_FIELDS & out.keys():
+            raw = out[name]
+            if isinstance(raw, str):
+                raw = json.loads(raw) if raw.strip() else {}
+            if not isinstance(raw, dict):
+                raise ValueError(f"{name.upper()} must be a dict")
+            out[name] = {str(k): str(v) for k, v in raw.items()}
         if "dhcp_subnets" in out:
             raw = out["dhcp_subnets"]
             if isinstance(raw, str):
@@ -585,6 +619,22 @@ def validate(config: Config) -> list[str]:
                 problems.append(f"HTTPS_PORT is set but {label} {value!r} is not a readable file")
     if config.ca_bundle and not Path(config.ca_bundle).is_file():
         problems.append(f"CA_BUNDLE {config.ca_bundle!r} is not a file")
+    problems.extend(validate_sot(config))
+    return problems
+
+
+def validate_sot(config: Config) -> list[str]:
+    """Problems of the source-of-truth settings (INVENTORY_SOURCE, SOT_*), one line each."""
+    problems = []
+    if config.inventory_source not in SOT_SOURCES:
+        problems.append(f"INVENTORY_SOURCE {config.inventory_source!r} must be one of {', '.join(SOT_SOURCES)}")
+    elif config.inventory_source != "csv":
+        if not config.sot_url.startswith(("http://", "https://")):
+            problems.append(f"INVENTORY_SOURCE {config.inventory_source} needs SOT_URL (https://...)")
+        if not config.sot_token:
+            problems.append(f"INVENTORY_SOURCE {config.inventory_source} needs an API token in PNP_SOT_TOKEN")
+    if config.sot_ca_bundle and not Path(config.sot_ca_bundle).is_file():
+        problems.append(f"SOT_CA_BUNDLE {config.sot_ca_bundle!r} is not a file")
     return problems
 
 

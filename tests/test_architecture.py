@@ -5,10 +5,10 @@ Plain Python over ``app/`` with ``ast``: every ``import``/``from … import`` of
 Layers, lowest first (a module may import its own layer or lower ones):
 
 0. ``app.common`` (pure helpers), ``app.pnp.protocol`` (PnP XML)
-1. ``app.config``, ``app.dhcp`` (the DHCP library)
+1. ``app.config``, ``app.dhcp`` (the DHCP library), ``app.sot.mapping`` (source-of-truth field map)
 2. storage, the workflow, day-0 rendering and URL signing, Juniper ZTP parsing, log set-up
 3. services that apply decisions (``app.pnp.service``, ``app.ztp.service``), metrics
-4. the operator layer (``app.ops``)
+4. the operator layer (``app.ops``, ``app.sot``: sources, sync, write-back, webhooks)
 5. HTTP: blueprints (``app.pnp.routes``, ``app.files.routes``, ``app.ztp.routes``,
    ``app.console``, ``app.api``, ``app.observability.health``)
 6. ``app`` (``create_app``)
@@ -24,11 +24,11 @@ APP = Path(__file__).resolve().parents[1] / "app"
 
 LAYERS: list[tuple[int, tuple[str, ...]]] = [
     (0, ("app.common", "app.pnp.protocol")),
-    (1, ("app.config", "app.dhcp")),
+    (1, ("app.config", "app.dhcp", "app.sot.mapping")),
     (2, ("app.storage", "app.pnp.workflow", "app.files.day0", "app.files.signing", "app.files.serving",
          "app.ztp.juniper", "app.ztp.token", "app.observability.logs")),
     (3, ("app.pnp.service", "app.pnp.source", "app.ztp.service", "app.observability.metrics")),
-    (4, ("app.ops",)),
+    (4, ("app.ops", "app.sot")),
     (5, ("app.pnp.routes", "app.files.routes", "app.ztp.routes", "app.console", "app.api",
          "app.observability.health")),
     (7, ("app.cli",)),

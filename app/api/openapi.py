@@ -132,6 +132,25 @@ def openapi_document(server_url: str = "") -> dict:
                          "responses": {"200": _json(_ref("ImportResult"), "imported"),
                                        "400": _json(_ref("ImportResult"), "per-line errors; nothing written"),
                                        "401": _ERRORS["401"]}}},
+            "/sot/webhook": {
+                "post": {"summary": "NetBox/Nautobot webhook: re-sync the changed device (HMAC-SHA512 "
+                                    "X-Hook-Signature with SOT_WEBHOOK_SECRET; no bearer token)",
+                         "security": [],
+                         "parameters": [{"name": "X-Hook-Signature", "in": "header", "required": True,
+                                         "schema": {"type": "string"}}],
+                         "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                             "type": "object", "properties": {"event": {"type": "string"},
+                                                              "model": {"type": "string"},
+                                                              "data": {"type": "object"}}}}}},
+                         "responses": {"200": _json({"type": "object"}, "what the re-sync changed"),
+                                       "400": _ERRORS["400"],
+                                       "403": _json(_ref("Error"), "signature missing or wrong"),
+                                       "409": _json(_ref("Error"), "no source of truth or no secret configured"),
+                                       "502": _json(_ref("Error"), "the source of truth could not be read")}}},
+            "/sot/writeback": {
+                "get": {"summary": "Status write-backs not yet accepted by the source of truth",
+                        "responses": {"200": _json({"type": "object"}, "pending and failing rows"),
+                                      **_ERRORS}}},
         },
         "components": {
             "securitySchemes": {

@@ -218,3 +218,36 @@ def inventory_import():
                                  dry_run=request.args.get("dry_run", "") in ("1", "true"))
     body = {"created": result.created, "updated": result.updated, "errors": result.errors}
     return jsonify(body), (200 if result.ok else 400)
+
+
+@bp.post("/sot/webhook")
+def sot_webhook():
+    """A NetBox/Nautobot webhook: HMAC-SHA512 ``X-Hook-Signature`` checked, the changed device re-synced.
+
+    No bearer token: the signature made with ``SOT_WEBHOOK_SECRET`` is the
+    authentication. 403 bad signature, 400 bad body, 409 not configured, 502
+    when the source of truth cannot be read back (nothing changed then).
+    """
+    from app.sot import webhook
+    from app.sot.sources import SourceError
+
+    body = request.get_data(cache=False)
+    try:
+        result = webhook.handle(get_sessions(), get_config(), body, request.headers.get(webhook.SIGNATURE_HEADER))
+    except webhook.WebhookError as exc:
+        abort(exc.status, description=str(exc))
+    except SourceError as exc:
+        abort(502, description=str(exc))
+    return jsonify({"model": result.model, "event": result.event, "device": result.sot_id,
+                    "created": result.sync.created, "updated": result.sync.updated,
+                    "removed": result.sync.removed, "kept": result.sync.kept, "dhcp": result.dhcp,
+                    "report": result.lines})
+
+
+@bp.get("/sot/writeback")
+@auth.api_auth
+def sot_writeback():
+    """The status write-back queue: rows not yet written to the source of truth (newest first)."""
+    from app.sot.writeback import queue_summary
+
+    return jsonify(_plain(queue_summary(get_sessions())))

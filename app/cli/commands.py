@@ -1,7 +1,7 @@
 """Operator commands of ``python3 run.py``: ``devices``, ``inventory``, ``images``, ``config``, ``db``.
 
 Groups: ``devices`` (list, show, set-state, retry, reset, claim, delete),
-``inventory`` (import, list), ``images`` (add, list, remove), ``config`` (render), ``db``
+``inventory`` (import, list, sync, writeback), ``images`` (add, list, remove), ``config`` (render), ``db``
 (upgrade, prune). Every change goes through app.ops, the same service layer as
 the console and the API. Errors exit with status 1 and a one-line message.
 """
@@ -20,7 +20,7 @@ from app.config import get_config
 from app.storage.db import get_sessions
 
 devices = AppGroup("devices", help="List, inspect and act on devices.")
-inventory = AppGroup("inventory", help="Import and list the inventory (planned devices).")
+inventory = AppGroup("inventory", help="Import, sync and list the inventory (planned devices).")
 images = AppGroup("images", help="The image catalogue.")
 config_group = AppGroup("config", help="Day-0 configs.")
 db = AppGroup("db", help="Database schema.")
@@ -207,6 +207,53 @@ def _current_images(config):
     except ConfigError as exc:
         _fail(str(exc))
     return merged, resolve_catalogue(merged)
+
+
+@inventory.command("sync")
+@click.option("--dry-run", is_flag=True, help="show what would change; write nothing")
+def inventory_sync(dry_run):
+    """Sync the inventory from INVENTORY_SOURCE (NetBox or Nautobot), then send due status write-backs.
+
+    Prints each device created, updated and removed; devices gone from the source but
+    mid-provisioning are kept. Nothing changes when the source cannot be read.
+    """
+    from app.sot import writeback
+    from app.sot.sources import SourceError, make_source
+    from app.sot.sync import sync
+
+    config = get_config()
+    if config.inventory_source == "csv":
+        _fail("INVENTORY_SOURCE is csv: use `inventory import FILE` (or set INVENTORY_SOURCE to netbox/nautobot)")
+    try:
+        source = make_source(config)
+        result = sync(get_sessions(), config, source, dry_run=dry_run)
+    except SourceError as exc:
+        _fail(f"{exc} (nothing changed)")
+    for line in result.lines():
+        click.echo(line)
+    if not dry_run and writeback.enabled(config):
+        sent = writeback.drain(get_sessions(), config, source)
+        for line in sent.failed:
+            click.echo(f"write-back failed (retried later): {line}", err=True)
+        if sent.done:
+            click.echo(f"{sent.done} status write-back(s) sent")
+
+
+@inventory.command("writeback")
+def inventory_writeback():
+    """Send due status write-backs to the source of truth now and show the queue."""
+    from app.sot import writeback
+
+    config = get_config()
+    sent = writeback.drain(get_sessions(), config)
+    click.echo(f"{sent.done} sent, {len(sent.failed)} failed, {sent.superseded} superseded")
+    for line in sent.failed:
+        click.echo(f"failed: {line}", err=True)
+    queue = writeback.queue_summary(get_sessions())
+    for row in queue["rows"]:
+        click.echo(f"{row['serial_number']:<16} {row['action']:<7} {row['status']:<12} attempts {row['attempts']} "
+                   f"next {row['next_try_at']:%Y-%m-%d %H:%M:%S} {row['last_error'] or ''}")
+    click.echo(f"-- {queue['pending']} pending, {queue['failing']} failing")
 
 
 @images.command("list")

@@ -154,7 +154,16 @@ def _table_context() -> dict:
         return url_for(endpoint, **{k: v for k, v in merged.items() if v not in ("", None)})
 
     return {"page": page, "query": query, "args": args, "link": link,
-            "stalled_after": get_config().stalled_after}
+            "stalled_after": get_config().stalled_after, "writeback": _writeback_queue()}
+
+
+def _writeback_queue() -> dict | None:
+    """The source-of-truth write-back queue (pending/failing rows) when write-back is on, else None."""
+    from app.sot import writeback
+
+    if not writeback.enabled(get_config()):
+        return None
+    return writeback.queue_summary(get_sessions())
 
 
 @bp.errorhandler(SQLAlchemyError)

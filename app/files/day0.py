@@ -3,11 +3,14 @@
 Which config a device gets, first match wins:
 
 1. ``configs/<SN>.cfg``: a static file written by the operator;
-2. the inventory row's ``template`` (a Jinja2 file under ``configs/``),
+2. the config the source of truth rendered for the row (NetBox render-config,
+   Nautobot render-jinja-template; app/sot/sync.py stores it at sync time),
+   served from ``/configs/rendered/<SN>.cfg`` as is;
+3. the inventory row's ``template`` (a Jinja2 file under ``configs/``),
    rendered with ``StrictUndefined`` from the row's variables plus ``serial``,
    ``hostname`` and ``pid``; the device downloads it from
    ``/configs/rendered/<SN>.cfg``, rendered again on request;
-3. ``configs/default.cfg``.
+4. ``configs/default.cfg``.
 
 A template that is missing, broken or uses an undefined variable raises
 ``Day0Error`` (a ValueError): the workflow parks the device in ERROR with the
@@ -42,6 +45,8 @@ class InventoryView:
     pid: str = ""
     template: str | None = None
     variables: dict = field(default_factory=dict)
+    rendered: str | None = None  # the day-0 config the source of truth rendered (None = not used)
+    source: str = "csv"  # where the row comes from: csv, netbox, nautobot
 
     @classmethod
     def from_row(cls, row) -> InventoryView | None:
@@ -49,13 +54,15 @@ class InventoryView:
         if row is None:
             return None
         return cls(row.serial_number, row.hostname, row.pid or "", row.template,
-                   dict(row.variables or {}))
+                   dict(row.variables or {}), getattr(row, "rendered_config", None),
+                   getattr(row, "source", None) or "csv")
 
 
 @dataclass(frozen=True)
 class Day0:
     """A resolved day-0 config: ``name`` is the path under /configs/, ``source`` one of
-    static, template, default; ``text`` the config itself."""
+    static, netbox/nautobot (rendered by the source of truth), template, default;
+    ``text`` the config itself."""
 
     name: str
     source: str
@@ -94,6 +101,8 @@ def resolve(config: Config, serial: str, item: InventoryView | None) -> Day0:
     static = resolve_inside(config.configs_dir, f"{serial}.cfg") if "/" not in serial else None
     if static is not None:  # inside configs/, not hidden, not over-long (app/files/serving.py)
         return Day0(f"{serial}.cfg", "static", static.read_text(errors="replace"))
+    if item is not None and item.rendered is not None:
+        return Day0(f"{RENDERED_PREFIX}/{serial}.cfg", item.source, item.rendered)
     if item is not None and item.template:
         return Day0(f"{RENDERED_PREFIX}/{serial}.cfg", "template", render_template(config, item))
     default = config.configs_dir / "default.cfg"

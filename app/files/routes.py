@@ -137,13 +137,14 @@ def rendered_config(serial: str) -> Response:
 
 
 def rendered_response(serial: str) -> Response:
-    """Render ``serial``'s day-0 template and answer it; 404 with the reason when it cannot be."""
+    """Render ``serial``'s day-0 template (or the config its source of truth rendered) and answer it;
+    404 with the reason when it cannot be."""
     try:
         day0 = ops.render_day0(get_sessions(), get_config(), serial)
     except Day0Error as exc:
         log.warning("configs/rendered/%s.cfg to %s: %s", serial, request.remote_addr, exc)
         return Response(f"day-0 config error: {exc}\n", status=404, mimetype="text/plain")
-    if day0.source != "template":
+    if not day0.name.startswith("rendered/"):  # static or default: served under its own name
         return Response(f"{serial} has no day-0 template; its config is /configs/{day0.name}\n",
                         status=404, mimetype="text/plain")
     log.info("%s configs/rendered/%s.cfg to %s", request.method, serial, request.remote_addr)

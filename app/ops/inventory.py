@@ -109,7 +109,10 @@ def _upsert(sessions: sessionmaker[Session], rows: list[dict], result: ImportRes
 def inventory_dict(item: InventoryItem) -> dict:
     return {"serial_number": item.serial_number, "hostname": item.hostname, "pid": item.pid,
             "template": item.template, "variables": dict(item.variables or {}),
-            "created_at": item.created_at, "updated_at": item.updated_at}
+            "created_at": item.created_at, "updated_at": item.updated_at, "source": item.source or "csv",
+            "sot_id": item.sot_id, "sot_status": item.sot_status, "site": item.site, "vendor": item.vendor,
+            "model": item.model, "mac_address": item.mac_address, "ip_address": item.ip_address,
+            "image": item.image}
 
 
 def list_inventory(sessions: sessionmaker[Session], page: int = 1, per_page: int = 100) -> tuple[list[dict], int]:

@@ -28,7 +28,7 @@ from app.ops.lifecycle import (
 )
 from app.pnp import workflow as wf
 from app.storage.db import utcnow
-from app.storage.models import DeviceEvent, DeviceState, InventoryItem
+from app.storage.models import DeviceEvent, DeviceState, InventoryItem, SotChange
 
 #: sort key → column of the listing (see ``_listing``)
 SORT_KEYS = {"serial": "serial", "pid": "pid", "ip": "ip", "state": "state",
@@ -233,7 +233,8 @@ def get_device(sessions: sessionmaker[Session], config: Config, serial: str,
                events: int = 200, exchanges: int = 6) -> dict:
     """One device: ``fields`` (all columns), ``summary``, ``inventory``, ``events``
     (newest first, at most ``events``), ``exchanges`` (the last job/response messages
-    with raw XML) and ``day0`` (the config it was or will be given, or its error).
+    with raw XML), ``source_history`` (source-of-truth sync changes, newest first) and
+    ``day0`` (the config it was or will be given, or its error).
 
     Raises NotFound for an unknown serial (a Planned inventory row is returned
     with empty fields).
@@ -246,7 +247,7 @@ def get_device(sessions: sessionmaker[Session], config: Config, serial: str,
             raise NotFound(f"no device {serial}")
         inventory = inventory_dict(item) if item is not None else None
         out = {"serial_number": serial, "inventory": inventory, "fields": {}, "events": [],
-               "exchanges": []}
+               "exchanges": [], "source_history": _source_history(session, serial)}
         if row is None:
             out["summary"] = _planned_summary(item)
         else:
@@ -261,6 +262,13 @@ def get_device(sessions: sessionmaker[Session], config: Config, serial: str,
             out["exchanges"] = [_event_dict(e) for e in xml]
         out["day0"] = preview_day0(config, serial, day0.InventoryView.from_row(item))
     return out
+
+
+def _source_history(session: Session, serial: str, limit: int = 50) -> list[dict]:
+    """What source-of-truth syncs changed for ``serial`` (app/sot/sync.py), newest first."""
+    changes = session.scalars(select(SotChange).where(SotChange.serial_number == serial)
+                              .order_by(SotChange.id.desc()).limit(limit)).all()
+    return [{"at": c.at, "source": c.source, "message": c.message} for c in changes]
 
 
 def preview_day0(config: Config, serial: str, item: day0.InventoryView | None) -> dict:

@@ -24,6 +24,8 @@ from app.config import get_config
 from app.observability import metrics
 from app.pnp import protocol as p
 from app.pnp import service, source
+from app.sot import writeback
+from app.sot.images import config_for
 from app.storage.db import get_sessions
 from app.storage.errors import classify
 
@@ -144,7 +146,13 @@ def _exchange(kind: str, parse, handle, fallback) -> Response:
         metrics.ERRORS.labels(metrics.service_label(message.service), metrics.error_code_label(code)).inc()
     log.info("%s", reply.summary)
     log.debug("reply to %s: %s", message.udi.sn, service.redact(reply.xml))
-    return _xml(reply.xml)
+    response = _xml(reply.xml)
+    # Source of truth: queue a status write-back after the transaction; sent once the reply is out.
+    drain = writeback.after_message(get_sessions(), get_config(), message.udi.sn,
+                                    current_app.extensions.setdefault("sot_writeback", {}))
+    if drain is not None:
+        response.call_on_close(drain)
+    return response
 
 
 def _held(message) -> str | None:
@@ -164,6 +172,8 @@ def _handle(kind: str, handle, message, raw: bytes) -> service.Reply:
     Raises the SQLAlchemy error when the message could not be handled."""
     sessions, config, source = get_sessions(), get_config(), request.remote_addr
     try:
+        # the device's image override from the source of truth, if any (app/sot/images.py)
+        config = config_for(sessions, config, message.udi.sn)
         return handle(sessions, config, message, raw, source)
     except SQLAlchemyError as exc:
         fault = classify(exc)

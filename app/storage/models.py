@@ -169,6 +169,58 @@ class InventoryItem(Base):
     variables: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
+    # Where the row comes from (csv, netbox, nautobot) and what the source of truth says
+    # (app/sot/sync.py); a sync only ever changes or removes rows of its own source.
+    source: Mapped[str] = mapped_column(String(16), default="csv", server_default="csv")
+    sot_id: Mapped[str | None] = mapped_column(String(64))
+    vendor: Mapped[str | None] = mapped_column(String(16))
+    model: Mapped[str | None] = mapped_column(String(64))
+    site: Mapped[str | None] = mapped_column(String(100))
+    sot_status: Mapped[str | None] = mapped_column(String(50))
+    mac_address: Mapped[str | None] = mapped_column(String(17), index=True)
+    ip_address: Mapped[str | None] = mapped_column(String(45))
+    image: Mapped[str | None] = mapped_column(String(255))  # per-device image override
+    # The day-0 config the source of truth rendered itself (NetBox render-config), else None.
+    rendered_config: Mapped[str | None] = mapped_column(LongText)
 
     def __repr__(self) -> str:
         return f"<InventoryItem {self.serial_number} {self.template}>"
+
+
+class SotChange(Base):
+    """One change a source-of-truth sync made to the inventory ("planned in NetBox", "hostname changed")."""
+
+    __tablename__ = "sot_change"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    serial_number: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime)
+    source: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text)
+
+
+class SotWriteback(Base):
+    """One status write-back to the source of truth, queued until it succeeds (app/sot/writeback.py).
+
+    ``action`` is ``status`` (set ``status`` and write ``note`` as a journal
+    entry / note) or ``create`` (create the unknown serial with ``status``).
+    A worker claims a row by setting ``claimed_until``; ``done_at`` is set on
+    success; a failure stores ``last_error`` and moves ``next_try_at``.
+    """
+
+    __tablename__ = "sot_writeback"
+    __table_args__ = (Index("ix_sot_writeback_done_next", "done_at", "next_try_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    serial_number: Mapped[str] = mapped_column(String(64), index=True)
+    source: Mapped[str] = mapped_column(String(16))
+    sot_id: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(50))
+    note: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    next_try_at: Mapped[datetime] = mapped_column(DateTime)
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime)
+    done_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)

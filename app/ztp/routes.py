@@ -35,6 +35,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.common.gate import device_refusal
 from app.config import get_config
 from app.files.serving import file_response
+from app.sot import writeback
 from app.storage.db import get_sessions
 from app.storage.errors import classify
 from app.storage.models import DeviceState
@@ -210,13 +211,30 @@ def ztp_fetch(mode: str, vci: str, mac: str, name: str | None = None) -> Respons
             size = len(choice.body) if choice.body is not None else choice.path.stat().st_size
             what, image = f"{kind} from {choice.source}", None
     except juniper.ZtpError as exc:
+        response = _text(exc.status, str(exc))
         if record:  # an unknown MAC (no row, not in the inventory) gets no row: only a log line
             _record(req, error=str(exc), status=exc.status, hostname=hostname, create=bool(row))
-        return _text(exc.status, str(exc))
+            _writeback(req.mac, response)
+        return response
     if record:
         _record(req, served=f"{what} ({size} bytes)", hostname=hostname, image=image, mismatch=mismatch)
         response = _track(response, req, what, size, needs_image)
+        _writeback(req.mac, response)
     return response
+
+
+def _writeback(mac: str, response: Response) -> None:
+    """The source-of-truth status write-back of the device (app/sot/writeback.py), queued and sent once the
+    response is closed: after the end of the download is recorded, so a complete fetch counts."""
+    sessions, config = get_sessions(), get_config()
+    state = current_app.extensions.setdefault("sot_writeback", {})
+
+    def after() -> None:
+        drain = writeback.after_message(sessions, config, mac, state)
+        if drain is not None:
+            drain()
+    if writeback.enabled(config):
+        response.call_on_close(after)
 
 
 @bp.route("/ztp_fetch_image/<name>", methods=["GET", "HEAD"])

@@ -41,11 +41,12 @@ def test_progress_summary_and_parked_devices_stop(start_server, lab):
         assert any(line.endswith(expected) for line in lines), (expected, out)
     failing = [line for line in progress.splitlines() if " CLI00000 " in line]
     assert any("file-transfer" in line and "failed PnP Service Error 1702" in line for line in failing), out
-    assert failing[-1].split(" CLI00000 ", 1)[1].strip().startswith("ERROR: error: TRANSFER_TARBALL")
+    # a transient error (1702) is parked with an automatic retry (ERROR_CODES in app/pnp/workflow.py)
+    assert failing[-1].split(" CLI00000 ", 1)[1].strip().startswith("ERROR: error (transient): TRANSFER_TARBALL")
     summary = out.split("Summary after", 1)[1]
     assert "CLI00001" in summary and "FINISHED" in summary
     error_line = next(line for line in summary.splitlines() if "CLI00000" in line and "ERROR" in line)
-    assert "File copy failed" in error_line and "waiting for an operator" in error_line
+    assert "File copy failed" in error_line and "automatic retry in" in error_line
     assert "1/2 finished" in summary
     rows = db_rows(f"sqlite:///{lab / 'pnp.sqlite3'}")
     assert rows["CLI00000"]["state"] == "ERROR" and rows["CLI00001"]["state"] == "FINISHED"

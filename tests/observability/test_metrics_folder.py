@@ -33,13 +33,18 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def _metrics_folder(server: ServerProcess) -> Path:
-    """This server's folder: the one holding metric files named after its master's or workers' pids."""
+def _folders() -> set[Path]:
+    return set(Path(tempfile.gettempdir()).glob("pnp-prometheus-*"))
+
+
+def _metrics_folder(server: ServerProcess, before: set[Path]) -> Path:
+    """This server's folder: a new one (not in ``before``: folders left by SIGKILLed servers may
+    hold files of reused pids) with metric files named after its master's or workers' pids."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         requests.get(server.url + "/metrics", timeout=5)
         workers = [server.proc.pid, *_children(server.proc.pid)]
-        for folder in Path(tempfile.gettempdir()).glob("pnp-prometheus-*"):
+        for folder in _folders() - before:
             try:
                 names = [p.name for p in folder.iterdir()]
             except OSError:
@@ -53,12 +58,13 @@ def _metrics_folder(server: ServerProcess) -> Path:
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl+c"])
 def test_folder_is_removed_at_a_clean_stop(start_server, stop):
     env_dir = os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)  # run.py makes its own folder
+    before = _folders()
     try:
         server = start_server()
     finally:
         if env_dir is not None:
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = env_dir
-    folder = _metrics_folder(server)
+    folder = _metrics_folder(server, before)
     assert folder.is_dir()
     os.killpg(server.proc.pid, stop)
     assert server.proc.wait(30) == 0, server.output()[-2000:]
