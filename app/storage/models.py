@@ -15,7 +15,7 @@ from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, I
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-#: A serial number key: compared exactly (binary collation on MariaDB, migration 0008), so
+#: A serial number key: compared exactly (binary collation on MariaDB, migration 0009), so
 #: serials that differ in case or accents are different devices, as on the device itself.
 SerialKey = String(64).with_variant(mysql.VARCHAR(64, charset="utf8mb4", collation="utf8mb4_bin"),
                                     "mysql", "mariadb")

@@ -1,4 +1,4 @@
-"""Serial numbers compare exactly on MariaDB too (binary collation, migration 0008).
+"""Serial numbers compare exactly on MariaDB too (binary collation, migration 0009).
 
 MariaDB's default utf8mb4 collations ignore case and accents, so
 ``SN:M2CASEabc`` and ``SN:M2CASEABC`` used to share one row; the inventory

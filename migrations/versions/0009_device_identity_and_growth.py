@@ -2,15 +2,15 @@
 MariaDB), ``source_hold`` for a serial driven from a new address, an index on event times
 for pruning the history in batches.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-01 10:00:00
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0008'
-down_revision = '0007'
+revision = '0009'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 
