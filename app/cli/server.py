@@ -203,7 +203,7 @@ def gunicorn_options(config: Config, tls: bool = False) -> dict:
         "bind": f"[{config.bind}]:{port}" if ":" in config.bind else f"{config.bind}:{port}",
         "workers": config.workers, "threads": config.threads,
         "worker_class": config.worker_class, "worker_connections": config.worker_connections,
-        "timeout": 120, "graceful_timeout": 30,
+        "timeout": 120, "graceful_timeout": 10 if config.worker_class == "gevent" else 30,
         "keepalive": 5,
         "accesslog": str(config.logs_dir / ("access-https.log" if tls else "access.log")),
         "errorlog": "-", "loglevel": "warning",
