@@ -20,13 +20,27 @@ BIND = "127.0.0.1"
 
 # --- Server processes ---------------------------------------------------------
 WORKERS = 4  # gunicorn worker processes
-THREADS = 8  # threads per worker (image downloads hold a thread each)
+# gevent (default): one greenlet per connection, so slow or idle clients (a header sent one
+# byte at a time, an image read at 1 KiB/s) hold no thread, and an unfinished request header
+# is cut after 5 s. gthread: THREADS threads per worker, each slow client holds one
+# (docs/slow-clients.md has the measurements).
+WORKER_CLASS = "gevent"
+WORKER_CONNECTIONS = 1000  # gevent: open connections per worker
+THREADS = 8  # gthread only: threads per worker (image downloads hold a thread each)
 # Hand file downloads to nginx with X-Accel-Redirect (see deploy/nginx.conf).
 # Empty = this server streams the files itself.
 X_ACCEL_REDIRECT_PREFIX = ""
 # Number of reverse proxies (nginx) in front of the server; their X-Forwarded-For
 # then gives the device's source IP. 0 = devices connect directly.
 PROXY_HOPS = 0
+# Who may act as a device: CIDRs allowed on /pnp/*, /ztp_fetch, /images, /configs and /files
+# (403 for anyone else; the source address is X-Forwarded-For only with PROXY_HOPS).
+# Empty = any host (the start banner warns). e.g. ["192.0.2.0/24", "2001:db8:10::/48"]
+DEVICE_NETWORKS = []
+# A serial whose flow started from one address and is then driven from another is held
+# (backoff, flagged in the history and on the dashboard) until an operator accepts the new
+# address. True = no hold (devices whose DHCP address changes mid-flow).
+ALLOW_SOURCE_CHANGE = False
 
 # --- Database ----------------------------------------------------------------
 # Empty = the embedded SQLite file pnp.sqlite3 in the project folder.
@@ -92,6 +106,9 @@ DUPLICATE_WINDOW = 5
 # environment, never from this file: PNP_CONFIG_URL_SECRET=$(openssl rand -hex 32)
 SIGNED_CONFIG_URLS = False
 CONFIG_URL_MAX_AGE = 900  # seconds a signed config URL stays valid
+# Juniper: with PNP_ZTP_TOKEN_SECRET in the environment (16+ characters), /ztp_fetch configs
+# need the per-device token that "run.py dhcp" writes into each inventory device's
+# reservation (option 43 sub-option 1); a known MAC alone gets 403. Never set it here.
 # HTTPS listener next to the HTTP one (docs/https.md). 0 = off.
 HTTPS_PORT = 0  # e.g. 443 (option 43: K5;J443;T<trustpool URL>;Z<NTP>)
 TLS_CERT = ""  # PEM: server certificate (+ chain), SAN = SERVER_IP
@@ -174,6 +191,13 @@ ADMIN_USER = "admin"  # the login name of the operator account
 # SECRET_KEY = ""  # signs session cookies; empty = derived from ADMIN_PASSWORD
 DASHBOARD_PUBLIC = False  # True: the read-only /dashboard is shown without a login
 STALLED_AFTER = 900  # seconds without contact after which a device counts as stalled
+
+# --- Growth bounds (python3 run.py db prune; also automatic) ------------------------------
+# Rows of devices never seen past first contact (still in the first step) and not in the
+# inventory expire after this many seconds; unknown MACs on /ztp_fetch get no row at all.
+UNSEEN_DEVICE_EXPIRY = 7 * 86400
+EVENT_RETENTION = 180 * 86400  # seconds of history kept (device summaries stay); 0 = forever
+PRUNE_INTERVAL = 3600  # seconds between automatic prunes in each worker; 0 = only run.py db prune
 PAGE_SIZE = 50  # devices per dashboard page (the API takes ?per_page= up to 500)
 # True: a serial that is not in the inventory is told to wait (backoff) until an
 # operator claims it (dashboard "Claim", API POST /api/v1/devices/<SN>/claim,

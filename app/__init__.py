@@ -41,6 +41,7 @@ from app.observability.metrics import bp as metrics_bp
 from app.observability.metrics import count_statements
 from app.ops import monitoring, notify
 from app.ops.auth import init_auth
+from app.ops.retention import AutoPrune, juniper_known
 from app.pnp.routes import bp as pnp_bp
 from app.sot.sync import ztp_lookup
 from app.storage.db import make_engine, make_sessionmaker
@@ -82,6 +83,9 @@ def create_app(config: Config | None = None, *, migrate: bool = False,
                          else ztp_lookup(app.extensions["pnp_sessions"]))
     app.extensions["ztp_inventory"] = ztp_inventory
     app.extensions["sot_writeback"] = {}  # per-process memory of app/sot/writeback.py (next retry look)
+    # Growth bounds: at most one prune per PRUNE_INTERVAL per worker, started by device requests.
+    app.extensions["pnp_prune"] = AutoPrune(app.extensions["pnp_sessions"], config,
+                                            juniper_known(app.extensions["ztp_inventory"]))
     # Operator console: signed session cookie; CSRF tokens per form (Flask-WTF).
     app.secret_key = config.session_secret
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",

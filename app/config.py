@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import importlib
+import ipaddress
 import json
 import os
 import re
@@ -65,19 +66,21 @@ class ImageEntry:
 
 
 _INT_FIELDS = {
-    "port", "public_port", "proxy_hops", "workers", "threads", "min_bootflash_free", "image_space_margin",
+    "port", "public_port", "proxy_hops", "workers", "threads", "worker_connections",
+    "min_bootflash_free", "image_space_margin",
     "max_attempts", "idle_backoff", "reload_wait", "reload_timeout", "max_unknown_outcomes",
     "error_retry_after", "error_retry_rounds", "duplicate_window",
     "finished_backoff", "max_guestshell_checks", "guestshell_check_backoff",
     "log_max_bytes", "log_backup_count", "log_backoff_summary", "dhcp_subnet_id", "dhcp_pnp_https_port",
     "juniper_file_port", "stalled_after", "db_wsrep_sync_wait", "page_size", "config_url_max_age", "https_port",
     "session_idle_timeout", "session_max_age", "webhook_poll", "webhook_timeout", "webhook_max_attempts",
-    "sot_timeout", "sot_retry_backoff",
+    "sot_timeout", "sot_retry_backoff", "unseen_device_expiry", "event_retention", "prune_interval",
 }
 _BOOL_FIELDS = {"dhcp_cisco", "dhcp_juniper", "dhcp_pnp_https", "dashboard_public", "require_claim",
-                "signed_config_urls", "sot_verify_tls", "sot_dhcp_push", "webhook_dispatcher"}
+                "signed_config_urls", "sot_verify_tls", "sot_dhcp_push", "webhook_dispatcher",
+                "allow_source_change"}
 _LIST_FIELDS = {"dhcp_routers", "dhcp_dns", "dhcp_ntp", "dhcp_syslog", "sot_sites", "sot_tags", "sot_statuses",
-                "sot_roles", "sot_render_config"}
+                "sot_roles", "sot_render_config", "device_networks"}
 _DICT_FIELDS = {"sot_field_map"}
 SOT_SOURCES = ("csv", "netbox", "nautobot")
 _TRUE = {"1", "true", "yes", "on"}
@@ -94,6 +97,8 @@ class Config:
     bind: str = "127.0.0.1"  # loopback unless told otherwise (BIND = "0.0.0.0" for devices)
     workers: int = 4
     threads: int = 8
+    worker_class: str = "gevent"  # gevent | gthread (docs/slow-clients.md)
+    worker_connections: int = 1000  # gevent: open connections per worker
     x_accel_redirect_prefix: str = ""
     proxy_hops: int = 0  # reverse proxies in front (nginx = 1): trust their X-Forwarded-For
     database_url: str = ""
@@ -191,6 +196,14 @@ class Config:
     webhook_timeout: int = 10  # seconds per POST
     webhook_backoff: tuple[int, ...] = (10, 30, 60, 300, 900, 3600)  # seconds before retry n
     webhook_max_attempts: int = 8
+    # --- who may be a device (docs/config-secrecy.md) ------------------------------
+    device_networks: tuple[str, ...] = ()  # CIDRs allowed on /pnp, /ztp_fetch, /images, /configs, /files; () = any
+    allow_source_change: bool = False  # True: a serial driven from a new address is not held
+    ztp_token_secret: str = field(default="", repr=False)  # PNP_ZTP_TOKEN_SECRET: /ztp_fetch configs need a token
+    # --- growth bounds (python3 run.py db prune; also run automatically) -------------
+    unseen_device_expiry: int = 7 * 86400  # seconds; rows never seen past first contact, not in the inventory
+    event_retention: int = 180 * 86400  # seconds of history kept; 0 = keep forever
+    prune_interval: int = 3600  # seconds between automatic prunes (per worker); 0 = only run.py db prune
     # --- source of truth (docs/source-of-truth.md) -------------------------------
     inventory_source: str = "csv"  # csv | netbox | nautobot
     sot_url: str = ""  # https://netbox.example.net
@@ -299,6 +312,19 @@ class Config:
         """The Juniper inventory CSV (``JUNIPER_INVENTORY``, relative to the project root)."""
         return self.root / self.juniper_inventory
 
+    def is_device_address(self, address: str | None) -> bool:
+        """True when ``address`` may act as a device: DEVICE_NETWORKS empty (any), or the
+        address lies in one of its networks. An unparsable address is refused."""
+        if not self.device_networks:
+            return True
+        try:
+            ip = ipaddress.ip_address((address or "").split("%", 1)[0])
+        except ValueError:
+            return False
+        if ip.version == 6 and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip in ipaddress.ip_network(net) for net in self.device_networks)
+
     def image_for(self, pid: str) -> ImageEntry | None:
         """The first catalogue entry whose glob matches ``pid``, or None."""
         return next((e for e in self.images if e.matches(pid)), None)
@@ -363,6 +389,9 @@ def _coerce(values: dict) -> dict:
             if isinstance(raw, str):
                 raw = raw.replace(",", " ").split()
             out[name] = tuple(str(x) for x in raw)
+        if "device_networks" in out:
+            out["device_networks"] = tuple(str(ipaddress.ip_network(n, strict=False))
+                                           for n in out["device_networks"])
         if "dhcp_cisco_pids" in out:
             raw = out["dhcp_cisco_pids"]
             if isinstance(raw, str):
@@ -597,6 +626,11 @@ def validate(config: Config) -> list[str]:
         problems.append("MAX_UNKNOWN_OUTCOMES must be at least 1")
     if config.error_retry_after < 0 or config.error_retry_rounds < 0 or config.duplicate_window < 0:
         problems.append("ERROR_RETRY_AFTER, ERROR_RETRY_ROUNDS and DUPLICATE_WINDOW cannot be negative")
+    if config.worker_class not in ("gevent", "gthread"):
+        problems.append(f"WORKER_CLASS {config.worker_class!r} must be gevent or gthread (docs/slow-clients.md)")
+    if config.ztp_token_secret and len(config.ztp_token_secret) < 16:
+        problems.append("ZTP_TOKEN_SECRET must have 16+ characters (PNP_ZTP_TOKEN_SECRET, e.g. "
+                        "from `openssl rand -hex 32`)")
     if config.signed_config_urls and len(config.config_url_secret) < 16:
         problems.append("SIGNED_CONFIG_URLS needs CONFIG_URL_SECRET (16+ characters; set "
                         "PNP_CONFIG_URL_SECRET in the environment, e.g. from `openssl rand -hex 32`)")

@@ -20,7 +20,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import Blueprint, Response, abort, current_app, g, jsonify, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from app import ops as op
 from app.api import schemas as s
@@ -53,6 +53,8 @@ def _error(exc: HTTPException):
             response.headers[name] = value  # e.g. Allow of a 405 (RFC 9110)
     if exc.code == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="pnp"'
+    if isinstance(exc, MethodNotAllowed) and exc.valid_methods:  # RFC 9110: a 405 names what is allowed
+        response.headers["Allow"] = ", ".join(exc.valid_methods)
     return response
 
 
@@ -145,6 +147,15 @@ def _act(serial: str, action: str, **kw):
 def resume(serial: str):
     """Resume at ``{"state": "<workflow state>"}``."""
     return _act(serial, "resume", state=g.api_body["state"])
+
+
+@bp.post("/devices/<serial>/accept-source")
+@auth.api_auth
+@operation("Accept the new source address of a held device (it becomes the device's address)",
+           responses={200: s.DeviceSummary}, errors=_ACT)
+def accept_source(serial: str):
+    """Accept the new source address of a held device."""
+    return _act(serial, "accept-source")
 
 
 @bp.post("/devices/<serial>/retry")

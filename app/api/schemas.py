@@ -108,6 +108,9 @@ class DeviceSummary(Schema):
                                                                "without a response"})
     stalled = fields.Boolean(required=True)
     claimed = fields.Boolean()
+    source_hold = fields.String(allow_none=True, metadata={
+        "description": "a new source address the device is held for until an operator accepts it "
+                       "(POST /devices/{serial}/accept-source); null: not held"})
     template = _text()
     site = _text()
 

@@ -3,7 +3,7 @@
 Groups: ``devices`` (list, show, set-state, retry, reset, claim, delete),
 ``users`` (add, list, remove, passwd, role, token),
 ``inventory`` (import, list, sync, writeback), ``images`` (add, list, remove), ``config`` (render), ``db``
-(upgrade). Every change goes through app.ops, the same service layer as
+(upgrade, prune). Every change goes through app.ops, the same service layer as
 the console and the API. Errors exit with status 1 and a one-line message.
 """
 
@@ -139,6 +139,14 @@ def devices_set_state(serial, state):
     """Resume SERIAL at workflow STATE (that step starts afresh)."""
     _run(lambda: op.act(get_sessions(), "resume", serial, _actor(), state=state.upper()), serial,
          "{serial} resumes at {result} at its next work-request")
+
+
+@devices.command("accept-source")
+@click.argument("serial")
+def devices_accept_source(serial):
+    """Accept the new source address SERIAL is held for (it becomes the device's address)."""
+    _run(lambda: op.act(get_sessions(), "accept-source", serial, _actor()), serial,
+         "{serial} now provisions from {result}")
 
 
 @devices.command("retry")
@@ -502,6 +510,17 @@ def users_token(name, token_name):
         _fail(str(exc))
     _audit("token-create", name, f"token {info['id']} {token_name}")
     click.echo(secret)
+
+
+@db.command("prune")
+def db_prune():
+    """Expire devices never seen past first contact and delete old history (UNSEEN_DEVICE_EXPIRY,
+    EVENT_RETENTION); the server also does this every PRUNE_INTERVAL seconds."""
+    from flask import current_app
+
+    config = get_config()
+    result = op.prune(get_sessions(), config, current_app.extensions["pnp_prune"].juniper_known)
+    click.echo(f"expired {result.devices} never-provisioned devices, deleted {result.events} history events")
 
 
 GROUPS = (devices, inventory, images, config_group, db, users)

@@ -68,9 +68,10 @@ Image file(s) base URL  : {config.base_url}/images
 Config file(s) base URL : {config.base_url}/configs
 Other file(s) base URL  : {config.base_url}/files
 Juniper ZTP             : {config.base_url}/ztp_fetch/<mode>/<VCI>/<mac> ({len(config.juniper_models)} models)
+Device networks         : {_device_networks_line(config)}
 Dashboard               : {config.base_url}/dashboard ({login})
 Database                : {config.database_label}
-Workers x threads       : {config.workers} x {config.threads}
+Workers                 : {_workers_line(config)}
 Workers run as          : {_run_as_line(config)}
 Guestshell tarball      : {config.guestshell_tarball or '(not set: step skipped)'}
 Python script           : {config.python_script or '(not set: step skipped)'}
@@ -78,6 +79,20 @@ Steps skipped           : {skipped}
 Target images:
 {images}
 """
+
+
+def _workers_line(config: Config) -> str:
+    if config.worker_class == "gevent":
+        return f"{config.workers} gevent workers x {config.worker_connections} connections"
+    return f"{config.workers} x {config.threads} threads (gthread: a slow client holds a thread)"
+
+
+def _device_networks_line(config: Config) -> str:
+    if config.device_networks:
+        return ", ".join(config.device_networks) + (" (X-Forwarded-For of PROXY_HOPS trusted)"
+                                                    if config.proxy_hops else "")
+    return ("any -- WARNING: every host can act as a device (set DEVICE_NETWORKS = ['192.0.2.0/24']; "
+            "docs/config-secrecy.md)")
 
 
 def _run_as_line(config: Config) -> str:
@@ -187,7 +202,8 @@ def gunicorn_options(config: Config, tls: bool = False) -> dict:
     options = {
         "bind": f"[{config.bind}]:{port}" if ":" in config.bind else f"{config.bind}:{port}",
         "workers": config.workers, "threads": config.threads,
-        "worker_class": "gthread", "timeout": 120, "graceful_timeout": 30,
+        "worker_class": config.worker_class, "worker_connections": config.worker_connections,
+        "timeout": 120, "graceful_timeout": 10 if config.worker_class == "gevent" else 30,
         "keepalive": 5,
         "accesslog": str(config.logs_dir / ("access-https.log" if tls else "access.log")),
         # combined format plus the duration in microseconds (%(D)s) and the worker pid

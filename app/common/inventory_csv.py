@@ -46,8 +46,17 @@ def parse_inventory_csv(text: str, key: str = "serial") -> tuple[list[dict], lis
     """Parse and validate inventory CSV text (see the module docstring).
 
     Each row is a dict of its non-blank known columns plus ``line`` (its line
-    number) and ``variables`` (the other columns, blank cells left out).
+    number) and ``variables`` (the other columns, blank cells left out). Text the
+    csv module cannot read (a bare carriage return inside a field, a field over
+    its size limit) is one error, never an exception.
     """
+    try:
+        return _parse(text, key)
+    except csv.Error as exc:
+        return [], [f"the CSV cannot be read: {exc}"]
+
+
+def _parse(text: str, key: str) -> tuple[list[dict], list[str]]:
     text = _uncomment(text.lstrip("\ufeff"))
     if not text.strip():
         return [], ["the CSV is empty"]

@@ -284,6 +284,14 @@ def device_resume(serial: str):
                 state=form.state.data)
 
 
+@bp.post("/devices/<serial>/accept-source")
+@auth.require("operator")
+def device_accept_source(serial: str):
+    """Accept the new source address of a held device."""
+    _checked(ActionForm())
+    return _act(serial, "accept-source", f"{serial} now provisions from {{result}}")
+
+
 @bp.post("/devices/<serial>/retry")
 @auth.require("operator")
 def device_retry(serial: str):

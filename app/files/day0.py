@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import jinja2
 
+from app.common.paths import resolve_inside
 from app.common.templating import template_environment
 from app.config import Config
 
@@ -97,8 +98,8 @@ def render_template(config: Config, item: InventoryView) -> str:
 
 def resolve(config: Config, serial: str, item: InventoryView | None) -> Day0:
     """The day-0 config of ``serial`` (static file, template, default). Raises Day0Error."""
-    static = config.configs_dir / f"{serial}.cfg"
-    if static.is_file() and "/" not in serial and not serial.startswith("."):
+    static = resolve_inside(config.configs_dir, f"{serial}.cfg") if "/" not in serial else None
+    if static is not None:  # inside configs/, not hidden, not over-long (app/files/serving.py)
         return Day0(f"{serial}.cfg", "static", static.read_text(errors="replace"))
     if item is not None and item.rendered is not None:
         return Day0(f"{RENDERED_PREFIX}/{serial}.cfg", item.source, item.rendered)

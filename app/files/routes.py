@@ -1,9 +1,10 @@
 """``/images/<f>``, ``/configs/<f>``, ``/files/<f>``: files devices download.
 
 Streamed through app/files/serving.py (Werkzeug, or nginx with
-``X_ACCEL_REDIRECT_PREFIX``). Names are joined with ``safe_join``: nothing
+``X_ACCEL_REDIRECT_PREFIX``). Names are resolved with ``resolve_inside``
+(real path, symlinks followed, then checked to be inside the folder): nothing
 outside the three folders is served, nor hidden files such as
-``images/.md5-cache.json``.
+``images/.md5-cache.json``; an over-long or odd name is a 404, never a 500.
 
 ``/configs/rendered/<SN>.cfg`` is the inventory template of a device, rendered
 on request: the workflow hands this URL out in config-upgrade when the device
@@ -19,9 +20,10 @@ import logging
 from pathlib import Path
 
 from flask import Blueprint, Response, abort, request, send_file
-from werkzeug.security import safe_join
 
 from app import ops
+from app.common.gate import device_refusal
+from app.common.paths import resolve_inside
 from app.config import get_config
 from app.files.day0 import Day0Error
 from app.files.serving import file_response
@@ -34,6 +36,16 @@ log = logging.getLogger("pnp.files")
 AREAS = ("images", "configs", "files")
 
 
+@bp.before_request
+def _device_networks_only():
+    """403 for a client outside DEVICE_NETWORKS (app/common/gate.py)."""
+    reason = device_refusal(get_config(), request.remote_addr)
+    if reason is not None and request.path != "/ca/bundle.pem":
+        log.warning("refused %s from %s: %s", request.path[:200], request.remote_addr, reason)
+        return Response(reason + "\n", status=403, mimetype="text/plain")
+    return None
+
+
 def _is_day0_file(name: str) -> bool:
     """Only top-level ``*.cfg`` files of configs/ are day-0 configs devices may fetch."""
     return "/" not in name and name.endswith(".cfg")
@@ -42,21 +54,20 @@ def _is_day0_file(name: str) -> bool:
 def _serve(area: str, name: str) -> Response:
     config = get_config()
     folder = getattr(config, f"{area}_dir")
-    if any(part.startswith(".") for part in name.split("/")):
-        abort(404)
     if area == "configs" and not _is_day0_file(name):
         abort(404)  # templates, inventories and configs/juniper/ are never served raw
-    path = safe_join(str(folder), name)
+    path = resolve_inside(folder, name)
     if path is None:
-        abort(404)
-    if not Path(path).is_file():
-        abort(404)
+        abort(404)  # missing, hidden, over-long, or outside the folder (symlink to /etc...)
     log.info("%s %s/%s to %s (range %s)", request.method, area, name, request.remote_addr,
              request.headers.get("Range", "-"))
-    response, via = file_response(Path(path), f"{area}/{name}", config.x_accel_redirect_prefix)
-    if request.method == "GET" and response.status_code in (200, 206):
-        size = Path(path).stat().st_size if via == "x-accel-redirect" else response.content_length
-        metrics.FILE_BYTES.labels(area, via).inc(size or 0)
+    if config.x_accel_redirect_prefix:
+        response, via = file_response(path, f"{area}/{name}", config.x_accel_redirect_prefix)
+        if request.method == "GET":
+            metrics.FILE_BYTES.labels(area, via).inc(path.stat().st_size)
+        return response
+    response, _via = file_response(path, f"{area}/{name}",
+                                   on_sent=lambda sent: metrics.FILE_BYTES.labels(area, "direct").inc(sent))
     return response
 
 

@@ -18,12 +18,17 @@ Metrics:
   ``work-response`` (``service`` = the service the device answers).
 * ``pnp_errors_total{service,code}``: failed work-responses (``code`` is the
   errorInfo code such as ``PnP Service Error 1702``; ``fault`` for faults).
+  Label values come from fixed sets (``KNOWN_SERVICES``, the documented code
+  ranges of ``KNOWN_ERROR_CODES``), anything else a device sends is ``other``:
+  bogus responses cannot grow the number of series.
 * ``pnp_rejected_total{message}``: malformed PnP messages answered 400.
 * ``pnp_db_statements_total``: SQL statements plus COMMITs, counted only when
   ``PNP_COUNT_STATEMENTS=1`` (benchmarks).
 * ``pnp_file_bytes_served_total{area,via}``: bytes of /images, /configs and
-  /files responses (``via`` is ``direct`` or ``x-accel-redirect``: then nginx
-  sends the bytes and the counter holds the file size handed over).
+  /files responses as actually sent (counted when the response closes, so a
+  download cut short counts what left; ``via`` is ``direct`` or
+  ``x-accel-redirect``: then nginx sends the bytes and the counter holds the
+  file size handed over).
 * ``pnp_http_request_duration_seconds{group,status}``: request → response
   headers, per route group (blueprint) and status class.
 * ``pnp_workflow_failures_total{kind}``: devices entering ERROR by kind
@@ -60,6 +65,32 @@ from app.config import PROJECT_ROOT
 from app.pnp.workflow import State
 from app.storage.db import get_sessions
 from app.storage.models import DeviceState
+
+#: PnP services a label may name (docs/protocol.md §7.2); anything else a device writes is ``other``.
+KNOWN_SERVICES = frozenset({
+    "backoff", "bye", "capability", "certificate-install", "cli-config", "cli-exec", "config-upgrade",
+    "device-auth", "device-info", "fault", "file-transfer", "image-install", "licensing",
+    "redirection", "reload", "script", "snmp", "snooping", "topology", "work-info"})
+#: Documented ``PnP Service Error NNNN`` ranges (docs/protocol.md §7.2): a fixed set of about 300 codes.
+_CODE_RANGES = ((1200, 1202), (1300, 1309), (1400, 1424), (1600, 1618), (1700, 1702), (1800, 1832),
+                (1900, 1900), (2400, 2406), (2500, 2522), (2600, 2600), (2700, 2700), (3000, 3001),
+                (3100, 3136), (3300, 3337), (3400, 3410))
+KNOWN_ERROR_CODES = frozenset(
+    {f"PnP Service Error {n}" for low, high in _CODE_RANGES for n in range(low, high + 1)} | {"fault", "none"})
+OTHER = "other"
+
+
+def service_label(service: str | None) -> str:
+    """``service`` when it is a known PnP service, else ``other`` (label values from a fixed set)."""
+    return service if service in KNOWN_SERVICES else OTHER
+
+
+def error_code_label(code: str | None) -> str:
+    """A documented ``PnP Service Error NNNN`` (spaces normalised), ``fault`` or ``none`` (a failure
+    without a code), else ``other``."""
+    text = " ".join((code or "").split())[:64]
+    return text if text in KNOWN_ERROR_CODES else OTHER
+
 
 #: Provisioning takes minutes to hours (an image download and a reload).
 DURATION_BUCKETS = (30, 60, 120, 300, 600, 900, 1200, 1800, 2700, 3600, 7200, 14400, 43200,

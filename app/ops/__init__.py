@@ -13,7 +13,7 @@
 The names below are the layer's interface (``from app import ops as op``).
 """
 
-from app.ops.actions import claim, delete_device, failed_step, reset, resume, retry
+from app.ops.actions import accept_source, claim, delete_device, failed_step, reset, resume, retry
 from app.ops.audit import list_audit, record, to_csv
 from app.ops.bulk import BULK_ACTIONS, Actor, BulkResult, act, bulk
 from app.ops.errors import ActionError, NotFound
@@ -32,6 +32,7 @@ from app.ops.queries import (
     EXPORT_COLUMNS,
     FILTERS,
     HISTORY_COLUMNS,
+    MAX_PAGE,
     MAX_PER_PAGE,
     SORT_COLUMNS,
     DevicePage,
@@ -46,12 +47,14 @@ from app.ops.queries import (
     preview_day0,
     render_day0,
 )
+from app.ops.retention import AutoPrune, PruneResult, prune
 
 __all__ = [
     "BULK_ACTIONS", "HISTORY_COLUMNS", "Actor", "BulkResult", "act", "bulk", "device_history",
     "list_audit", "record", "to_csv", "EXPORT_COLUMNS", "FILTERS", "filter_choices", "iter_devices",
     "delete_item", "get_item", "inventory_counts", "update_item",
-    "DONE", "MAX_CSV_BYTES", "MAX_PER_PAGE", "PARKED", "SORT_COLUMNS", "ActionError", "DevicePage",
+    "DONE", "MAX_CSV_BYTES", "AutoPrune", "PruneResult", "accept_source", "prune",
+    "MAX_PAGE", "MAX_PER_PAGE", "PARKED", "SORT_COLUMNS", "ActionError", "DevicePage",
     "DeviceQuery", "ImportResult", "Lifecycle", "NotFound", "claim", "counts_by_state", "delete_device",
     "device_summary", "failed_step", "get_device", "import_inventory", "is_stalled", "lifecycle_of",
     "list_devices", "list_inventory", "preview_day0", "progress_of", "render_day0", "reset", "resume",

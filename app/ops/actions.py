@@ -1,4 +1,4 @@
-"""Operator actions: resume, retry, reset, claim, delete.
+"""Operator actions: resume, retry, reset, claim, delete, accept a new source address.
 
 Each takes the device's row lock (app/storage/lock.py, through
 app.pnp.service.set_state) exactly like a PnP message does, so an operator
@@ -14,7 +14,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.ops.errors import ActionError, NotFound
-from app.pnp import service
+from app.pnp import service, source
 from app.pnp import workflow as wf
 from app.storage.db import utcnow
 from app.storage.lock import device_lock
@@ -98,3 +98,16 @@ def claim(sessions: sessionmaker[Session], serial: str, actor: str = "operator")
         session.add(DeviceEvent(device_id=row.id, at=now, kind="info", message=f"claimed by {actor}"))
     log.info("%s claimed by %s", serial, actor)
     return True
+
+
+def accept_source(sessions: sessionmaker[Session], serial: str, actor: str = "operator") -> str:
+    """Accept the new address a held device is driven from (app/pnp/source.py): it becomes the
+    device's address and the device goes on. Returns that address. Raises NotFound, ActionError
+    (nothing held)."""
+    try:
+        held = source.accept(sessions, serial, actor)
+    except LookupError:
+        raise NotFound(f"no device {serial}") from None
+    if held is None:
+        raise ActionError(f"{serial} is not held for a new source address: nothing to accept")
+    return held

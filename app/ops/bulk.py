@@ -64,6 +64,9 @@ def act(sessions: sessionmaker[Session], action: str, serial: str, actor: Actor,
         elif action == "claim":
             result = actions.claim(sessions, serial, actor.name)
             detail = "newly claimed" if result else "already claimed"
+        elif action == "accept-source":
+            result = actions.accept_source(sessions, serial, actor.name)
+            detail = f"source {result} accepted"
         elif action == "delete":
             events = _events_of(sessions, serial)
             result = actions.delete_device(sessions, serial, actor.name)

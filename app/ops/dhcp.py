@@ -21,6 +21,7 @@ from app.dhcp import (
     PnpServer,
     Subnet,
 )
+from app.ztp.token import config_file_name
 
 __all__ = ["inventory_devices", "spec_from_config"]
 
@@ -47,7 +48,7 @@ def _int_or_none(what: str, value):
         raise ValueError(f"{what} must be a number of seconds, got {value!r}") from None
 
 
-def inventory_devices(rows: Iterable[Mapping[str, str]]) -> list[InventoryDevice]:
+def inventory_devices(rows: Iterable[Mapping[str, str]], ztp_token_secret: str = "") -> list[InventoryDevice]:
     """Reservations from inventory rows (app.ztp.juniper.read_inventory_csv).
 
     Rows with a ``mac`` (any form, dotted ``aabb.ccdd.eeff`` too) and an ``ip``
@@ -68,6 +69,9 @@ def inventory_devices(rows: Iterable[Mapping[str, str]]) -> list[InventoryDevice
         try:
             overrides = None
             values = {k: row.get(k) or None for k in _OVERRIDE_COLUMNS}
+            if ztp_token_secret and vendor == "juniper" and not values["config_file"]:
+                # the per-device ZTP token (app/ztp/token.py, docs/config-secrecy.md)
+                values["config_file"] = config_file_name(ztp_token_secret, mac, row.get("model"))
             if any(values.values()):
                 values["ftp_timeout"] = _int_or_none("ftp_timeout", values["ftp_timeout"])
                 overrides = JuniperOverrides(**values)
@@ -207,4 +211,4 @@ def spec_from_config(config: Config, inventory: Iterable[Mapping[str, str]] = ()
         models = [_model(config, model, image) for model, image in sorted(config.juniper_models.items())]
         juniper = JuniperZtp(_file_server(config), models)
     return DhcpSpec(subnets=subnets, pnp=pnp, cisco_pids=pids or (), juniper=juniper,
-                    inventory=inventory_devices(inventory))
+                    inventory=inventory_devices(inventory, config.ztp_token_secret))

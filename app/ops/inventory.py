@@ -21,6 +21,7 @@ from app.storage.db import utcnow
 from app.storage.models import InventoryItem
 
 MAX_PER_PAGE = 500
+MAX_PAGE = 1_000_000  # a larger page number would overflow the SQL OFFSET
 MAX_CSV_BYTES = 32 * 1024 * 1024  # an inventory CSV upload (the app's default limit is 1 MB)
 
 
@@ -150,7 +151,7 @@ def list_inventory(sessions: sessionmaker[Session], page: int = 1, per_page: int
     with sessions() as session:
         total = session.scalar(select(func.count(InventoryItem.id)))
         items = session.scalars(select(InventoryItem).order_by(InventoryItem.serial_number)
-                                .offset((max(1, page) - 1) * per_page).limit(per_page)).all()
+                                .offset((min(max(1, page), MAX_PAGE) - 1) * per_page).limit(per_page)).all()
         return [inventory_dict(i) for i in items], total or 0
 
 

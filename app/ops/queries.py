@@ -45,6 +45,7 @@ MAX_PER_PAGE = 500
 SITE_VARIABLE = "site"
 #: the filters a device list takes (each an exact match; pid and version: a prefix)
 FILTERS = ("pid", "site", "version", "error_kind", "template", "vendor")
+MAX_PAGE = 1_000_000  # far beyond any fleet; a larger page number would overflow the SQL OFFSET
 
 
 @dataclass
@@ -114,8 +115,8 @@ class DeviceQuery:
             raise ActionError(f"cannot sort by {self.sort!r} (one of {', '.join(SORT_COLUMNS)})")
         if self.order not in ("asc", "desc"):
             raise ActionError("order must be asc or desc")
-        if int(self.page) < 1:
-            raise ActionError("page must be 1 or more")
+        if not 1 <= int(self.page) <= MAX_PAGE:
+            raise ActionError(f"page must be between 1 and {MAX_PAGE}")
         if not 1 <= int(self.per_page) <= MAX_PER_PAGE:
             raise ActionError(f"per_page must be between 1 and {MAX_PER_PAGE}")
         self.page, self.per_page = int(self.page), int(self.per_page)
@@ -161,7 +162,7 @@ def device_summary(row: DeviceState, in_inventory: bool, config: Config, now: da
         "auto_retry_at": row.auto_retry_at if in_error else None,
         "unknown_outcomes": row.unknown_outcomes or 0,
         "stalled": is_stalled(row.state, row.last_contact, config, now),
-        "claimed": in_inventory,
+        "claimed": in_inventory, "source_hold": row.source_hold,
         "inventory_hostname": item.hostname if item is not None else None,
         "template": item.template if item is not None else None,
         "site": _site_of(item),
@@ -185,7 +186,7 @@ def _planned_summary(item: InventoryItem) -> dict:
         "vendor": None, "lifecycle": Lifecycle.PLANNED.value, "step": 0, "total_steps": wf.TOTAL_STEPS,
         "failed_state": None, "last_contact": None, "first_seen": None, "last_error_code": None,
         "last_error_message": None, "error_kind": None, "auto_retry_at": None,
-        "unknown_outcomes": 0, "stalled": False, "claimed": True,
+        "unknown_outcomes": 0, "stalled": False, "claimed": True, "source_hold": None,
         "inventory_hostname": item.hostname, "template": item.template, "site": _site_of(item),
     }
 

@@ -13,6 +13,7 @@ simulator/messages/.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from xml.etree.ElementTree import Element, ParseError
 
@@ -242,6 +243,8 @@ def parse_envelope(body: bytes | str) -> tuple[Udi, Element]:
         root = SafeET.fromstring(body, forbid_dtd=True)
     except DefusedXmlException as exc:
         raise PnpParseError(f"forbidden XML construct: {type(exc).__name__}") from exc
+    except LookupError as exc:  # <?xml encoding="no-such-codec"?>
+        raise PnpParseError(f"unknown XML encoding: {exc}") from exc
     except (ParseError, ValueError, TypeError) as exc:
         raise PnpParseError(f"malformed XML: {exc}") from exc
     if _local(root.tag) != "pnp" or _ns(root.tag) != PNP_NS:
@@ -257,14 +260,25 @@ def parse_envelope(body: bytes | str) -> tuple[Udi, Element]:
 MAX_UDI_CHARS, MAX_SN_CHARS, MAX_PID_CHARS, MAX_VID_CHARS, MAX_CORRELATOR_CHARS = 255, 64, 64, 16, 255
 
 
+#: What a serial number may contain: Cisco SNs are 11 letters and digits (``FGL2548L0AW``),
+#: virtual ones similar (``99CWJ5DOLWQ``). Anything else (``/``, ``%``, ``:``, spaces, non-ASCII)
+#: could not be managed by URL from the console or the API, and ``:`` would let a Cisco serial
+#: take the key of a Juniper device (keyed by its MAC ``aa:bb:cc:dd:ee:ff``).
+SERIAL_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
 def _require_serial(udi: Udi, where: str) -> None:
-    """Raise PnpParseError when the UDI has no SN or a part longer than the database keeps."""
+    """Raise PnpParseError when the UDI has no SN, a part longer than the database keeps, or
+    an SN outside :data:`SERIAL_PATTERN` (refused at first contact, with the reason)."""
     if not udi.sn:
         raise PnpParseError(f"{where}: UDI {udi.raw[:80]!r} has no SN")
     for value, limit, label in ((udi.raw, MAX_UDI_CHARS, "UDI"), (udi.sn, MAX_SN_CHARS, "SN"),
                                 (udi.pid, MAX_PID_CHARS, "PID"), (udi.vid, MAX_VID_CHARS, "VID")):
         if len(value) > limit:
             raise PnpParseError(f"{where}: {label} of {len(value)} characters exceeds {limit}")
+    if not SERIAL_PATTERN.fullmatch(udi.sn):
+        raise PnpParseError(f"{where}: SN {udi.sn[:64]!r} is not a serial number: only ASCII letters, "
+                            "digits, '.', '_' and '-' (starting with a letter or digit)")
 
 
 def _check_correlator(correlator: str | None, where: str) -> None:

@@ -19,10 +19,11 @@ from flask import Blueprint, Response, current_app, g, request
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
+from app.common.gate import device_refusal
 from app.config import get_config
 from app.observability import metrics
 from app.pnp import protocol as p
-from app.pnp import service
+from app.pnp import service, source
 from app.sot import writeback
 from app.sot.images import config_for
 from app.storage.db import get_sessions
@@ -31,6 +32,25 @@ from app.storage.errors import classify
 bp = Blueprint("pnp", __name__, url_prefix="/pnp")
 log = logging.getLogger("pnp")
 DB_DOWN_BACKOFF = 30  # seconds
+
+
+@bp.before_request
+def _device_networks_only():
+    """403 for a client outside DEVICE_NETWORKS (app/common/gate.py)."""
+    reason = device_refusal(get_config(), request.remote_addr)
+    if reason is not None:
+        log.warning("refused %s from %s: %s", request.path[:200], request.remote_addr, reason)
+        return Response(reason + "\n", status=403, mimetype="text/plain")
+    return None
+
+
+@bp.after_request
+def _prune_now_and_then(response: Response) -> Response:
+    """Start the periodic prune when due (app/ops/retention.py; never waits for it)."""
+    pruner = current_app.extensions.get("pnp_prune")
+    if pruner is not None:
+        pruner.maybe_start()
+    return response
 
 
 def _xml(body: str) -> Response:
@@ -81,7 +101,7 @@ def _unexpected(exc: Exception) -> Response:
 
 
 def _count(message: str, reply: service.Reply) -> None:
-    metrics.REQUESTS.labels(message, reply.service).inc()
+    metrics.REQUESTS.labels(message, metrics.service_label(reply.service)).inc()
     if reply.finished_seconds is not None:
         metrics.PROVISIONING.observe(reply.finished_seconds)
 
@@ -109,16 +129,21 @@ def _exchange(kind: str, parse, handle, fallback) -> Response:
     g.pnp_reply = "bye" if kind == "work-response" else "backoff"
     log.debug("%s from %s: %s", kind, request.remote_addr, service.redact(raw))
     try:
+        held = _held(message)
+        if held is not None:  # another host drives a serial whose flow started elsewhere
+            metrics.REQUESTS.labels(kind, "backoff").inc()
+            return _xml(fallback(message, held))
         reply = _handle(kind, handle, message, raw)
     except SQLAlchemyError as exc:
-        metrics.REQUESTS.labels(kind, getattr(message, "service", "backoff")).inc()
+        metrics.REQUESTS.labels(kind, metrics.service_label(getattr(message, "service", "backoff"))).inc()
         fault = classify(exc)
         reason = "server database unavailable" if fault.outage else "server database error"
         return _xml(fallback(message, reason))
     _count(kind, reply)
     if isinstance(message, p.WorkResponse) and (message.is_fault or message.success is False):
-        code = message.error.code if message.error and message.error.code else message.service
-        metrics.ERRORS.labels(message.service, code[:64]).inc()
+        code = (message.error.code if message.error and message.error.code
+                else "fault" if message.is_fault else "none")
+        metrics.ERRORS.labels(metrics.service_label(message.service), metrics.error_code_label(code)).inc()
     log.info("%s", reply.summary)
     log.debug("reply to %s: %s", message.udi.sn, service.redact(reply.xml))
     response = _xml(reply.xml)
@@ -128,6 +153,16 @@ def _exchange(kind: str, parse, handle, fallback) -> Response:
     if drain is not None:
         response.call_on_close(drain)
     return response
+
+
+def _held(message) -> str | None:
+    """The hold reason when another host drives this serial (app/pnp/source.py), else None;
+    None too when the database cannot tell: the handling that follows meets the same fault,
+    logs it and answers it."""
+    try:
+        return source.check(get_sessions(), get_config(), message.udi.sn, request.remote_addr)
+    except SQLAlchemyError:
+        return None
 
 
 def _handle(kind: str, handle, message, raw: bytes) -> service.Reply:

@@ -103,6 +103,8 @@ def push_dhcp(config: Config, source) -> str:
 def handle(sessions: sessionmaker[Session], config: Config, body: bytes, signature: str | None,
            source=None) -> WebhookResult:
     """Verify and act on one webhook. Raises WebhookError (409/403/400) or SourceError (source unreachable)."""
+    if not signature:  # an unsigned request is refused before anything about the set-up is told
+        raise WebhookError(403, f"{SIGNATURE_HEADER} is missing")
     if config.inventory_source not in ("netbox", "nautobot"):
         raise WebhookError(409, "INVENTORY_SOURCE is not netbox or nautobot: webhooks are not used")
     if not config.sot_webhook_secret:

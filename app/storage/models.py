@@ -15,6 +15,11 @@ from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, I
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+#: A serial number key: compared exactly (binary collation on MariaDB, migration 0009), so
+#: serials that differ in case or accents are different devices, as on the device itself.
+SerialKey = String(64).with_variant(mysql.VARCHAR(64, charset="utf8mb4", collation="utf8mb4_bin"),
+                                    "mysql", "mariadb")
+
 #: TEXT that holds more than 64 kB on MariaDB (raw XML, script output).
 LongText = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
 
@@ -47,7 +52,9 @@ class DeviceState(Base):
     __table_args__ = TABLE_ARGS
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    serial_number: Mapped[str] = mapped_column(String(64), unique=True)
+    # Cisco SNs match app.pnp.protocol.SERIAL_PATTERN (no ':'), Juniper keys are MACs with ':':
+    # the two identities cannot share a key.
+    serial_number: Mapped[str] = mapped_column(SerialKey, unique=True)
     # cisco (PnP, keyed by the SN of the UDI) or juniper (ZTP, keyed by MAC: serial_number
     # holds the MAC aa:bb:cc:dd:ee:ff, pid the model, udi the PID/SN from the VCI).
     vendor: Mapped[str] = mapped_column(String(16), default="cisco", server_default="cisco")
@@ -105,6 +112,9 @@ class DeviceState(Base):
     auto_retry_at: Mapped[datetime | None] = mapped_column(DateTime)
     auto_retry_rounds: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # The address a message came from while the flow had started from ``ip_address``: the
+    # device is held (not advanced) until an operator accepts it (app/pnp/source.py).
+    source_hold: Mapped[str | None] = mapped_column(String(45))
 
     events: Mapped[list[DeviceEvent]] = relationship(
         back_populates="device", cascade="all, delete-orphan", passive_deletes=True,
@@ -123,7 +133,8 @@ class DeviceEvent(Base):
     """
 
     __tablename__ = "device_event"
-    __table_args__ = (Index("ix_device_event_device_id_id", "device_id", "id"), TABLE_ARGS)
+    __table_args__ = (Index("ix_device_event_device_id_id", "device_id", "id"),
+                      Index("ix_device_event_at", "at"), TABLE_ARGS)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     device_id: Mapped[int] = mapped_column(ForeignKey("device_state.id", ondelete="CASCADE"))
@@ -151,7 +162,7 @@ class InventoryItem(Base):
     __table_args__ = TABLE_ARGS
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    serial_number: Mapped[str] = mapped_column(String(64), unique=True)
+    serial_number: Mapped[str] = mapped_column(SerialKey, unique=True)
     hostname: Mapped[str | None] = mapped_column(String(255))
     pid: Mapped[str] = mapped_column(String(64), default="")
     template: Mapped[str | None] = mapped_column(String(255))

@@ -30,6 +30,7 @@ import jinja2
 
 from app.common.inventory_csv import parse_inventory_csv
 from app.common.mac import mac_dashed, normalize_mac
+from app.common.paths import resolve_inside
 from app.common.templating import template_environment
 from app.config import check_model
 
@@ -185,8 +186,8 @@ def choose_image(req: FetchRequest, models: Mapping[str, str], images_dir: Path,
                             "add it to JUNIPER_MODELS in settings.py")
     if req.name is not None and req.name != image:
         raise ZtpError(404, f"image {req.name!r} is not the image of model {req.model} ({image})")
-    path = images_dir / image
-    if "/" in image or image.startswith(".") or not path.is_file():
+    path = resolve_inside(images_dir, image) if "/" not in image else None
+    if path is None:
         raise ZtpError(404, f"image {image} for model {req.model} is missing from images/")
     return path
 
@@ -208,8 +209,8 @@ def choose_config(req: FetchRequest, folder: Path, inventory: InventoryLookup | 
     Raises ZtpError(404) when neither exists or when the template is
     missing or fails to render (an undefined variable, a syntax error).
     """
-    static = folder / f"{req.mac_dashed}.conf"
-    if static.is_file():
+    static = resolve_inside(folder, f"{req.mac_dashed}.conf")  # a symlink out of the folder: not served
+    if static is not None:
         with static.open("rb") as fh:
             script = _is_script(fh.read(64))
         return ConfigChoice(path=static, body=None, source=f"configs/juniper/{static.name}", script=script)

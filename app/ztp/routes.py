@@ -32,6 +32,7 @@ from flask import Blueprint, Response, current_app, request
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.common.gate import device_refusal
 from app.config import get_config
 from app.files.serving import file_response
 from app.sot import writeback
@@ -39,9 +40,29 @@ from app.storage.db import get_sessions
 from app.storage.errors import classify
 from app.storage.models import DeviceState
 from app.ztp import juniper, service
+from app.ztp.token import token_matches
 
 bp = Blueprint("ztp", __name__)
 log = logging.getLogger("pnp.ztp")
+
+
+@bp.before_request
+def _device_networks_only():
+    """403 for a client outside DEVICE_NETWORKS (app/common/gate.py)."""
+    reason = device_refusal(get_config(), request.remote_addr)
+    if reason is not None:
+        log.warning("refused %s from %s: %s", request.path[:200], request.remote_addr, reason)
+        return Response(reason + "\n", status=403, mimetype="text/plain")
+    return None
+
+
+@bp.after_request
+def _prune_now_and_then(response: Response) -> Response:
+    """Start the periodic prune when due (app/ops/retention.py; never waits for it)."""
+    pruner = current_app.extensions.get("pnp_prune")
+    if pruner is not None:
+        pruner.maybe_start()
+    return response
 
 
 class LeadingSlashes:
@@ -158,6 +179,11 @@ def ztp_fetch(mode: str, vci: str, mac: str, name: str | None = None) -> Respons
     except juniper.ZtpError as exc:
         log.warning("ztp_fetch %s from %s: %d %s", request.path, request.remote_addr, exc.status, exc)
         return _text(exc.status, str(exc))
+    if req.mode == "conf" and config.ztp_token_secret and not token_matches(
+            config.ztp_token_secret, req.mac, req.name):
+        log.warning("ztp_fetch %s from %s: 403 missing or wrong device token", req.mac, request.remote_addr)
+        return _text(403, "this config needs the device's token: fetch the file name the DHCP server "
+                          "announces (option 43 sub-option 1)")
     record = request.method == "GET"
     inventory = current_app.extensions.get("ztp_inventory")
     try:
@@ -186,8 +212,8 @@ def ztp_fetch(mode: str, vci: str, mac: str, name: str | None = None) -> Respons
             what, image = f"{kind} from {choice.source}", None
     except juniper.ZtpError as exc:
         response = _text(exc.status, str(exc))
-        if record:
-            _record(req, error=str(exc), status=exc.status, hostname=hostname)
+        if record:  # an unknown MAC (no row, not in the inventory) gets no row: only a log line
+            _record(req, error=str(exc), status=exc.status, hostname=hostname, create=bool(row))
             _writeback(req.mac, response)
         return response
     if record:

@@ -82,7 +82,7 @@ def _identify(row: DeviceState, req: FetchRequest, now) -> None:
 def record_fetch(sessions: sessionmaker[Session], req: FetchRequest, source_ip: str | None, *,
                  served: str | None = None, error: str | None = None, status: int = 200,
                  hostname: str | None = None, image: str | None = None, mismatch: str | None = None,
-                 ascii_only: bool = False) -> None:
+                 ascii_only: bool = False, create: bool = True) -> None:
     """Record the start of one ``/ztp_fetch`` download (creating the device row on first contact).
 
     ``served`` describes what is being sent, or ``error`` why nothing is
@@ -92,13 +92,19 @@ def record_fetch(sessions: sessionmaker[Session], req: FetchRequest, source_ip: 
     Values longer than their column (a VCI, a model, a hostname) are cut and recorded by
     app/storage/fit.py at flush; ``ascii_only`` also escapes non-ASCII text (the route's
     retry after a database error that is not an outage).
+    With ``create=False`` a MAC without a row only gets a log line (a failed fetch of a MAC
+    that is in no inventory: made-up MACs must not add a row per request).
     Raises SQLAlchemy errors (the route logs them and still answers the device).
     """
     now = utcnow()
     defaults = {"vendor": "juniper", "mac_address": req.mac, "first_seen": now, "last_contact": now,
                 "state": ZTP_ERROR if error else FETCHING}
     info = {"fit_ascii": True} if ascii_only else {}
-    with device_lock(sessions, req.mac, defaults=defaults, info=info) as (session, row):
+    with device_lock(sessions, req.mac, defaults=defaults if create else None, info=info) as (session, row):
+        if row is None:
+            log.warning("ztp %s %s from %s (%s): %d %s (unknown MAC: not recorded)", req.mode, req.mac,
+                        source_ip, req.vci, status, error)
+            return
         _identify(row, req, now)
         if source_ip:
             row.ip_address = source_ip

@@ -89,6 +89,9 @@ def test_workers_run_as_configured_user(open_lab):
             time.sleep(0.2)
         assert len(workers) == 2, server.log.read_text()[-2000:]
         assert _ids(server.proc.pid) == (0, 0)  # the master keeps root (it only binds/supervises)
+        # a forked worker switches user in its init (after gevent's monkey-patching): wait for it
+        while any(_ids(pid) != (user.pw_uid, user.pw_gid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
         for pid in workers:
             assert _ids(pid) == (user.pw_uid, user.pw_gid)
         if not PYTHON_READABLE:

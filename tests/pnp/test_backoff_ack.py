@@ -21,6 +21,7 @@ def test_backoff_ack_touches_contact_time_only(app, client):
     row, events = _row(app, dev.serial)
     with app.extensions["pnp_sessions"].begin() as session:  # pretend it was seen long ago
         session.get(DeviceState, row.id).last_contact = row.first_seen.replace(year=2000)
+        session.get(DeviceState, row.id).ip_address = None  # no address yet (a new one is held: app/pnp/source.py)
     ack = dev._response("backoff", "C-1", True)
     resp = client.post("/pnp/WORK-RESPONSE", data=ack, environ_base={"REMOTE_ADDR": "127.0.0.7"})
     assert resp.status_code == 200 and "bye" in resp.get_data(as_text=True)

@@ -177,6 +177,12 @@ def test_no_config_is_404_with_message(ztp, ztp_lab):
     resp = ztp.get("/ztp_fetch/conf/Juniper-ex4300-48p/0a-1b-2c-3d-4e-5f.conf")
     assert resp.status_code == 404
     assert b"no config for MAC 0a-1b-2c-3d-4e-5f" in resp.data
+    assert "0a:1b:2c:3d:4e:5f" not in db_rows(ztp_lab)[0]  # an unknown MAC gets no row per request
+    static = ztp_lab / "configs" / "juniper" / "0a-1b-2c-3d-4e-5f.conf"
+    static.write_text("system { host-name gone; }\n")
+    assert ztp.get("/ztp_fetch/conf/Juniper-ex4300-48p/0a-1b-2c-3d-4e-5f.conf").status_code == 200
+    static.unlink()  # a known device whose config went away: the failure is recorded
+    assert ztp.get("/ztp_fetch/conf/Juniper-ex4300-48p/0a-1b-2c-3d-4e-5f.conf").status_code == 404
     devices, events = db_rows(ztp_lab)
     row = devices["0a:1b:2c:3d:4e:5f"]
     assert (row["vendor"], row["state"], row["last_error_code"]) == ("juniper", "ZTP_ERROR", "404")
