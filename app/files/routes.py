@@ -22,11 +22,10 @@ from pathlib import Path
 from flask import Blueprint, Response, abort, request, send_file
 
 from app import ops
-from app.common.gate import device_refusal
 from app.common.paths import resolve_inside
 from app.config import get_config
 from app.files.day0 import Day0Error
-from app.files.serving import file_response
+from app.files.serving import device_gate, file_response
 from app.files.signing import InvalidConfigToken, verify_config
 from app.observability import metrics
 from app.storage.db import get_sessions
@@ -36,14 +35,8 @@ log = logging.getLogger("pnp.files")
 AREAS = ("images", "configs", "files")
 
 
-@bp.before_request
-def _device_networks_only():
-    """403 for a client outside DEVICE_NETWORKS (app/common/gate.py)."""
-    reason = device_refusal(get_config(), request.remote_addr)
-    if reason is not None and request.path != "/ca/bundle.pem":
-        log.warning("refused %s from %s: %s", request.path[:200], request.remote_addr, reason)
-        return Response(reason + "\n", status=403, mimetype="text/plain")
-    return None
+# the CA bundle is what a device needs before it can trust anything: open to all
+device_gate(bp, log, open_paths=("/ca/bundle.pem",))
 
 
 def _is_day0_file(name: str) -> bool:

@@ -11,15 +11,19 @@ file (``X-Accel-Redirect: <prefix>/<relative path>``) and nginx streams it
 from __future__ import annotations
 
 import io
+import logging
 import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from zlib import adler32
 
-from flask import Response, request, send_file
+from flask import Blueprint, Response, current_app, request, send_file
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
 from werkzeug.wsgi import wrap_file
+
+from app.common.gate import device_refusal
+from app.config import get_config
 
 OCTET_STREAM = "application/octet-stream"
 class CountingFile(io.RawIOBase):
@@ -126,3 +130,26 @@ def _counted_response(path: Path, on_sent: Callable[[int], None]) -> Response:
     if response.status_code not in (200, 206) or request.method == "HEAD":
         body.body_length = 0
     return response
+
+
+def device_gate(bp: Blueprint, log: logging.Logger, *, open_paths: tuple[str, ...] = (),
+                prune: bool = False) -> None:
+    """Guard a device-facing blueprint: a client outside DEVICE_NETWORKS gets a 403 with the
+    reason (app/common/gate.py), except on ``open_paths``; with ``prune`` each answered request
+    also starts the periodic prune when it is due (app/ops/retention.py; never waits for it)."""
+
+    @bp.before_request
+    def _device_networks_only():
+        reason = device_refusal(get_config(), request.remote_addr)
+        if reason is not None and request.path not in open_paths:
+            log.warning("refused %s from %s: %s", request.path[:200], request.remote_addr, reason)
+            return Response(reason + "\n", status=403, mimetype="text/plain")
+        return None
+
+    if prune:
+        @bp.after_request
+        def _prune_now_and_then(response: Response) -> Response:
+            pruner = current_app.extensions.get("pnp_prune")
+            if pruner is not None:
+                pruner.maybe_start()
+            return response

@@ -32,9 +32,8 @@ from flask import Blueprint, Response, current_app, request
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.common.gate import device_refusal
 from app.config import get_config
-from app.files.serving import file_response
+from app.files.serving import device_gate, file_response
 from app.sot import writeback
 from app.storage.db import get_sessions
 from app.storage.errors import classify
@@ -46,23 +45,7 @@ bp = Blueprint("ztp", __name__)
 log = logging.getLogger("pnp.ztp")
 
 
-@bp.before_request
-def _device_networks_only():
-    """403 for a client outside DEVICE_NETWORKS (app/common/gate.py)."""
-    reason = device_refusal(get_config(), request.remote_addr)
-    if reason is not None:
-        log.warning("refused %s from %s: %s", request.path[:200], request.remote_addr, reason)
-        return Response(reason + "\n", status=403, mimetype="text/plain")
-    return None
-
-
-@bp.after_request
-def _prune_now_and_then(response: Response) -> Response:
-    """Start the periodic prune when due (app/ops/retention.py; never waits for it)."""
-    pruner = current_app.extensions.get("pnp_prune")
-    if pruner is not None:
-        pruner.maybe_start()
-    return response
+device_gate(bp, log, prune=True)
 
 
 class LeadingSlashes:
