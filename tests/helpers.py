@@ -143,6 +143,20 @@ class ServerProcess:
         return log.read_text(errors="replace") if log is not None and log.exists() else ""
 
 
+def child_pids(pid: int) -> list[int]:
+    """Pids of the direct children of ``pid`` (gunicorn's workers of a master), from /proc."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
 def drive(devices, timeout=90):
     """Run ``device.run(timeout)`` for every device in its own thread; ``{serial: finished?}``."""
     results = {}

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from simulator import SimulatedDevice
-from tests.helpers import ServerProcess, assert_finished, free_port
+from tests.helpers import ServerProcess, assert_finished, child_pids, free_port
 
 pytestmark = [pytest.mark.root]
 
@@ -31,19 +31,6 @@ def _needs_root():
     if os.geteuid() != 0:
         pytest.fail("dropping privileges needs root: run the tests as root, or deselect: -m 'not root'")
 USER = "nobody"
-
-
-def _children(pid: int) -> list[int]:
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(entry.name))
-    return out
 
 
 def _ids(pid: int) -> tuple[int, int]:
@@ -85,7 +72,7 @@ def test_workers_run_as_configured_user(open_lab):
     server.start(wait_hello=PYTHON_READABLE)
     try:
         deadline = time.monotonic() + 60
-        while len(workers := _children(server.proc.pid)) < 2 and time.monotonic() < deadline:
+        while len(workers := child_pids(server.proc.pid)) < 2 and time.monotonic() < deadline:
             time.sleep(0.2)
         assert len(workers) == 2, server.log.read_text()[-2000:]
         assert _ids(server.proc.pid) == (0, 0)  # the master keeps root (it only binds/supervises)

@@ -17,20 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.helpers import ServerProcess
-
-
-def _children(pid: int) -> list[int]:
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(entry.name))
-    return out
+from tests.helpers import ServerProcess, child_pids
 
 
 def _folders() -> set[Path]:
@@ -43,7 +30,7 @@ def _metrics_folder(server: ServerProcess, before: set[Path]) -> Path:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         requests.get(server.url + "/metrics", timeout=5)
-        workers = [server.proc.pid, *_children(server.proc.pid)]
+        workers = [server.proc.pid, *child_pids(server.proc.pid)]
         for folder in _folders() - before:
             try:
                 names = [p.name for p in folder.iterdir()]
@@ -52,7 +39,7 @@ def _metrics_folder(server: ServerProcess, before: set[Path]) -> Path:
             if any(name.endswith(f"_{pid}.db") for pid in workers for name in names):
                 return folder
         time.sleep(0.3)
-    raise AssertionError(f"no pnp-prometheus-* folder with files of workers {_children(server.proc.pid)}")
+    raise AssertionError(f"no pnp-prometheus-* folder with files of workers {child_pids(server.proc.pid)}")
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl+c"])
