@@ -44,7 +44,8 @@ ALLOW_SOURCE_CHANGE = False
 
 # --- Database ----------------------------------------------------------------
 # Empty = the embedded SQLite file pnp.sqlite3 in the project folder.
-# MariaDB: "mysql+pymysql://pnp@127.0.0.1:3306/pnp" (password from PNP_DB_PASSWORD).
+# MariaDB: "mysql://pnp@127.0.0.1:3306/pnp" (password from PNP_DB_PASSWORD): mysqlclient (C) when
+# installed, else PyMySQL; "mysql+pymysql://…" / "mysql+mysqldb://…" name the driver (README "MariaDB").
 DATABASE_URL = ""
 # MariaDB Galera cluster only (docs/scale-out.md): causality checks per session, so that a
 # read on one node waits for what other nodes committed before it. 1 = reads (the PnP path

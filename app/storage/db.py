@@ -1,7 +1,9 @@
 """Engine and sessions (flaskr's ``db.py``): one pooled engine per process.
 
 ``make_engine()`` builds the engine (``pool_pre_ping`` so a restarted MariaDB is
-reconnected transparently; MariaDB connections speak utf8mb4; SQLite gets WAL and
+reconnected transparently; MariaDB connections speak utf8mb4 through either driver,
+mysqlclient (``mysql+mysqldb://``, C) or PyMySQL (``mysql+pymysql://``, pure Python, the
+fallback that always installs), see :func:`resolve_driver`; SQLite gets WAL and
 ``BEGIN IMMEDIATE``), ``make_sessionmaker()`` the session factory that
 ``create_app`` keeps in ``app.extensions`` (every flush fits values to their
 columns, app/storage/fit.py), and ``get_sessions()`` hands it to request code. The
@@ -21,6 +23,9 @@ from app.storage import fit
 from app.storage.models import CHARSET
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost", None)
+#: What each MySQL driver is told for a server on loopback without ``ssl*`` options in the
+#: URL: no TLS (a TLS context per connect costs and protects nothing on loopback).
+NO_TLS = {"pymysql": {"ssl_disabled": True}, "mysqldb": {"ssl_mode": "DISABLED"}}
 
 
 def utcnow() -> datetime:
@@ -40,6 +45,34 @@ def with_charset(url: str) -> str:
     return parsed.update_query_dict({"charset": CHARSET}).render_as_string(hide_password=False)
 
 
+def mysqldb_available() -> bool:
+    """True when mysqlclient (the C driver, module ``MySQLdb``) can be imported."""
+    try:
+        import MySQLdb  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def resolve_driver(url: str) -> str:
+    """``url`` with a MySQL driver named: a URL without one (``mysql://…``, ``mariadb://…``)
+    gets ``mysqldb`` (mysqlclient, C: about half the CPU per statement, BENCHMARKS.md
+    "Per-message cost") when it is installed, else ``pymysql`` (pure Python, always
+    installed). A URL that names its driver (``mysql+pymysql://``) keeps it; other URLs
+    are returned unchanged.
+    """
+    parsed = make_url(url)
+    if parsed.drivername not in ("mysql", "mariadb"):
+        return url
+    driver = "mysqldb" if mysqldb_available() else "pymysql"
+    return parsed.set(drivername=f"{parsed.drivername}+{driver}").render_as_string(hide_password=False)
+
+
+def driver_of(url: str) -> str:
+    """The DBAPI driver SQLAlchemy uses for ``url``: ``mysqldb``, ``pymysql``, ``pysqlite``…"""
+    return make_url(resolve_driver(url)).get_dialect().driver
+
+
 def make_engine(url: str, pool_size: int = 10, wsrep_sync_wait: int = 0) -> Engine:
     """A pooled engine for ``url``; SQLite gets WAL, a busy timeout and BEGIN IMMEDIATE.
 
@@ -48,7 +81,8 @@ def make_engine(url: str, pool_size: int = 10, wsrep_sync_wait: int = 0) -> Engi
     closes connections per request (each PyMySQL connect builds a TLS context
     and logs in: measured at ~40 % of the worker's time, see BENCHMARKS.md).
     A MariaDB on loopback (127.0.0.1, ::1, localhost) is reached without TLS
-    unless the URL asks for ssl options.
+    unless the URL asks for ssl options (both drivers, :data:`NO_TLS`). A URL without
+    a driver gets one from :func:`resolve_driver`.
 
     ``wsrep_sync_wait`` (MariaDB Galera, 0-15; 1 = reads) is set on every new
     connection (``SET SESSION wsrep_sync_wait``): a read on one node then waits
@@ -76,11 +110,10 @@ def make_engine(url: str, pool_size: int = 10, wsrep_sync_wait: int = 0) -> Engi
 
         return engine
     connect_args = {}
-    url = with_charset(url)
+    url = with_charset(resolve_driver(url))
     parsed = make_url(url)
-    if (parsed.drivername.endswith("pymysql") and parsed.host in LOOPBACK
-            and not any(k.startswith("ssl") for k in parsed.query)):
-        connect_args["ssl_disabled"] = True  # TLS to ourselves: only costs a context per connect
+    if parsed.host in LOOPBACK and not any(k.startswith("ssl") for k in parsed.query):
+        connect_args.update(NO_TLS.get(driver_of(url), {}))  # TLS to ourselves: only costs
     engine = create_engine(url, pool_pre_ping=True, pool_recycle=3600, pool_size=pool_size,
                            max_overflow=10, isolation_level="READ COMMITTED",
                            connect_args=connect_args)
