@@ -13,13 +13,14 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Config
 from app.files import day0
 from app.files.signing import config_url_builder, redact_token
 from app.pnp import protocol as p
+from app.pnp import source
 from app.pnp import workflow as wf
 from app.storage import fit
 from app.storage.db import utcnow
@@ -30,6 +31,7 @@ log = logging.getLogger("pnp")
 
 _SECRET_ATTR = re.compile(r'\b(pwd|usr|password|secret)=("[^"]*"|\'[^\']*\')', re.IGNORECASE)
 RAW_XML_LIMIT = 64 * 1024
+HOLD_BACKOFF = 30  # seconds: a held serial's messages (app/pnp/source.py) are asked to come back
 
 
 def redact(xml: str | bytes) -> str:
@@ -87,6 +89,7 @@ class Reply:
     summary: str
     service: str = ""
     finished_seconds: float | None = None
+    held: bool = False
 
 
 def _identity(wr: p.WorkRequest | None, udi: p.Udi, source_ip: str | None, now: datetime) -> dict:
@@ -150,7 +153,8 @@ def render(decision: wf.Decision, udi: str, correlator: str) -> str:
 def _job_landed(correlator: str):
     """``landed`` for app.storage.lock.locked: the re-read row holds the job decided for this
     work-request (its correlator is pending), so the lost COMMIT did happen."""
-    return lambda row, previous: previous[0].job is not None and row.pending_correlator == correlator
+    return lambda row, previous: (previous[1] is not None and previous[0].job is not None
+                                  and row.pending_correlator == correlator)
 
 
 def _session_info(ascii_only: bool) -> dict:
@@ -172,6 +176,9 @@ def work_request(sessions: sessionmaker[Session], config: Config, wr: p.WorkRequ
                 "script_transferred": False, "configured": False,
                 **_identity(wr, wr.udi, source_ip, now)}
     def unit(session: Session, row: DeviceState):  # run again from a fresh read on a retryable error
+        held = source.hold_locked(session, row, config, source_ip, now)
+        if held is not None:  # another host drives a serial whose flow started elsewhere
+            return held, None, None
         created = row.first_seen == now
         ctx = _context(session, config, wr.udi.sn, now)
         before = row.state
@@ -186,6 +193,10 @@ def work_request(sessions: sessionmaker[Session], config: Config, wr: p.WorkRequ
         return decision, xml, _finished_seconds(row, before, now)
     decision, xml, finished = locked(sessions, wr.udi.sn, unit, defaults, landed=_job_landed(wr.correlator),
                                      info=_session_info(ascii_only))
+    if xml is None:
+        return Reply(p.build_backoff(wr.udi.raw, wr.correlator, HOLD_BACKOFF, decision),
+                     f"{wr.udi.sn} {wr.correlator} work-request held: backoff {HOLD_BACKOFF}s",
+                     "backoff", held=True)
     what = decision.job.summary if decision.job else f"backoff {decision.backoff_seconds}s"
     return Reply(xml, f"{wr.udi.sn} {wr.correlator} work-request {decision.state.value}: {what}",
                  decision.job.service if decision.job else "backoff", finished)
@@ -205,16 +216,23 @@ def work_response(sessions: sessionmaker[Session], config: Config, resp: p.WorkR
     if wf.acknowledges_backoff(resp):  # one UPDATE, no row lock, no ORM flush
         values, _ = fit.fit_values(DeviceState.__table__, {
             "last_contact": now, **({"ip_address": source_ip} if source_ip else {})})
+        where = [DeviceState.serial_number == device_key(resp.udi.sn)]
+        if not source.passes(config, "?", source_ip):  # only from the recorded address
+            where.append(or_(DeviceState.ip_address.is_(None), DeviceState.ip_address == "",
+                             DeviceState.ip_address == source_ip))
         with sessions.begin() as session:
-            found = session.execute(
-                update(DeviceState).where(DeviceState.serial_number == resp.udi.sn)
-                .values(**values)
-                .execution_options(synchronize_session=False)).rowcount
+            found = session.execute(update(DeviceState).where(*where).values(**values)
+                                    .execution_options(synchronize_session=False)).rowcount
+        if not found and source.check(sessions, config, resp.udi.sn, source_ip) is not None:
+            return Reply(bye, f"{resp.udi.sn} {correlator} backoff held: not recorded", "backoff",
+                         held=True)
         what = "acknowledged" if found else "from an unknown device: ignored"
         return Reply(bye, f"{resp.udi.sn} {correlator} backoff {what}", "backoff")
     def unit(session: Session, row: DeviceState | None):  # run again from a fresh read on a retryable error
         if row is None:
             return None
+        if source.hold_locked(session, row, config, source_ip, now) is not None:
+            return "held"
         for name, value in _identity(None, resp.udi, source_ip, now).items():
             setattr(row, name, value)
         answered = correlator or row.pending_correlator or ""
@@ -227,6 +245,9 @@ def work_response(sessions: sessionmaker[Session], config: Config, resp: p.WorkR
     if done is None:
         return Reply(bye, f"{resp.udi.sn} {correlator} {resp.service} response from an "
                           "unknown device: ignored")
+    if done == "held":  # answered bye, not recorded (app/pnp/source.py)
+        return Reply(bye, f"{resp.udi.sn} {correlator} {resp.service} response held: not recorded",
+                     "backoff", held=True)
     decision, bye, correlator, finished = done
     result = "success" if resp.success else (resp.error.code if resp.error else "failure")
     return Reply(bye, f"{resp.udi.sn} {correlator} {resp.service} {result} → "
