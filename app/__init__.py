@@ -73,7 +73,8 @@ def create_app(config: Config | None = None, *, migrate: bool = False,
     if migrate:
         upgrade(config.sqlalchemy_url)
     engine = make_engine(config.sqlalchemy_url, pool_size=max(config.threads, 1) + 2,
-                         wsrep_sync_wait=config.db_wsrep_sync_wait)
+                         wsrep_sync_wait=config.db_wsrep_sync_wait,
+                         gevent=config.worker_class == "gevent")
     if os.environ.get("PNP_COUNT_STATEMENTS") == "1":
         count_statements(engine)
     app.extensions["pnp_engine"] = engine

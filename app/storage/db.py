@@ -12,6 +12,7 @@ per-device lock is in app/storage/lock.py, migrations in app/storage/migrate.py.
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 
 from flask import current_app
@@ -54,26 +55,37 @@ def mysqldb_available() -> bool:
     return True
 
 
-def resolve_driver(url: str) -> str:
+def cooperative() -> bool:
+    """True in a gevent worker (the socket module is monkey-patched): a driver in C, whose
+    waits gevent cannot see, would stop every greenlet of the process while it waits."""
+    gevent = sys.modules.get("gevent.monkey")
+    return gevent is not None and gevent.is_module_patched("socket")
+
+
+def resolve_driver(url: str, in_gevent: bool | None = None) -> str:
     """``url`` with a MySQL driver named: a URL without one (``mysql://…``, ``mariadb://…``)
-    gets ``mysqldb`` (mysqlclient, C: about half the CPU per statement, BENCHMARKS.md
-    "Per-message cost") when it is installed, else ``pymysql`` (pure Python, always
-    installed). A URL that names its driver (``mysql+pymysql://``) keeps it; other URLs
-    are returned unchanged.
+    gets ``mysqldb`` (mysqlclient, C: less CPU per statement, BENCHMARKS.md "Per-message
+    cost") when it is installed and the process is not a gevent worker, else ``pymysql``
+    (pure Python, always installed, and cooperative under gevent: a blocking C driver there
+    would stall the worker's other greenlets, and could wait on a row lock that a greenlet
+    of the same worker holds). ``in_gevent`` (the server's WORKER_CLASS is gevent) is also
+    true when this process is already monkey-patched (:func:`cooperative`). A URL that
+    names its driver (``mysql+pymysql://``) keeps it; other URLs are returned unchanged.
     """
     parsed = make_url(url)
     if parsed.drivername not in ("mysql", "mariadb"):
         return url
-    driver = "mysqldb" if mysqldb_available() else "pymysql"
+    in_gevent = bool(in_gevent) or cooperative()
+    driver = "mysqldb" if mysqldb_available() and not in_gevent else "pymysql"
     return parsed.set(drivername=f"{parsed.drivername}+{driver}").render_as_string(hide_password=False)
 
 
 def driver_of(url: str) -> str:
-    """The DBAPI driver SQLAlchemy uses for ``url``: ``mysqldb``, ``pymysql``, ``pysqlite``…"""
-    return make_url(resolve_driver(url)).get_dialect().driver
+    """The DBAPI driver SQLAlchemy uses for ``url`` as it is: ``mysqldb``, ``pymysql``, ``pysqlite``…"""
+    return make_url(url).get_dialect().driver
 
 
-def make_engine(url: str, pool_size: int = 10, wsrep_sync_wait: int = 0) -> Engine:
+def make_engine(url: str, pool_size: int = 10, wsrep_sync_wait: int = 0, gevent: bool = False) -> Engine:
     """A pooled engine for ``url``; SQLite gets WAL, a busy timeout and BEGIN IMMEDIATE.
 
     ``pool_size`` is the number of MariaDB connections kept open per process:
@@ -82,7 +94,7 @@ def make_engine(url: str, pool_size: int = 10, wsrep_sync_wait: int = 0) -> Engi
     and logs in: measured at ~40 % of the worker's time, see BENCHMARKS.md).
     A MariaDB on loopback (127.0.0.1, ::1, localhost) is reached without TLS
     unless the URL asks for ssl options (both drivers, :data:`NO_TLS`). A URL without
-    a driver gets one from :func:`resolve_driver`.
+    a driver gets one from :func:`resolve_driver` (``gevent``: for gevent workers).
 
     ``wsrep_sync_wait`` (MariaDB Galera, 0-15; 1 = reads) is set on every new
     connection (``SET SESSION wsrep_sync_wait``): a read on one node then waits
@@ -110,7 +122,7 @@ def make_engine(url: str, pool_size: int = 10, wsrep_sync_wait: int = 0) -> Engi
 
         return engine
     connect_args = {}
-    url = with_charset(resolve_driver(url))
+    url = with_charset(resolve_driver(url, gevent))
     parsed = make_url(url)
     if parsed.host in LOOPBACK and not any(k.startswith("ssl") for k in parsed.query):
         connect_args.update(NO_TLS.get(driver_of(url), {}))  # TLS to ourselves: only costs

@@ -28,7 +28,30 @@ def _with_driver(url: str, driver: str) -> str:
 def test_a_url_without_driver_gets_mysqlclient_when_installed():
     assert resolve_driver("mysql://pnp@127.0.0.1/pnp") == "mysql+mysqldb://pnp@127.0.0.1/pnp"
     assert resolve_driver("mariadb://pnp@db/pnp") == "mariadb+mysqldb://pnp@db/pnp"
-    assert driver_of("mysql://pnp@127.0.0.1/pnp") == "mysqldb"
+    assert driver_of(resolve_driver("mysql://pnp@127.0.0.1/pnp")) == "mysqldb"
+
+
+@pytest.mark.mariadb
+def test_a_gevent_worker_gets_the_cooperative_driver(make_config, mariadb_url):
+    assert resolve_driver("mysql://pnp@127.0.0.1/pnp", in_gevent=True) == "mysql+pymysql://pnp@127.0.0.1/pnp"
+    assert resolve_driver("mysql+mysqldb://pnp@127.0.0.1/pnp", in_gevent=True) == "mysql+mysqldb://pnp@127.0.0.1/pnp"
+    from app import create_app
+
+    bare = make_url(mariadb_url).set(drivername="mysql").render_as_string(hide_password=False)
+    for worker_class, driver in (("gevent", "pymysql"), ("gthread", "mysqldb")):
+        app = create_app(make_config(worker_class=worker_class, database_url=bare), migrate=True)
+        assert app.extensions["pnp_engine"].dialect.driver == driver, worker_class
+        app.extensions["pnp_engine"].dispose()
+
+
+def test_mysqlclient_named_with_gevent_workers_is_refused_at_start(make_config):
+    from app.config import validate
+
+    problems = validate(make_config(worker_class="gevent", database_url="mysql+mysqldb://pnp@127.0.0.1/pnp"))
+    assert any("blocks gevent workers" in p for p in problems), problems
+    for fine in (make_config(worker_class="gthread", database_url="mysql+mysqldb://pnp@127.0.0.1/pnp"),
+                 make_config(worker_class="gevent", database_url="mysql://pnp@127.0.0.1/pnp")):
+        assert not any("gevent" in p for p in validate(fine))
 
 
 def test_a_named_driver_is_kept_and_pymysql_is_the_fallback(monkeypatch):
@@ -73,7 +96,7 @@ def test_mysqldb_errors_are_classified_and_retried(mariadb_url):
 @pytest.mark.mariadb
 def test_workflow_end_to_end_through_mysqlclient(start_server, mariadb_url):
     url = _with_driver(mariadb_url, "mysqldb")
-    server = start_server(url)
+    server = start_server(url, WORKER_CLASS="gthread")  # mysqlclient blocks gevent workers
     devices = [SimulatedDevice(server.url, f"FDO2MYSQLDB{i}", reload_seconds=0.2, time_scale=0.0,
                                max_sleep=0.0) for i in range(3)]
     results = drive(devices, timeout=120)
