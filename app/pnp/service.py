@@ -107,17 +107,36 @@ def _identity(wr: p.WorkRequest | None, udi: p.Udi, source_ip: str | None, now: 
     return fields
 
 
+def keeps_raw(config: Config, event: wf.Event, first_device_info: bool) -> bool:
+    """Whether ``event``'s message keeps its raw XML in the history (HISTORY_RAW_XML).
+
+    ``all``: every job and response. ``jobs`` (the default): every job sent; a response only
+    when it reports a failure or a fault (``success`` not True) or when it is the device's
+    first device-info (``first_device_info``: the row had no running version yet). Other
+    events carry no XML either way; every message keeps its history line and summary.
+    """
+    if event.kind == "job" or config.history_raw_xml == "all":
+        return True
+    return event.success is not True or (first_device_info and event.service == "device-info")
+
+
 def _store(session: Session, row: DeviceState, decision: wf.Decision, now: datetime,
-           raw_in: str, raw_out: str | None) -> None:
+           raw_in, raw_out: str | None, config: Config, first_device_info: bool = False) -> None:
     """Apply the decision's column changes to the row and write its events.
 
     The events go in as one executemany (one multi-row INSERT on MariaDB), not one
     ORM round trip each. Every value is fitted to its column first (app/storage/fit.py:
     the row at flush, the events here); what was cut gets a ``clamped`` history line.
+    ``raw_in`` is the received message (bytes or text), redacted only when an event keeps
+    it (:func:`keeps_raw`); ``raw_out`` the XML sent.
     """
     for name, value in decision.changes.items():
         setattr(row, name, value)
-    raw_for = {"response": raw_in, "job": raw_out}
+    raw_for = {"job": raw_out}
+    for e in decision.events:
+        if e.kind == "response" and keeps_raw(config, e, first_device_info):
+            raw_for["response"] = redact(raw_in)
+            break
     ascii_only = bool(session.info.get("fit_ascii"))
     events, fitted = [], []
     for e in decision.events:
@@ -125,7 +144,8 @@ def _store(session: Session, row: DeviceState, decision: wf.Decision, now: datet
             "device_id": row.id, "at": now, "kind": e.kind, "service": e.service or None,
             "correlator": e.correlator or None, "success": e.success,
             "error_code": e.error_code or None, "message": e.message,
-            "raw_xml": raw_for.get(e.kind)}, ascii_only)
+            "raw_xml": raw_for.get(e.kind) if keeps_raw(config, e, first_device_info) else None},
+            ascii_only)
         events.append(values)
         fitted += cut
     if fitted:
@@ -189,7 +209,8 @@ def work_request(sessions: sessionmaker[Session], config: Config, wr: p.WorkRequ
         if created:
             decision.events.insert(0, wf.Event("info", f"first contact from {source_ip} "
                                                        f"({wr.udi.raw})"))
-        _store(session, row, decision, now, redact(raw), redact(xml))
+        sent = redact(xml) if any(e.kind == "job" for e in decision.events) else None
+        _store(session, row, decision, now, raw, sent, config)
         return decision, xml, _finished_seconds(row, before, now)
     decision, xml, finished = locked(sessions, wr.udi.sn, unit, defaults, landed=_job_landed(wr.correlator),
                                      info=_session_info(ascii_only))
@@ -237,9 +258,9 @@ def work_response(sessions: sessionmaker[Session], config: Config, resp: p.WorkR
             setattr(row, name, value)
         answered = correlator or row.pending_correlator or ""
         ctx = _context(session, config, resp.udi.sn, now)
-        before = row.state
+        before, first_device_info = row.state, not row.running_version
         decision = wf.on_work_response(wf.DeviceView.from_row(row), resp, ctx)
-        _store(session, row, decision, now, redact(raw), None)
+        _store(session, row, decision, now, raw, None, config, first_device_info)
         return decision, p.build_bye(resp.udi.raw, answered), answered, _finished_seconds(row, before, now)
     done = locked(sessions, resp.udi.sn, unit, info=_session_info(ascii_only))
     if done is None:
