@@ -134,6 +134,15 @@ def main() -> None:
         print(f"{args.devices} devices, {adapter.pnp} PnP messages, {wall:.1f} s: "
               f"{1000 * cpu / n:.2f} ms CPU/message (whole process, client included), "
               f"{statements[0] / n:.2f} statements/message")
+        engine = app.extensions["pnp_engine"]
+        with engine.connect() as conn:  # the history's growth per provisioned device
+            events, raw_bytes, text_bytes = conn.execute(text(
+                "SELECT COUNT(*), COALESCE(SUM(LENGTH(e.raw_xml)), 0), COALESCE(SUM(LENGTH(e.message)), 0) "
+                "FROM device_event e JOIN device_state d ON d.id = e.device_id "
+                "WHERE d.serial_number LIKE 'PROF%'")).one()
+        print(f"history per device: {events / args.devices:.1f} events, {int(raw_bytes) // args.devices} bytes "
+              f"of raw_xml, {int(text_bytes) // args.devices} bytes of message text")
+        engine.dispose()
         if profiler:
             if args.dump:
                 profiler.dump_stats(args.dump)
