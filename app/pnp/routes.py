@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Response, current_app, g, request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
@@ -32,6 +33,30 @@ from app.storage.errors import classify
 bp = Blueprint("pnp", __name__, url_prefix="/pnp")
 log = logging.getLogger("pnp")
 DB_DOWN_BACKOFF = 30  # seconds
+
+
+class _DeviceSession(SecureCookieSession):
+    """The empty session a PnP message gets (never read from a cookie, never saved)."""
+
+
+class DeviceSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session (the operator console's), not opened for PnP messages.
+
+    A device carries no console session, and opening one costs every message a signing
+    serializer and a parse of the Cookie header (~5 % of a message's CPU, BENCHMARKS.md
+    "Per-message cost"): under ``/pnp/`` the session is empty and never written back.
+    Installed by ``create_app`` as ``app.session_interface``.
+    """
+
+    def open_session(self, app, request):
+        if request.path.startswith(f"{bp.url_prefix}/"):
+            return _DeviceSession()
+        return super().open_session(app, request)
+
+    def save_session(self, app, session, response) -> None:
+        if isinstance(session, _DeviceSession):
+            return
+        super().save_session(app, session, response)
 
 
 device_gate(bp, log, prune=True)
