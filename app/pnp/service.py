@@ -8,6 +8,7 @@ XML reply. Operator actions (resume, reset) use the same lock.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from datetime import datetime
 
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.config import Config
 from app.files import day0
@@ -120,18 +122,61 @@ def keeps_raw(config: Config, event: wf.Event, first_device_info: bool) -> bool:
     return event.success is not True or (first_device_info and event.service == "device-info")
 
 
+def _notified(row: DeviceState, changes: dict) -> bool:
+    """True when ``changes`` move the device's state or record a new error: what the webhook
+    outbox and the failure lines of app/ops/notify.py see in the ORM flush (their
+    ``before_flush`` hook reads the attribute history), so such a change takes the ORM path."""
+    return (("state" in changes and changes["state"] != row.state)
+            or ("last_error_message" in changes and changes["last_error_message"] != row.last_error_message))
+
+
+def _write_row(session: Session, row: DeviceState, changes: dict, now: datetime) -> None:
+    """Write ``changes`` (column → value) to the locked ``row``.
+
+    A state change or a new error goes through the ORM (its flush hooks queue webhooks and
+    fit the values, see :func:`_notified`). Anything else, most messages, is one Core
+    ``UPDATE … WHERE id`` of the changed columns, without the unit of work: the values are
+    fitted to their columns here (app/storage/fit.py; what was cut gets a ``clamped`` history
+    line, as the flush hook does), then set on ``row`` as committed, so the ORM has nothing
+    left to flush.
+    """
+    if _notified(row, changes):
+        for name, value in changes.items():
+            setattr(row, name, value)
+        return
+    changes = {k: v for k, v in changes.items() if getattr(row, k) != v}
+    if not changes:
+        return
+    values, fitted = fit.fit_values(DeviceState.__table__, changes, bool(session.info.get("fit_ascii")))
+    session.execute(update(DeviceState.__table__).where(DeviceState.__table__.c.id == row.id).values(**values))
+    for name, value in values.items():
+        set_committed_value(row, name, value)
+    if fitted:
+        log.warning("%s: %s", row.serial_number, fit.clamp_message(fitted))
+        session.execute(insert(DeviceEvent.__table__), [fit.clamp_event(row.id, now, fitted)])
+
+
+_VIEW_FIELDS = frozenset(f.name for f in dataclasses.fields(wf.DeviceView))
+
+
+def _view(row: DeviceState, identity: dict) -> wf.DeviceView:
+    """The workflow's view of ``row`` with the message's identity columns (not written yet)."""
+    return dataclasses.replace(wf.DeviceView.from_row(row),
+                               **{k: v for k, v in identity.items() if k in _VIEW_FIELDS})
+
+
 def _store(session: Session, row: DeviceState, decision: wf.Decision, now: datetime,
-           raw_in, raw_out: str | None, config: Config, first_device_info: bool = False) -> None:
-    """Apply the decision's column changes to the row and write its events.
+           raw_in, raw_out: str | None, config: Config, first_device_info: bool = False,
+           identity: dict | None = None) -> None:
+    """Apply the message's identity columns and the decision's column changes to the row
+    (:func:`_write_row`) and write its events.
 
     The events go in as one executemany (one multi-row INSERT on MariaDB), not one
-    ORM round trip each. Every value is fitted to its column first (app/storage/fit.py:
-    the row at flush, the events here); what was cut gets a ``clamped`` history line.
-    ``raw_in`` is the received message (bytes or text), redacted only when an event keeps
-    it (:func:`keeps_raw`); ``raw_out`` the XML sent.
+    ORM round trip each. Every value is fitted to its column first (app/storage/fit.py);
+    what was cut gets a ``clamped`` history line. ``raw_in`` is the received message (bytes
+    or text), redacted only when an event keeps it (:func:`keeps_raw`); ``raw_out`` the XML sent.
     """
-    for name, value in decision.changes.items():
-        setattr(row, name, value)
+    _write_row(session, row, {**(identity or {}), **decision.changes}, now)
     raw_for = {"job": raw_out}
     for e in decision.events:
         if e.kind == "response" and keeps_raw(config, e, first_device_info):
@@ -202,15 +247,14 @@ def work_request(sessions: sessionmaker[Session], config: Config, wr: p.WorkRequ
         created = row.first_seen == now
         ctx = _context(session, config, wr.udi.sn, now)
         before = row.state
-        for name, value in _identity(wr, wr.udi, source_ip, now).items():
-            setattr(row, name, value)
-        decision = wf.on_work_request(wf.DeviceView.from_row(row), wr, ctx)
+        identity = _identity(wr, wr.udi, source_ip, now)
+        decision = wf.on_work_request(_view(row, identity), wr, ctx)
         xml = render(decision, wr.udi.raw, wr.correlator)
         if created:
             decision.events.insert(0, wf.Event("info", f"first contact from {source_ip} "
                                                        f"({wr.udi.raw})"))
         sent = redact(xml) if any(e.kind == "job" for e in decision.events) else None
-        _store(session, row, decision, now, raw, sent, config)
+        _store(session, row, decision, now, raw, sent, config, identity=identity)
         return decision, xml, _finished_seconds(row, before, now)
     decision, xml, finished = locked(sessions, wr.udi.sn, unit, defaults, landed=_job_landed(wr.correlator),
                                      info=_session_info(ascii_only))
@@ -254,13 +298,12 @@ def work_response(sessions: sessionmaker[Session], config: Config, resp: p.WorkR
             return None
         if source.hold_locked(session, row, config, source_ip, now) is not None:
             return "held"
-        for name, value in _identity(None, resp.udi, source_ip, now).items():
-            setattr(row, name, value)
+        identity = _identity(None, resp.udi, source_ip, now)
         answered = correlator or row.pending_correlator or ""
         ctx = _context(session, config, resp.udi.sn, now)
         before, first_device_info = row.state, not row.running_version
-        decision = wf.on_work_response(wf.DeviceView.from_row(row), resp, ctx)
-        _store(session, row, decision, now, raw, None, config, first_device_info)
+        decision = wf.on_work_response(_view(row, identity), resp, ctx)
+        _store(session, row, decision, now, raw, None, config, first_device_info, identity)
         return decision, p.build_bye(resp.udi.raw, answered), answered, _finished_seconds(row, before, now)
     done = locked(sessions, resp.udi.sn, unit, info=_session_info(ascii_only))
     if done is None:
