@@ -130,30 +130,31 @@ def _notified(row: DeviceState, changes: dict) -> bool:
             or ("last_error_message" in changes and changes["last_error_message"] != row.last_error_message))
 
 
-def _write_row(session: Session, row: DeviceState, changes: dict, now: datetime) -> None:
+def _write_row(session: Session, row: DeviceState, changes: dict, now: datetime) -> list[dict]:
     """Write ``changes`` (column → value) to the locked ``row``.
 
     A state change or a new error goes through the ORM (its flush hooks queue webhooks and
     fit the values, see :func:`_notified`). Anything else, most messages, is one Core
     ``UPDATE … WHERE id`` of the changed columns, without the unit of work: the values are
     fitted to their columns here (app/storage/fit.py; what was cut gets a ``clamped`` history
-    line, as the flush hook does), then set on ``row`` as committed, so the ORM has nothing
-    left to flush.
+    line, as the flush hook does: returned as a device_event row for the caller's INSERT),
+    then set on ``row`` as committed, so the ORM has nothing left to flush.
     """
     if _notified(row, changes):
         for name, value in changes.items():
             setattr(row, name, value)
-        return
+        return []
     changes = {k: v for k, v in changes.items() if getattr(row, k) != v}
     if not changes:
-        return
+        return []
     values, fitted = fit.fit_values(DeviceState.__table__, changes, bool(session.info.get("fit_ascii")))
     session.execute(update(DeviceState.__table__).where(DeviceState.__table__.c.id == row.id).values(**values))
     for name, value in values.items():
         set_committed_value(row, name, value)
-    if fitted:
-        log.warning("%s: %s", row.serial_number, fit.clamp_message(fitted))
-        session.execute(insert(DeviceEvent.__table__), [fit.clamp_event(row.id, now, fitted)])
+    if not fitted:
+        return []
+    log.warning("%s: %s", row.serial_number, fit.clamp_message(fitted))
+    return [fit.clamp_event(row.id, now, fitted)]
 
 
 _VIEW_FIELDS = frozenset(f.name for f in dataclasses.fields(wf.DeviceView))
@@ -176,7 +177,7 @@ def _store(session: Session, row: DeviceState, decision: wf.Decision, now: datet
     what was cut gets a ``clamped`` history line. ``raw_in`` is the received message (bytes
     or text), redacted only when an event keeps it (:func:`keeps_raw`); ``raw_out`` the XML sent.
     """
-    _write_row(session, row, {**(identity or {}), **decision.changes}, now)
+    clamped = _write_row(session, row, {**(identity or {}), **decision.changes}, now)
     raw_for = {"job": raw_out}
     for e in decision.events:
         if e.kind == "response" and keeps_raw(config, e, first_device_info):
@@ -196,6 +197,7 @@ def _store(session: Session, row: DeviceState, decision: wf.Decision, now: datet
     if fitted:
         log.warning("%s: %s", row.serial_number, fit.clamp_message(fitted))
         events.append(fit.clamp_event(row.id, now, fitted))
+    events += clamped
     if events:
         session.execute(insert(DeviceEvent.__table__), events)  # Core executemany
 

@@ -46,6 +46,8 @@ def test_a_message_without_state_change_is_one_fitted_update(make_app, caplog):
     assert client.post("/pnp/WORK-REQUEST", data=again).status_code == 200
     updates = [s for s in seen if s.startswith("UPDATE device_state")]
     assert len(updates) == 1, seen  # one write of the row, not an ORM flush on top of it
+    inserts = [s for s in seen if s.startswith("INSERT INTO device_event")]
+    assert len(inserts) == 1, seen  # the clamped line goes in with the message's events
     row, events = _row_and_events(app, dev.serial)
     assert row.state == state and row.hostname == LONG_HOSTNAME[:255]
     assert row.pending_correlator in (pending, "C-2")
