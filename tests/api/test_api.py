@@ -270,7 +270,7 @@ def test_openapi_document_describes_the_routes(client, console):
     doc = client.get("/api/v1/openapi.json").get_json()
     assert doc["openapi"].startswith("3.1")
     documented = {"/api/v1" + path for path in doc["paths"]}
-    served = {re.sub(r"<(\w+)>", r"{\1}", rule.rule) for rule in console.url_map.iter_rules()
+    served = {re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule) for rule in console.url_map.iter_rules()
               if rule.rule.startswith("/api/v1/") and not rule.rule.endswith("openapi.json")}
     assert served == documented
     import openapi_spec_validator
