@@ -114,10 +114,11 @@ def record_fetch(sessions: sessionmaker[Session], req: FetchRequest, source_ip: 
         if error:
             row.state = ZTP_ERROR
             row.last_error_code = str(status)
-            row.last_error_message = error
+            row.last_error_message = f"{service}: {error}"
             session.add(DeviceEvent(device_id=row.id, at=now, kind="error", service=service, success=False,
                                     error_code=str(status), message=f"{req.vci}: {error}"))
-            log.warning("ztp %s %s from %s (%s): %d %s", req.mode, req.mac, source_ip, req.vci, status, error)
+            # the exchange at INFO: the failure's one WARNING line comes from app/ops/notify.py
+            log.info("ztp %s %s from %s (%s): %d %s", req.mode, req.mac, source_ip, req.vci, status, error)
             return
         if image:
             row.target_image = image
@@ -129,10 +130,9 @@ def record_fetch(sessions: sessionmaker[Session], req: FetchRequest, source_ip: 
                                 message=f"{req.vci}: sending {served} to {source_ip}"))
         if mismatch:
             row.last_error_code = MISMATCH
-            row.last_error_message = mismatch
+            row.last_error_message = f"{service}: {mismatch}"
             session.add(DeviceEvent(device_id=row.id, at=now, kind="error", service=service, success=False,
                                     error_code=MISMATCH, message=mismatch))
-            log.warning("ztp %s %s: %s", req.mode, req.mac, mismatch)
         log.info("ztp %s %s from %s (%s): sending %s", req.mode, req.mac, source_ip, req.vci, served)
 
 
