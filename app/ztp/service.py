@@ -115,10 +115,11 @@ def record_fetch(sessions: sessionmaker[Session], req: FetchRequest, source_ip: 
         if error:
             row.state = ZTP_ERROR
             row.last_error_code = str(status)
-            row.last_error_message = error
+            row.last_error_message = f"{service}: {error}"
             session.add(DeviceEvent(device_id=row.id, at=now, kind="error", service=service, success=False,
                                     error_code=str(status), message=f"{req.vci}: {error}"))
-            return ((logging.WARNING, "ztp %s %s from %s (%s): %d %s", req.mode, req.mac, source_ip, req.vci,
+            # the exchange at INFO: the failure's one WARNING line comes from app/ops/notify.py
+            return ((logging.INFO, "ztp %s %s from %s (%s): %d %s", req.mode, req.mac, source_ip, req.vci,
                      status, error),)
         if image:
             row.target_image = image
@@ -128,16 +129,13 @@ def record_fetch(sessions: sessionmaker[Session], req: FetchRequest, source_ip: 
         row.last_error_message = None
         session.add(DeviceEvent(device_id=row.id, at=now, kind="fetch", service=service, success=None,
                                 message=f"{req.vci}: sending {served} to {source_ip}"))
-        lines = []
         if mismatch:
             row.last_error_code = MISMATCH
-            row.last_error_message = mismatch
+            row.last_error_message = f"{service}: {mismatch}"
             session.add(DeviceEvent(device_id=row.id, at=now, kind="error", service=service, success=False,
                                     error_code=MISMATCH, message=mismatch))
-            lines.append((logging.WARNING, "ztp %s %s: %s", req.mode, req.mac, mismatch))
-        lines.append((logging.INFO, "ztp %s %s from %s (%s): sending %s", req.mode, req.mac, source_ip, req.vci,
-                      served))
-        return tuple(lines)
+        return ((logging.INFO, "ztp %s %s from %s (%s): sending %s", req.mode, req.mac, source_ip, req.vci,
+                 served),)
 
     _log(locked(sessions, req.mac, unit, defaults if create else None, info=info))
 
