@@ -238,10 +238,11 @@ def inventory():
 @bp.post("/inventory")
 @auth.api_auth
 @operation("Import CSV (serial, hostname, pid, template, variables…); dry_run says what would change",
-           query=s.ImportQuery, raw_body={"text/csv": {"schema": {"type": "string"}},
-                                          "multipart/form-data": {"schema": {"type": "object", "properties": {
-                                              "file": {"type": "string", "format": "binary"}}}}},
-           responses={200: s.ImportResult}, errors=(400, 401, 403, 429))
+           query=s.ImportQuery, raw_body={"text/csv": {"schema": {"type": "string", "minLength": 1}},
+                                          "multipart/form-data": {"schema": {
+                                              "type": "object", "required": ["file"], "properties": {
+                                                  "file": {"type": "string", "format": "binary"}}}}},
+           responses={200: s.ImportResult, 400: s.ImportRejected}, errors=(401, 403, 429))
 def inventory_import():
     """Import CSV: a ``text/csv`` body or a multipart ``file``; ``?dry_run=true`` writes nothing.
 

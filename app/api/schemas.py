@@ -224,6 +224,17 @@ class ImportResult(Schema):
     changes = fields.List(fields.Nested(Change), metadata={"description": "what the import changes (or would)"})
 
 
+class ImportRejected(Error):
+    """A refused import (400): ``error``, and per-line ``errors`` when the CSV was read; nothing
+    was written."""
+
+    created = fields.Integer()
+    updated = fields.Integer()
+    errors = fields.List(fields.String())
+    dry_run = fields.Boolean()
+    changes = fields.List(fields.Nested(Change))
+
+
 class AuditEntry(Schema):
     id = fields.Integer()
     at = fields.DateTime()
