@@ -49,7 +49,8 @@ class DeviceState(Base):
     """
 
     __tablename__ = "device_state"
-    __table_args__ = TABLE_ARGS
+    #: the dashboard's counts, stalled filter and "attention" order (migration 0012)
+    __table_args__ = (Index("ix_device_state_state_last_contact", "state", "last_contact"), TABLE_ARGS)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # Cisco SNs match app.pnp.protocol.SERIAL_PATTERN (no ':'), Juniper keys are MACs with ':':
