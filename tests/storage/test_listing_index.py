@@ -1,5 +1,6 @@
-"""Migration 0012: the device list's (state, last_contact) index is created on SQLite and on
-MariaDB, with the rows kept, and removed again by a downgrade to 0011."""
+"""Migration 0012: the device list's indexes ((state, last_contact), pid, running_version,
+inventory template) are created on SQLite and on MariaDB, with the rows kept, and removed
+again by a downgrade to 0011."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ INDEX = "ix_device_state_state_last_contact"
 def _indexes(url: str) -> dict[str, list[str]]:
     engine = create_engine(url)
     try:
-        return {ix["name"]: ix["column_names"] for ix in inspect(engine).get_indexes("device_state")}
+        return {ix["name"]: ix["column_names"] for table in ("device_state", "inventory")
+                for ix in inspect(engine).get_indexes(table)}
     finally:
         engine.dispose()
 
@@ -32,13 +34,16 @@ def _check(url: str) -> None:
             "('FGL0IDX01', 'C1131-8PWB', 'V01', 'PID:C1131-8PWB,SN:FGL0IDX01', '2026-12-01 10:00:00', "
             "'2026-12-01 10:00:00', 0, 0, 0, 0, 0, 'ERROR', 0)"))
     upgrade(url)
-    assert _indexes(url)[INDEX] == ["state", "last_contact"]
+    indexes = _indexes(url)
+    assert indexes[INDEX] == ["state", "last_contact"]
+    assert indexes["ix_device_state_pid"] == ["pid"] and indexes["ix_inventory_template"] == ["template"]
+    assert indexes["ix_device_state_running_version"] == ["running_version"]
     with engine.connect() as conn:
         assert conn.execute(text("SELECT state FROM device_state WHERE serial_number = 'FGL0IDX01'")).all() \
             == [("ERROR",)], "the rows are kept"
     engine.dispose()
     command.downgrade(alembic_config(url), "0011")
-    assert INDEX not in _indexes(url)
+    assert not {INDEX, "ix_device_state_pid", "ix_inventory_template"} & set(_indexes(url))
     upgrade(url)
     assert INDEX in _indexes(url)
 
