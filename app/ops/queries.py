@@ -433,9 +433,11 @@ def list_devices(sessions: sessionmaker[Session], config: Config, query: DeviceQ
     reverse = bool(cursor and cursor["d"] == "prev")
     with sessions() as session:
         totals = counts_by_state(session, config, now) if counts or not query.filtered else {}
-        if query.filtered:
-            u = union_all(*parts).subquery("listing")
-            total = session.scalar(select(func.count()).select_from(u).where(*_where(u, query, config, now))) or 0
+        if query.filtered:  # each half counted on its own: no temporary table of the union
+            total = 0
+            for part in parts:
+                h = part.subquery()
+                total += session.scalar(select(func.count()).select_from(h).where(*_where(h, query, config, now))) or 0
         else:  # every row: seen devices + planned, the counts already have both
             total = totals["total"] + totals["lifecycle"][Lifecycle.PLANNED.value]
             if not counts:
