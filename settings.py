@@ -211,8 +211,10 @@ LOGIN_USER_RATE_LIMIT = "30 per minute"
 # Requests per personal API token (bad tokens count per address with LOGIN_ADDRESS_RATE_LIMIT).
 API_RATE_LIMIT = "600 per minute"
 # Where those counts live: "database" (the server's database: shared by every worker and host),
-# "redis://127.0.0.1:6379" (needs the redis package), "memory://" (per gunicorn worker).
+# "redis://127.0.0.1:6379" (shared by every server using that Redis), "memory://" (per gunicorn worker).
 RATELIMIT_STORAGE_URI = "database"
+# Key prefix of those counters in Redis: deployments sharing one Redis (not one database) differ here.
+RATELIMIT_KEY_PREFIX = "pnp"
 # Login sessions (kept in the database): seconds idle, and seconds after login, until they end.
 SESSION_IDLE_TIMEOUT = 3600
 SESSION_MAX_AGE = 12 * 3600

@@ -188,6 +188,9 @@ class Config:
     # where those counters live: "database" (default: shared by every worker and host of this
     # database), "redis://127.0.0.1:6379" (shared), or "memory://" (per worker process)
     ratelimit_storage_uri: str = "database"
+    # the prefix of those counters' keys in redis/memcached: deployments that share one Redis
+    # (but not one database) each take their own
+    ratelimit_key_prefix: str = "pnp"
     session_idle_timeout: int = 3600  # seconds without a request before a login session ends
     session_max_age: int = 12 * 3600  # seconds after login when a session ends regardless
     # webhooks (console /webhooks): delivery queue in the database

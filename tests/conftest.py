@@ -146,8 +146,10 @@ def start_server(lab: Path):
     (tests/helpers.py), stopped at teardown."""
     servers: list[ServerProcess] = []
 
-    def start(database_url: str | None = None, timeout: float = 30.0, **settings) -> ServerProcess:
+    def start(database_url: str | None = None, timeout: float = 30.0, metrics_in_lab: bool = True,
+              **settings) -> ServerProcess:
         server = ServerProcess(lab, free_port(), database_url or f"sqlite:///{lab / 'pnp.sqlite3'}", **settings)
+        server.metrics_in_lab = metrics_in_lab
         servers.append(server)
         server.start(timeout=timeout)
         return server

@@ -84,7 +84,14 @@ def write_settings(path: Path, **values) -> Path:
 
 class ServerProcess:
     """run.py on 127.0.0.1:``port`` with ``FAST_SETTINGS`` plus ``extra``; ``kill()`` SIGKILLs its
-    whole process group, ``stop()`` sends SIGTERM."""
+    whole process group, ``stop()`` sends SIGTERM.
+
+    The Prometheus multiprocess folder is ``<lab>/prometheus_<port>`` (``PROMETHEUS_MULTIPROC_DIR``),
+    so a SIGKILLed server leaves nothing in /tmp; set ``metrics_in_lab = False`` before ``start()``
+    to let run.py make its own ``/tmp/pnp-prometheus-*`` folder (what an operator gets).
+    """
+
+    metrics_in_lab = True
 
     def __init__(self, lab: Path, port: int, database_url: str, **extra) -> None:
         self.lab, self.root, self.port = lab, lab, port
@@ -98,6 +105,9 @@ class ServerProcess:
         env = {k: v for k, v in os.environ.items()
                if not (k.startswith("PNP_") and k != "PNP_NO_VENV") and k != "DATABASE_URL"}
         env.update(PNP_ROOT=str(self.lab), PYTHONUNBUFFERED="1")
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        if self.metrics_in_lab:
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(self.lab / f"prometheus_{self.port}")
         self.log = self.lab / f"server_{self.port}_{self.starts}.out"
         log = self.log.open("w")
         self.proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--settings", str(self.settings)],

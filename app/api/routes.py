@@ -1,6 +1,7 @@
 """JSON API ``/api/v1``: devices (filters, sorts, pages), one device with its events, the
 actions (one device or many), the inventory (import with a dry run, edit, delete), the
-day-0 preview and the audit log.
+day-0 preview, the audit log, and the team: users and webhooks (admin), your own personal
+API tokens (the secret is in the answer that creates it, only there).
 
 Each route is defined once: its ``@operation`` (app/api/spec.py) names the
 marshmallow schemas (app/api/schemas.py) that validate the request and from
@@ -26,7 +27,7 @@ from app import ops as op
 from app.api import schemas as s
 from app.api.spec import BadRequest, bad_request_answer, openapi_document, operation
 from app.config import get_config
-from app.ops import auth
+from app.ops import accounts, auth, notify, team
 from app.storage.db import get_sessions
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -351,3 +352,164 @@ def sot_writeback():
     from app.sot.writeback import queue_summary
 
     return jsonify(_plain(queue_summary(get_sessions())))
+
+
+# --- team: users (admin), personal tokens (your own), webhooks (admin) --------------------------
+# The same audited actions as the console's Users, Account and Webhooks pages and
+# ``run.py users ...``: app/ops/team.py.
+
+
+@bp.get("/users")
+@auth.api_auth(needed="admin")
+@operation("Users with role, open sessions and live tokens (admin)", responses={200: [s.User]})
+def users():
+    """Every user, by name (never a password or its hash)."""
+    return jsonify(_plain(accounts.list_users(get_sessions())))
+
+
+@bp.post("/users")
+@auth.api_auth(needed="admin")
+@operation("Add a user with a role and a first password (admin)", body=s.UserBody,
+           responses={201: s.User}, errors=(400, 401, 403, 429))
+def user_add():
+    """Add a user; 400 when the name is taken or the password too short."""
+    body = g.api_body
+    _action(lambda: team.add_user(get_sessions(), auth.current_actor(), body["name"], body["role"],
+                                   body["password"]))
+    return jsonify(_plain(team.get_user(get_sessions(), body["name"]))), 201
+
+
+@bp.get("/users/<name>")
+@auth.api_auth(needed="admin")
+@operation("One user (admin)", responses={200: s.User}, errors=(401, 403, 404, 429))
+def user(name: str):
+    """One user."""
+    return jsonify(_plain(_action(lambda: team.get_user(get_sessions(), name))))
+
+
+@bp.patch("/users/<name>")
+@auth.api_auth(needed="admin")
+@operation("Change a user's role and/or password (admin; a new password ends their sessions)",
+           body=s.UserChange, responses={200: s.User}, errors=_ACT)
+def user_change(name: str):
+    """Change the role and/or the password; the last admin keeps the admin role."""
+    body, actor = g.api_body, auth.current_actor()
+    _action(lambda: team.get_user(get_sessions(), name))
+    if "role" in body:
+        _action(lambda: team.set_role(get_sessions(), actor, name, body["role"]))
+    if "password" in body:
+        _action(lambda: team.set_password(get_sessions(), actor, name, body["password"]))
+    return jsonify(_plain(team.get_user(get_sessions(), name)))
+
+
+@bp.post("/users/<name>/logout")
+@auth.api_auth(needed="admin")
+@operation("End every session of a user at once (admin)", responses={200: s.SessionsEnded},
+           errors=(401, 403, 404, 429))
+def user_logout(name: str):
+    """End the user's console sessions."""
+    ended = _action(lambda: team.end_sessions(get_sessions(), auth.current_actor(), name))
+    return jsonify({"ended": ended})
+
+
+@bp.delete("/users/<name>")
+@auth.api_auth(needed="admin")
+@operation("Remove a user: sessions and tokens end at once; the audit log keeps the name (admin)",
+           responses={204: None}, errors=_ACT)
+def user_remove(name: str):
+    """Remove a user (never the last admin: 400)."""
+    _action(lambda: team.remove_user(get_sessions(), auth.current_actor(), name))
+    return Response(status=204)
+
+
+def _me() -> str:
+    return auth.current_principal().name
+
+
+@bp.get("/tokens")
+@auth.api_auth(needed="viewer")
+@operation("Your personal API tokens, newest first (never their secrets)", responses={200: [s.Token]},
+           errors=(401, 403, 404, 429))
+def tokens():
+    """The tokens of the user this request acts as."""
+    return jsonify(_plain(_action(lambda: accounts.list_tokens(get_sessions(), _me()))))
+
+
+@bp.post("/tokens")
+@auth.api_auth(needed="viewer")
+@operation("Create a personal API token; its secret is in this answer only", body=s.TokenBody,
+           responses={201: s.NewToken}, errors=_ACT)
+def token_create():
+    """A new token of your own: ``token`` is the secret (store it: it is not shown again)."""
+    secret, info = _action(lambda: team.create_token(get_sessions(), auth.current_actor(), _me(),
+                                                      g.api_body["name"]))
+    return jsonify(_plain({**info, "token": secret})), 201
+
+
+@bp.delete("/tokens/<int:token_id>")
+@auth.api_auth(needed="viewer")
+@operation("Revoke one of your tokens (it fails at once)", responses={204: None}, errors=_ACT)
+def token_revoke(token_id: int):
+    """Revoke one of your tokens; 404 for another user's token."""
+    _action(lambda: team.revoke_token(get_sessions(), auth.current_actor(), _me(), token_id))
+    return Response(status=204)
+
+
+def _public_hook(hook: dict) -> dict:
+    return {k: v for k, v in hook.items() if k != "secret"}
+
+
+@bp.get("/webhooks")
+@auth.api_auth(needed="admin")
+@operation("Webhooks (admin; secrets are shown only when created)", responses={200: [s.WebhookItem]})
+def webhooks():
+    """Every webhook, oldest first."""
+    return jsonify(_plain([_public_hook(h) for h in notify.list_webhooks(get_sessions())]))
+
+
+@bp.post("/webhooks")
+@auth.api_auth(needed="admin")
+@operation("Add a webhook: URL, events, preset (json, slack, teams); the answer holds its HMAC secret",
+           body=s.WebhookBody, responses={201: s.WebhookItem}, errors=(400, 401, 403, 429))
+def webhook_add():
+    """Add a webhook; 400 for a URL that is not http(s) or unknown events."""
+    body = g.api_body
+    hook = _action(lambda: team.add_webhook(get_sessions(), auth.current_actor(), body.get("name", ""),
+                                             body["url"].strip(), body["events"], body.get("preset", "json"),
+                                             body.get("secret")))
+    return jsonify(_plain(hook)), 201
+
+
+@bp.get("/webhooks/deliveries")
+@auth.api_auth(needed="admin")
+@operation("The delivery log: the newest webhook events queued or sent (admin)",
+           query=s.DeliveryQuery, responses={200: [s.Delivery]})
+def webhook_deliveries():
+    """The newest deliveries, newest first."""
+    return jsonify(_plain(notify.list_deliveries(get_sessions(), limit=g.api_query.get("limit", 50))))
+
+
+@bp.get("/webhooks/<int:hook_id>")
+@auth.api_auth(needed="admin")
+@operation("One webhook (admin)", responses={200: s.WebhookItem}, errors=(401, 403, 404, 429))
+def webhook(hook_id: int):
+    """One webhook (without its secret)."""
+    return jsonify(_plain(_public_hook(_action(lambda: team.get_webhook(get_sessions(), hook_id)))))
+
+
+@bp.delete("/webhooks/<int:hook_id>")
+@auth.api_auth(needed="admin")
+@operation("Remove a webhook and its queue (admin)", responses={204: None}, errors=(401, 403, 404, 429))
+def webhook_remove(hook_id: int):
+    """Remove a webhook."""
+    _action(lambda: team.remove_webhook(get_sessions(), auth.current_actor(), hook_id))
+    return Response(status=204)
+
+
+@bp.post("/webhooks/<int:hook_id>/test")
+@auth.api_auth(needed="admin")
+@operation("Queue a test event for a webhook (admin)", responses={202: s.Queued}, errors=(401, 403, 404, 429))
+def webhook_test(hook_id: int):
+    """Queue a ``test`` event (delivered by the dispatcher like any other)."""
+    _action(lambda: team.send_test(get_sessions(), auth.current_actor(), hook_id))
+    return jsonify({"queued": True}), 202

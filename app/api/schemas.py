@@ -10,7 +10,10 @@ from __future__ import annotations
 from marshmallow import EXCLUDE, INCLUDE, Schema, fields, validate
 
 from app.ops import BULK_ACTIONS, MAX_PER_PAGE, SORT_COLUMNS, Lifecycle
+from app.ops.accounts import ROLES
 from app.ops.lifecycle import ZTP_PROGRESS
+from app.ops.notify import EVENTS as WEBHOOK_EVENTS
+from app.ops.notify import PRESETS as WEBHOOK_PRESETS
 from app.pnp.workflow import State
 
 #: every state a device row can hold: the Cisco workflow's and Juniper ZTP's
@@ -264,3 +267,116 @@ class SotWebhookResult(Schema):
     kept = fields.Integer()
     dhcp = fields.Raw(allow_none=True)
     report = fields.List(fields.String())
+
+
+# --- team: users, personal tokens, webhooks (app/ops/team.py) ----------------------------------
+
+
+class User(Schema):
+    """A user: role, when made, when the password last changed, open sessions and live tokens
+    (never the password or its hash)."""
+
+    name = fields.String(required=True)
+    role = fields.String(required=True, validate=validate.OneOf(list(ROLES)))
+    created_at = fields.DateTime()
+    password_changed_at = fields.DateTime()
+    sessions = fields.Integer(metadata={"description": "open console sessions"})
+    tokens = fields.Integer(metadata={"description": "personal API tokens not revoked"})
+
+
+class UserBody(Schema):
+    """A new user: name, role and the first password (at least 8 characters)."""
+
+    name = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    role = fields.String(required=True, validate=validate.OneOf(list(ROLES)))
+    password = fields.String(required=True, load_only=True, validate=validate.Length(min=8, max=1024))
+
+
+class UserChange(Schema):
+    """A role and/or a new password (a new password ends the user's sessions)."""
+
+    role = fields.String(validate=validate.OneOf(list(ROLES)))
+    password = fields.String(load_only=True, validate=validate.Length(min=8, max=1024))
+
+
+class SessionsEnded(Schema):
+    """How many sessions of a user were ended."""
+
+    ended = fields.Integer(required=True)
+
+
+class Token(Schema):
+    """A personal API token (never its secret or hash after creation)."""
+
+    id = fields.Integer(required=True)
+    name = fields.String(required=True)
+    prefix = fields.String(metadata={"description": "pnp_<prefix>_… : tells tokens apart"})
+    created_at = fields.DateTime()
+    last_used_at = fields.DateTime(allow_none=True)
+    revoked_at = fields.DateTime(allow_none=True)
+
+
+class NewToken(Token):
+    """A token just created: ``token`` is its secret, shown this once."""
+
+    token = fields.String(required=True, metadata={"description": "Authorization: Bearer <token>; "
+                                                                  "not shown again"})
+
+
+class TokenBody(Schema):
+    """What the token is for."""
+
+    name = fields.String(required=True, validate=validate.Length(min=1, max=64))
+
+
+class WebhookItem(Schema):
+    """A webhook (its HMAC secret only in the answer that created it)."""
+
+    id = fields.Integer(required=True)
+    name = fields.String(required=True)
+    url = fields.String(required=True)
+    events = fields.List(fields.String(validate=validate.OneOf(list(WEBHOOK_EVENTS))), required=True)
+    preset = fields.String(validate=validate.OneOf(list(WEBHOOK_PRESETS)))
+    enabled = fields.Boolean()
+    created_at = fields.DateTime()
+    secret = fields.String(metadata={"description": "HMAC-SHA256 key of X-PNP-Signature (creation only)"})
+
+
+class WebhookBody(Schema):
+    """A new webhook: URL, events, payload preset (json, slack, teams), optional HMAC secret."""
+
+    name = fields.String(validate=validate.Length(max=64))
+    url = fields.String(required=True, validate=validate.Length(min=1, max=1024))
+    events = fields.List(fields.String(validate=validate.OneOf(list(WEBHOOK_EVENTS))), required=True,
+                         validate=validate.Length(min=1, max=len(WEBHOOK_EVENTS)))
+    preset = fields.String(validate=validate.OneOf(list(WEBHOOK_PRESETS)))
+    secret = fields.String(validate=validate.Length(min=16, max=128),
+                           metadata={"description": "default: 32 random bytes, hex"})
+
+
+class Delivery(Schema):
+    """One queued or sent webhook event (the delivery log)."""
+
+    id = fields.Integer(required=True)
+    webhook = fields.String()
+    event = fields.String()
+    serial = _text()
+    status = fields.String(metadata={"description": "pending, delivered or failed"})
+    attempts = fields.Integer()
+    last_status = fields.Integer(allow_none=True)
+    last_error = _text()
+    created_at = fields.DateTime()
+    delivered_at = fields.DateTime(allow_none=True)
+    next_attempt_at = fields.DateTime(allow_none=True)
+
+
+class Queued(Schema):
+    """A test event was queued."""
+
+    queued = fields.Boolean(required=True)
+
+
+class DeliveryQuery(Schema):
+    """How many deliveries."""
+
+    limit = fields.Integer(validate=validate.Range(min=1, max=500))

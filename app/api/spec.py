@@ -27,7 +27,8 @@ from app.api import schemas as s
 #: the error answers every operation may give, with what they mean
 ERRORS = {400: "bad request: a value, the body or the CSRF header (the reason is in error/fields)",
           401: "no valid bearer token or session", 403: "your role may not do this (viewer < operator < admin)",
-          404: "no such device (or inventory row)", 409: "not configured (e.g. no SOT_WEBHOOK_SECRET)",
+          404: "no such device, inventory row, user, token or webhook",
+          409: "not configured (e.g. no SOT_WEBHOOK_SECRET)",
           429: "a rate limit (API_RATE_LIMIT) was reached", 502: "the source of truth cannot be read"}
 
 
@@ -115,6 +116,14 @@ def _responses(op: Operation) -> dict:
     return out
 
 
+def _path_schema(rule, name: str) -> dict:
+    """The schema of a path argument: an integer for Werkzeug's ``<int:…>``, else a string."""
+    converter = rule._converters.get(name)
+    if type(converter).__name__ == "IntegerConverter":
+        return {"type": "integer", "minimum": 0}
+    return {"type": "string"}
+
+
 def openapi_document(app, server_url: str = "") -> dict:
     """The OpenAPI 3.1 document of every /api/v1 route of ``app`` (see module doc)."""
     spec = APISpec(title="PnP server operator API", version="1.1.0", openapi_version="3.1.0",
@@ -130,7 +139,8 @@ def openapi_document(app, server_url: str = "") -> dict:
     # leaves before the schemas that nest them (the plugin registers nested ones itself)
     for name in ("Error", "Event", "DeviceSummary", "ClaimResult", "DevicePage", "Device", "InventoryItem",
                  "InventoryPage", "ImportResult", "AuditEntry", "AuditPage", "BulkResult", "Anything",
-                 "SotWebhookResult"):
+                 "SotWebhookResult", "User", "SessionsEnded", "Token", "NewToken", "WebhookItem", "Delivery",
+                 "Queued"):
         spec.components.schema(name, schema=getattr(s, name))
     paths: dict[str, dict] = {}
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
@@ -140,7 +150,7 @@ def openapi_document(app, server_url: str = "") -> dict:
         if op is None:
             continue
         path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule[len("/api/v1"):])
-        parameters = [{"name": a, "in": "path", "required": True, "schema": {"type": "string"}}
+        parameters = [{"name": a, "in": "path", "required": True, "schema": _path_schema(rule, a)}
                       for a in sorted(rule.arguments)]
         if op.query is not None:
             parameters.append({"in": "query", "schema": op.query})

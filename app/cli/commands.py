@@ -18,7 +18,7 @@ from flask.cli import AppGroup
 
 from app import ops as op
 from app.config import get_config
-from app.ops import accounts
+from app.ops import accounts, team
 from app.storage.db import get_sessions
 
 devices = AppGroup("devices", help="List, inspect and act on devices.")
@@ -423,11 +423,6 @@ def _password(given: str | None, prompt: str = "Password") -> str:
     return click.prompt(prompt, hide_input=True, confirmation_prompt=True)
 
 
-def _audit(action: str, target: str, detail: str | None = None) -> None:
-    actor = _actor()
-    op.record(get_sessions(), actor.name, actor.via, action, target=target, detail=detail)
-
-
 @users.command("add")
 @click.argument("name")
 @click.option("--role", type=click.Choice(accounts.ROLES), default="operator", show_default=True)
@@ -435,10 +430,9 @@ def _audit(action: str, target: str, detail: str | None = None) -> None:
 def users_add(name, role, password):
     """Add user NAME with a role and a password (asked twice unless given)."""
     try:
-        accounts.add_user(get_sessions(), name, role, _password(password))
+        team.add_user(get_sessions(), _actor(), name, role, _password(password))
     except op.ActionError as exc:
         _fail(str(exc))
-    _audit("user-add", name, f"role {role}")
     click.echo(f"user {name} added ({role})")
 
 
@@ -466,10 +460,9 @@ def users_remove(name, yes):
     if not yes:
         click.confirm(f"Remove user {name}?", abort=True)
     try:
-        accounts.remove_user(get_sessions(), name)
+        team.remove_user(get_sessions(), _actor(), name)
     except (op.NotFound, op.ActionError) as exc:
         _fail(str(exc))
-    _audit("user-remove", name)
     click.echo(f"user {name} removed")
 
 
@@ -479,10 +472,9 @@ def users_remove(name, yes):
 def users_passwd(name, password):
     """Set the password of NAME; every session of NAME ends."""
     try:
-        accounts.set_password(get_sessions(), name, _password(password, "New password"))
+        team.set_password(get_sessions(), _actor(), name, _password(password, "New password"))
     except (op.NotFound, op.ActionError) as exc:
         _fail(str(exc))
-    _audit("user-passwd", name)
     click.echo(f"password of {name} changed; their sessions ended")
 
 
@@ -492,10 +484,9 @@ def users_passwd(name, password):
 def users_role(name, role):
     """Give NAME another role."""
     try:
-        accounts.set_role(get_sessions(), name, role)
+        team.set_role(get_sessions(), _actor(), name, role)
     except (op.NotFound, op.ActionError) as exc:
         _fail(str(exc))
-    _audit("user-role", name, f"role {role}")
     click.echo(f"{name} is now {role}")
 
 
@@ -505,10 +496,9 @@ def users_role(name, role):
 def users_token(name, token_name):
     """Create an API token TOKEN_NAME for NAME; the secret is printed once."""
     try:
-        secret, info = accounts.create_token(get_sessions(), name, token_name)
+        secret, _info = team.create_token(get_sessions(), _actor(), name, token_name)
     except (op.NotFound, op.ActionError) as exc:
         _fail(str(exc))
-    _audit("token-create", name, f"token {info['id']} {token_name}")
     click.echo(secret)
 
 

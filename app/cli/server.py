@@ -177,6 +177,71 @@ def check_bind(config: Config) -> str | None:
     return None
 
 
+def _cooperative_sendfile(sock, file, offset: int = 0, count: int | None = None) -> int:
+    """``socket.sendfile`` for gevent sockets with ``os.sendfile`` (zero-copy), waiting for the
+    socket with gevent (never blocking the worker's other greenlets); returns the bytes sent.
+
+    gevent's own ``socket.sendfile`` never uses ``os.sendfile`` (it is not cooperative
+    there): it reads the file into Python in 8 KiB blocks and ``send``s them, so an image
+    download under the gevent worker went through user space. This follows CPython's
+    ``socket._sendfile_use_sendfile`` (Lib/socket.py): the file position is left at the end
+    of what was sent, also when the client goes away part-way (the download's byte count,
+    app/files/serving.py, reads it there). A file without a descriptor or an ``os.sendfile``
+    refused before the first byte falls back to gevent's read-and-send.
+    """
+    import errno
+    import io
+
+    try:
+        fileno = file.fileno()
+        size = os.fstat(fileno).st_size
+    except (AttributeError, io.UnsupportedOperation, OSError):
+        return sock._sendfile_use_send(file, offset, count)
+    if not size:
+        return sock._sendfile_use_send(file, offset, count)
+    sock._check_sendfile_params(file, offset, count)
+    blocksize = min(count or size, 1 << 30)
+    total = 0
+    try:
+        while True:
+            if count:
+                blocksize = min(count - total, blocksize)
+                if blocksize <= 0:
+                    break
+            try:
+                sent = os.sendfile(sock.fileno(), fileno, offset, blocksize)
+            except BlockingIOError:
+                sock._wait(sock._write_event)  # raises socket.timeout after the socket's timeout
+                continue
+            except OSError as exc:
+                if total == 0 and exc.errno in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                    return sock._sendfile_use_send(file, offset, count)
+                raise
+            if sent == 0:
+                break  # end of file
+            offset += sent
+            total += sent
+        return total
+    finally:
+        if total > 0 and hasattr(file, "seek"):
+            file.seek(offset)
+
+
+def _gevent_zero_copy() -> None:
+    """Let gevent sockets send files with ``os.sendfile`` (see :func:`_cooperative_sendfile`);
+    gunicorn's Response.sendfile calls ``sock.sendfile`` for every file download."""
+    from gevent import socket as gevent_socket
+
+    gevent_socket.socket.sendfile = _cooperative_sendfile
+
+
+def _post_worker_init(worker) -> None:
+    """gunicorn ``post_worker_init``: ctrl+c is the master's; a gevent worker sends files zero-copy."""
+    _workers_leave_ctrl_c_to_the_master(worker)
+    if type(worker).__module__.startswith("gunicorn.workers.ggevent"):
+        _gevent_zero_copy()
+
+
 def _workers_leave_ctrl_c_to_the_master(worker) -> None:
     """gunicorn ``post_worker_init``: a worker ignores SIGINT.
 
@@ -210,7 +275,7 @@ def gunicorn_options(config: Config, tls: bool = False) -> dict:
         "access_log_format": '%(h)s - %(u)s %(t)s "%(r)s" %(s)s %(B)s "%(f)s" "%(a)s" %(D)sus pid=%(p)s',
         "errorlog": "-", "loglevel": "warning",
         "proc_name": "pnp-server-https" if tls else "pnp-server",
-        "post_worker_init": _workers_leave_ctrl_c_to_the_master,
+        "post_worker_init": _post_worker_init,
     }
     if tls:
         options.update(certfile=config.tls_cert, keyfile=config.tls_key)
@@ -243,6 +308,7 @@ def serve(config: Config) -> None:
     from gunicorn.glogging import Logger
 
     from app import create_app
+    from app.files.serving import DOWNLOAD_ENVIRON_KEY
     from app.files.signing import redact_token
 
     class RedactingLogger(Logger):
@@ -253,6 +319,13 @@ def serve(config: Config) -> None:
             for key in ("r", "U", "q", "f"):
                 if isinstance(atoms.get(key), str):
                     atoms[key] = redact_token(atoms[key])
+            download = environ.get(DOWNLOAD_ENVIRON_KEY)
+            if download is not None:
+                # gunicorn counts the bytes it writes itself (resp.sent), but not those its
+                # sendfile path sends: a full image download was logged as 0 bytes. The
+                # download's file knows how far it was sent (also when cut off).
+                atoms["B"] = max(download.sent, atoms.get("B") or 0)
+                atoms["b"] = str(atoms["B"])
             return atoms
 
     from app.observability.metrics import worker_exit

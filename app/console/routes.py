@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from app import ops as op
 from app.config import get_config
 from app.console.forms import ActionForm, ImportForm, LoginForm, ResumeForm
-from app.ops import accounts, auth, notify
+from app.ops import accounts, auth, notify, team
 from app.ops import audit as audit_log
 from app.pnp import workflow as wf
 from app.storage.db import get_sessions, utcnow
@@ -479,16 +479,15 @@ def account():
                     raise op.ActionError("the current password is wrong")
                 if request.form.get("new", "") != request.form.get("again", ""):
                     raise op.ActionError("the two new passwords differ")
-                accounts.set_password(get_sessions(), me.name, request.form.get("new", ""), keep=me.handle)
-                auth.audit("user-passwd", me.name)
+                team.set_password(get_sessions(), auth.current_actor(), me.name, request.form.get("new", ""),
+                                  keep=me.handle)
                 flash("password changed; your other sessions ended")
             elif what == "token":
-                new_secret, info = accounts.create_token(get_sessions(), me.name, request.form.get("name", ""))
-                auth.audit("token-create", me.name, detail=f"token {info['id']} {info['name']}")
+                new_secret, _info = team.create_token(get_sessions(), auth.current_actor(), me.name,
+                                                      request.form.get("name", ""))
             elif what == "revoke":
                 token_id = int(request.form.get("token_id", "0"))
-                accounts.revoke_token(get_sessions(), me.name, token_id)
-                auth.audit("token-revoke", me.name, detail=f"token {token_id}")
+                team.revoke_token(get_sessions(), auth.current_actor(), me.name, token_id)
                 flash(f"token {token_id} revoked")
         except (op.ActionError, op.NotFound, ValueError) as exc:
             _form_error(exc)
@@ -507,21 +506,17 @@ def users():
         try:
             if what == "add":
                 role = request.form.get("role", "viewer")
-                accounts.add_user(get_sessions(), name, role, request.form.get("password", ""))
-                auth.audit("user-add", name, detail=f"role {role}")
+                team.add_user(get_sessions(), auth.current_actor(), name, role, request.form.get("password", ""))
                 flash(f"user {name} added ({role})")
             elif what == "role":
                 role = request.form.get("role", "")
-                accounts.set_role(get_sessions(), name, role)
-                auth.audit("user-role", name, detail=f"role {role}")
+                team.set_role(get_sessions(), auth.current_actor(), name, role)
                 flash(f"{name} is now {role}")
             elif what == "logout":
-                ended = accounts.end_sessions(get_sessions(), name)
-                auth.audit("user-logout", name, detail=f"{ended} sessions ended")
+                ended = team.end_sessions(get_sessions(), auth.current_actor(), name)
                 flash(f"{ended} session(s) of {name} ended")
             elif what == "remove":
-                accounts.remove_user(get_sessions(), name)
-                auth.audit("user-remove", name)
+                team.remove_user(get_sessions(), auth.current_actor(), name)
                 flash(f"user {name} removed")
         except (op.ActionError, op.NotFound) as exc:
             _form_error(exc)
@@ -561,19 +556,17 @@ def webhooks():
         what = request.form.get("what")
         try:
             if what == "add":
-                hook = notify.add_webhook(get_sessions(), request.form.get("name", ""),
-                                          request.form.get("url", "").strip(), request.form.getlist("events"),
-                                          request.form.get("preset", "json"))
-                auth.audit("webhook-add", hook["name"], detail=f"{hook['url']} {','.join(hook['events'])}")
+                hook = team.add_webhook(get_sessions(), auth.current_actor(), request.form.get("name", ""),
+                                        request.form.get("url", "").strip(), request.form.getlist("events"),
+                                        request.form.get("preset", "json"))
                 flash(f"webhook {hook['name']} added")
             elif what == "remove":
                 hook_id = int(request.form.get("id", "0"))
-                notify.remove_webhook(get_sessions(), hook_id)
-                auth.audit("webhook-remove", str(hook_id))
+                team.remove_webhook(get_sessions(), auth.current_actor(), hook_id)
                 flash(f"webhook {hook_id} removed")
             elif what == "test":
                 hook_id = int(request.form.get("id", "0"))
-                notify.queue_test(get_sessions(), hook_id)
+                team.send_test(get_sessions(), auth.current_actor(), hook_id)
                 flash(f"test event queued for webhook {hook_id}")
         except (op.ActionError, op.NotFound, ValueError) as exc:
             _form_error(exc)

@@ -17,6 +17,7 @@ through a signed, expiring URL (app/files/signing.py).
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 from flask import Blueprint, Response, abort, request, send_file
@@ -28,6 +29,7 @@ from app.files.day0 import Day0Error
 from app.files.serving import device_gate, file_response
 from app.files.signing import InvalidConfigToken, verify_config
 from app.observability import metrics
+from app.ops.downloads import serial_at
 from app.storage.db import get_sessions
 
 bp = Blueprint("files", __name__)
@@ -44,7 +46,15 @@ def _is_day0_file(name: str) -> bool:
     return "/" not in name and name.endswith(".cfg")
 
 
-def _serve(area: str, name: str) -> Response:
+def _serve(area: str, name: str, serial: str | None = None) -> Response:
+    """Answer ``area/name`` (404 when it is not a servable file) and log the download once.
+
+    ``serial``: the device it is for when the URL says so (a signed config URL),
+    else the device last seen at the client's address (app/ops/downloads.py).
+    Streamed here, the line is logged when the response is closed: ``completed``
+    or ``aborted`` (the client went away) with the body bytes actually sent, of
+    how many, and the seconds it took; handed to nginx, when it is handed over.
+    """
     config = get_config()
     folder = getattr(config, f"{area}_dir")
     if area == "configs" and not _is_day0_file(name):
@@ -52,15 +62,29 @@ def _serve(area: str, name: str) -> Response:
     path = resolve_inside(folder, name)
     if path is None:
         abort(404)  # missing, hidden, over-long, or outside the folder (symlink to /etc...)
-    log.info("%s %s/%s to %s (range %s)", request.method, area, name, request.remote_addr,
-             request.headers.get("Range", "-"))
+    serial = serial or serial_at(get_sessions(), request.remote_addr)
+    who = f"{request.remote_addr} (SN {serial or 'unknown'})"
+    what = f"{request.method} {area}/{name}"
+    if request.headers.get("Range"):
+        what += f" range {request.headers['Range'][:64]}"
     if config.x_accel_redirect_prefix:
         response, via = file_response(path, f"{area}/{name}", config.x_accel_redirect_prefix)
         if request.method == "GET":
             metrics.FILE_BYTES.labels(area, via).inc(path.stat().st_size)
+        log.info("download %s to %s: handed to nginx (%s bytes)", what, who, path.stat().st_size)
         return response
-    response, _via = file_response(path, f"{area}/{name}",
-                                   on_sent=lambda sent: metrics.FILE_BYTES.labels(area, "direct").inc(sent))
+    started = time.monotonic()
+
+    def sent(nbytes: int, length: int) -> None:
+        metrics.FILE_BYTES.labels(area, "direct").inc(nbytes)
+        took = time.monotonic() - started
+        if nbytes >= length:
+            log.info("download %s to %s: completed, %d bytes in %.1f s", what, who, nbytes, took)
+        else:
+            log.warning("download %s to %s: aborted after %d of %d bytes (%.1f s; the client went away)",
+                        what, who, nbytes, length, took)
+
+    response, _via = file_response(path, f"{area}/{name}", on_sent=sent)
     return response
 
 
@@ -111,10 +135,9 @@ def signed_config(token: str, name: str) -> Response:
     except InvalidConfigToken as exc:
         log.warning("refused signed configs/%s to %s: %s", name[:200], request.remote_addr, exc)
         return Response(f"{exc}\n", status=403, mimetype="text/plain")
-    log.info("signed config %s for SN %s", name, serial)
     if name == f"rendered/{serial}.cfg":  # an inventory template, rendered on request
         return rendered_response(serial)
-    return _serve("configs", name)
+    return _serve("configs", name, serial)
 
 
 @bp.route("/files/<path:name>", methods=["GET", "HEAD"])
@@ -140,7 +163,8 @@ def rendered_response(serial: str) -> Response:
     if not day0.name.startswith("rendered/"):  # static or default: served under its own name
         return Response(f"{serial} has no day-0 template; its config is /configs/{day0.name}\n",
                         status=404, mimetype="text/plain")
-    log.info("%s configs/rendered/%s.cfg to %s", request.method, serial, request.remote_addr)
+    log.info("download %s configs/rendered/%s.cfg to %s (SN %s): rendered, %d bytes", request.method, serial,
+             request.remote_addr, serial, len(day0.text.encode()))
     response = Response(day0.text, mimetype="application/octet-stream")
     response.headers["Content-MD5-Hex"] = day0.md5
     return response

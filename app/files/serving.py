@@ -26,6 +26,10 @@ from app.common.gate import device_refusal
 from app.config import get_config
 
 OCTET_STREAM = "application/octet-stream"
+#: the WSGI environ key of a download's CountingFile (read by the access log)
+DOWNLOAD_ENVIRON_KEY = "pnp.download"
+
+
 class CountingFile(io.RawIOBase):
     """A read-only file that reports, when closed, how many body bytes left through it.
 
@@ -34,11 +38,14 @@ class CountingFile(io.RawIOBase):
     away part-way); Werkzeug's Range wrapper and gunicorn's fallback read it
     block by block. So the bytes sent are the final position minus the start
     of the body (the Range start, or 0), capped at the body length: a download
-    cut after 10 MB counts 10 MB, not the Content-Length. ``on_close(nbytes)``
-    is called once.
+    cut after 10 MB counts 10 MB, not the Content-Length. ``on_close(sent,
+    length)`` is called once, with ``length`` the body bytes the response
+    announced (0 for HEAD and 304). ``sent`` can be read at any time: gunicorn's
+    access log reads it (app/cli/server.py) before the response is closed,
+    because gunicorn's own count stays 0 on its sendfile path.
     """
 
-    def __init__(self, path: Path, on_close: Callable[[int], None]):
+    def __init__(self, path: Path, on_close: Callable[[int, int], None]):
         super().__init__()
         self._fh = open(path, "rb")  # noqa: SIM115 - closed by the WSGI server through close()
         self._on_close = on_close
@@ -72,28 +79,32 @@ class CountingFile(io.RawIOBase):
     def tell(self) -> int:
         return self._fh.tell()
 
+    @property
+    def sent(self) -> int:
+        """Body bytes that left through this file so far."""
+        sent = max(0, self._end - self.body_start)
+        return sent if self.body_length is None else min(sent, self.body_length)
+
     def close(self) -> None:
         if self.closed:
             return
-        sent = max(0, self._end - self.body_start)
-        if self.body_length is not None:
-            sent = min(sent, self.body_length)
+        sent = self.sent
         try:
             self._fh.close()
         finally:
             super().close()
-        self._on_close(sent)
+        self._on_close(sent, self.body_length or 0)
 
 
 def file_response(path: Path, relative: str, accel_prefix: str = "",
-                  on_sent: Callable[[int], None] | None = None) -> tuple[Response, str]:
+                  on_sent: Callable[[int, int], None] | None = None) -> tuple[Response, str]:
     """The response for the file at ``path`` and how its bytes leave: ``direct`` or ``x-accel-redirect``.
 
     ``relative`` is the file's path below the project root as nginx's internal
     location knows it (``images/<name>``, ``configs/juniper/<file>``);
     ``accel_prefix`` is X_ACCEL_REDIRECT_PREFIX ("" = stream it ourselves).
-    ``on_sent(nbytes)`` (direct only) is called when the response is closed,
-    with the body bytes actually sent (see :class:`CountingFile`).
+    ``on_sent(sent, length)`` (direct only) is called when the response is closed,
+    with the body bytes actually sent and those announced (see :class:`CountingFile`).
     """
     if accel_prefix:
         response = Response(status=200)
@@ -106,11 +117,12 @@ def file_response(path: Path, relative: str, accel_prefix: str = "",
     return _counted_response(path, on_sent), "direct"
 
 
-def _counted_response(path: Path, on_sent: Callable[[int], None]) -> Response:
+def _counted_response(path: Path, on_sent: Callable[[int, int], None]) -> Response:
     """What ``send_file(path, conditional=True, max_age=0, etag=True)`` answers (Content-Length,
     ETag, Last-Modified, Range, 304), with the body read through a :class:`CountingFile`."""
     stat = os.stat(path)
     body = CountingFile(path, on_sent)
+    request.environ[DOWNLOAD_ENVIRON_KEY] = body
     response = Response(wrap_file(request.environ, body), mimetype=OCTET_STREAM, direct_passthrough=True)
     response.content_length = stat.st_size
     response.last_modified = stat.st_mtime

@@ -17,7 +17,7 @@ from app.ops.errors import ActionError, NotFound
 from app.pnp import service, source
 from app.pnp import workflow as wf
 from app.storage.db import utcnow
-from app.storage.lock import device_lock
+from app.storage.lock import locked
 from app.storage.models import DeviceEvent, DeviceState, InventoryItem
 
 log = logging.getLogger("pnp.operator")
@@ -74,11 +74,13 @@ def delete_device(sessions: sessionmaker[Session], serial: str, actor: str = "op
 
     If it polls again it starts over as a new device.
     """
-    with device_lock(sessions, serial) as (session, row):
+    def unit(session: Session, row: DeviceState | None) -> None:
         if row is None:
             raise NotFound(f"no device {serial}")
         session.execute(delete(DeviceEvent).where(DeviceEvent.device_id == row.id))
         session.delete(row)
+
+    locked(sessions, serial, unit)  # run again after a Galera certification failure (app/storage/lock.py)
     log.info("%s deleted by %s", serial, actor)
 
 
@@ -88,7 +90,7 @@ def claim(sessions: sessionmaker[Session], serial: str, actor: str = "operator")
     Returns False when it was already claimed. Raises NotFound.
     """
     now = utcnow()
-    with device_lock(sessions, serial) as (session, row):
+    def unit(session: Session, row: DeviceState | None) -> bool:
         if row is None:
             raise NotFound(f"no device {serial}")
         if session.scalars(select(InventoryItem.id).where(InventoryItem.serial_number == serial)).first():
@@ -96,6 +98,10 @@ def claim(sessions: sessionmaker[Session], serial: str, actor: str = "operator")
         session.add(InventoryItem(serial_number=serial, hostname=row.hostname, pid=row.pid or "",
                                   template=None, variables={}, created_at=now, updated_at=now))
         session.add(DeviceEvent(device_id=row.id, at=now, kind="info", message=f"claimed by {actor}"))
+        return True
+
+    if not locked(sessions, serial, unit):
+        return False
     log.info("%s claimed by %s", serial, actor)
     return True
 

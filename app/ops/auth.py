@@ -246,4 +246,5 @@ def init_auth(app, config) -> None:
 
     install_sql_functions(app.extensions["pnp_engine"])
     login_manager.init_app(app)
-    app.extensions["pnp_limits"] = RateLimits(app.extensions["pnp_sessions"], config.ratelimit_storage_uri)
+    app.extensions["pnp_limits"] = RateLimits(app.extensions["pnp_sessions"], config.ratelimit_storage_uri,
+                                            prefix=config.ratelimit_key_prefix)

@@ -191,7 +191,8 @@ def _before_flush(session: Session, _context, _instances) -> None:
 
 def _note_failure(session: Session, row: DeviceState) -> None:
     """A new error recorded on a device: one WARNING line with the step and the reason
-    (logged once the change is committed)."""
+    (logged once the change is committed). This is the one WARNING of a failure: the
+    services log the exchange itself at INFO."""
     attrs = inspect(row).attrs
     if not attrs.last_error_message.history.added or not row.last_error_message:
         return
@@ -199,7 +200,10 @@ def _note_failure(session: Session, row: DeviceState) -> None:
     parked = row.state in PARKED
     kind = failure_kind(row.state, row.failed_state, row.last_error_code, row.last_error_message,
                         getattr(row, "error_kind", None)) if parked else None
-    where = f"failed at {step}" if parked else f"error at {step}, will retry"
+    if row.vendor == "juniper":  # no steps: the message names the fetch (ztp-conf: …, ztp-image: …)
+        where = "failed" if parked else f"problem while {step}"
+    else:
+        where = f"failed at {step}" if parked else f"error at {step}, will retry"
     line = (f"{row.serial_number} {where}{f' ({kind})' if kind else ''}: "
             f"{(row.last_error_code + ' ') if row.last_error_code else ''}{row.last_error_message}"
             f" (attempt {row.attempts or 0}, now {row.state})")

@@ -7,7 +7,8 @@ its ``limits`` package). Counters are fixed windows kept in
 * ``database`` (default): the ``rate_counter`` table of the server's own
   database, so every gunicorn worker, and every host sharing the database,
   counts together — nothing else to run;
-* ``redis://host:port`` or ``memcached://…``: the ``limits`` package's storage;
+* ``redis://host:port`` or ``memcached://…``: the ``limits`` package's storage (the
+  ``redis`` client comes with ``limits[redis]``), keys under RATELIMIT_KEY_PREFIX;
 * ``memory://``: per worker process (each worker counts alone).
 
 A counter only ever blocks until its window ends, so the right password from a
@@ -34,12 +35,17 @@ class RateLimits:
     counting; ``clear(key)`` forgets a counter. ``limit`` "" means no limit.
     """
 
-    def __init__(self, sessions: sessionmaker[Session], uri: str = "database") -> None:
+    def __init__(self, sessions: sessionmaker[Session], uri: str = "database", prefix: str = "pnp") -> None:
         self.sessions = sessions
         self.uri = uri or "database"
+        self.prefix = prefix or "pnp"
         self._limiter = None
         if self.uri != "database":
             self._limiter = strategies.FixedWindowRateLimiter(storage.storage_from_string(self.uri))
+
+    def _key(self, key: str) -> str:
+        """The key in a ``limits`` storage: RATELIMIT_KEY_PREFIX first (the storage adds its own too)."""
+        return f"{self.prefix}:{key}"
 
     @staticmethod
     def _item(limit: str) -> RateLimitItem | None:
@@ -51,7 +57,7 @@ class RateLimits:
         if item is None:
             return True
         if self._limiter is not None:
-            return self._limiter.hit(item, key)
+            return self._limiter.hit(item, self._key(key))
         return self._db_hit(key, item) <= item.amount
 
     def exceeded(self, key: str, limit: str) -> bool:
@@ -60,7 +66,7 @@ class RateLimits:
         if item is None:
             return False
         if self._limiter is not None:
-            return not self._limiter.test(item, key)
+            return not self._limiter.test(item, self._key(key))
         return self._db_count(key, item) >= item.amount
 
     def clear(self, key: str, limit: str) -> None:
@@ -69,7 +75,7 @@ class RateLimits:
         if item is None:
             return
         if self._limiter is not None:
-            self._limiter.clear(item, key)
+            self._limiter.clear(item, self._key(key))
             return
         with self.sessions.begin() as session:
             session.execute(delete(RateCounter).where(RateCounter.key == self._db_key(key, item)))

@@ -155,6 +155,7 @@ class DeviceView:
     guestshell_checks: int = 0
     bootflash_free: int | None = None
     last_error_message: str | None = None
+    last_error_code: str | None = None
     workflow_state: str | None = None
     pending_since: datetime | None = None
     failed_state: str | None = None
@@ -792,7 +793,7 @@ def on_work_request(device: DeviceView, request: p.WorkRequest, ctx: Context) ->
         events += more
         adopted = {**adopted, **changes}
         state = State(device.state)
-    decision = _decide_request(device, request, ctx, state)
+    decision = _clear_stale_error(device, _decide_request(device, request, ctx, state))
     decision.events[:0] = events
     return _finish(decision, adopted)
 
@@ -813,6 +814,27 @@ def _adopt_operator_edit(device: DeviceView) -> tuple[DeviceView, list[Event], d
     event = Event("state", f"{device.workflow_state} → {device.state} (changed outside the "
                            "workflow; starting that step afresh)")
     return _replace(device, **reset), [event], reset
+
+
+#: A last error whose step has since succeeded: stale, cleared from the row.
+STALE_ERROR = {"last_error_code": None, "last_error_message": None}
+
+
+def _clear_stale_error(device: DeviceView, decision: Decision) -> Decision:
+    """A device that moved on from the state its last error was recorded in (the failed step
+    succeeded: the step after it was reached) or that is FINISHED keeps no last error.
+
+    Untouched: a decision that records an error itself (``last_error_message`` in its
+    changes, e.g. a retry in another state) and a move into a parked state (ERROR,
+    BOOTFLASH_NO_SPACE), where the error is the reason. Returns ``decision``.
+    """
+    if not (device.last_error_message or device.last_error_code) or decision.state in PARKED:
+        return decision
+    if "last_error_message" in decision.changes:
+        return decision
+    if decision.state.value != device.state or decision.state == State.FINISHED:
+        decision.changes.update(STALE_ERROR)
+    return decision
 
 
 def _finish(decision: Decision, adopted: dict) -> Decision:
@@ -908,7 +930,7 @@ def on_work_response(device: DeviceView, response: p.WorkResponse, ctx: Context)
     handler: the step is done, or its job is sent again.
     """
     device, events, adopted = _adopt_operator_edit(device)
-    decision = _decide_response(device, response, ctx)
+    decision = _clear_stale_error(device, _decide_response(device, response, ctx))
     decision.events[:0] = events
     return _finish(decision, adopted)
 

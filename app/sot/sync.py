@@ -20,14 +20,16 @@ field, else ``SOT_TEMPLATE``) with the config context as variables.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Config
+from app.ops import notify
 from app.ops.lifecycle import DONE
 from app.sot.mapping import SotDevice
 from app.sot.sources import SourceError
@@ -211,9 +213,40 @@ def _retrying(run):
         return run()
 
 
+#: a failing source posts one sync_failure per source in this many seconds (a webhook storm
+#: from NetBox must not become a storm of alerts)
+FAILURE_ALERT_EVERY = 600
+
+
+def sync_failed(sessions: sessionmaker[Session], source_name: str, what: str, exc: Exception) -> None:
+    """A sync that could not read the source: a WARNING line and a ``sync_failure`` webhook event
+    (app/ops/notify.py; one per source every FAILURE_ALERT_EVERY seconds). Never raises: the
+    caller re-raises the SourceError."""
+    label = LABELS.get(source_name, source_name)
+    log.warning("sync of %s from %s failed, nothing changed: %s", what, label, exc)
+    window = int(time.time() // FAILURE_ALERT_EVERY)
+    try:
+        notify.enqueue(sessions, "sync_failure", data={"source": source_name, "scope": what, "error": str(exc)},
+                       dedupe=f"sync_failure:{source_name}:{window}")
+    except SQLAlchemyError as db_exc:  # the alert is lost, the failure is still logged and raised
+        log.error("sync_failure for %s not queued: %s", label, db_exc.__class__.__name__)
+
+
+def _alerting(sessions: sessionmaker[Session], source, what: str, run):
+    try:
+        return run()
+    except SourceError as exc:
+        sync_failed(sessions, getattr(source, "name", "?"), what, exc)
+        raise
+
+
 def sync(sessions: sessionmaker[Session], config: Config, source, dry_run: bool = False) -> SyncResult:
     """Sync the whole (filtered) inventory of ``source``. Raises SourceError when the source cannot be read
-    (nothing changed then)."""
+    (nothing changed then; a ``sync_failure`` webhook event is queued, see :func:`sync_failed`)."""
+    return _alerting(sessions, source, "all devices", lambda: _sync(sessions, config, source, dry_run))
+
+
+def _sync(sessions: sessionmaker[Session], config: Config, source, dry_run: bool) -> SyncResult:
     result = SyncResult(dry_run=dry_run)
     devices = _unique(source.devices(), result)
     result.problems.extend(f"device {sot_id}: not synced: {why}" for sot_id, why in source.skipped.items())
@@ -226,7 +259,13 @@ def sync(sessions: sessionmaker[Session], config: Config, source, dry_run: bool 
 def sync_device(sessions: sessionmaker[Session], config: Config, source, sot_id: str,
                 deleted: bool = False) -> SyncResult:
     """Re-sync one device by its source id (a webhook): created/updated, or removed when the source no
-    longer has it (or ``deleted``) unless mid-provisioning. Raises SourceError."""
+    longer has it (or ``deleted``) unless mid-provisioning. Raises SourceError (``sync_failure`` queued)."""
+    return _alerting(sessions, source, f"device {sot_id}",
+                     lambda: _sync_device(sessions, config, source, sot_id, deleted))
+
+
+def _sync_device(sessions: sessionmaker[Session], config: Config, source, sot_id: str,
+                 deleted: bool) -> SyncResult:
     device = None if deleted else source.device(sot_id)
     result = SyncResult()
     if device is None:

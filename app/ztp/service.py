@@ -21,7 +21,8 @@ Storage rules (documented for the dashboard):
   ``error`` event ``VCI_MISMATCH`` and the row's last error (the file is still
   served: the MAC decides).
 
-Each change runs under the row lock of app.storage.lock.device_lock, like PnP.
+Each change runs under the row lock as one unit of work (app.storage.lock.locked, like PnP:
+run again from a fresh read after a Galera certification failure or a lost connection).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import logging
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.storage.db import utcnow
-from app.storage.lock import device_lock
+from app.storage.lock import locked
 from app.storage.models import DeviceEvent, DeviceState
 from app.ztp.juniper import FetchRequest
 
@@ -100,11 +101,11 @@ def record_fetch(sessions: sessionmaker[Session], req: FetchRequest, source_ip: 
     defaults = {"vendor": "juniper", "mac_address": req.mac, "first_seen": now, "last_contact": now,
                 "state": ZTP_ERROR if error else FETCHING}
     info = {"fit_ascii": True} if ascii_only else {}
-    with device_lock(sessions, req.mac, defaults=defaults if create else None, info=info) as (session, row):
+    def unit(session: Session, row: DeviceState | None) -> tuple:
+        """The row changes and events of this fetch; returns the log lines to write once committed."""
         if row is None:
-            log.warning("ztp %s %s from %s (%s): %d %s (unknown MAC: not recorded)", req.mode, req.mac,
-                        source_ip, req.vci, status, error)
-            return
+            return ((logging.WARNING, "ztp %s %s from %s (%s): %d %s (unknown MAC: not recorded)",
+                     req.mode, req.mac, source_ip, req.vci, status, error),)
         _identify(row, req, now)
         if source_ip:
             row.ip_address = source_ip
@@ -114,11 +115,12 @@ def record_fetch(sessions: sessionmaker[Session], req: FetchRequest, source_ip: 
         if error:
             row.state = ZTP_ERROR
             row.last_error_code = str(status)
-            row.last_error_message = error
+            row.last_error_message = f"{service}: {error}"
             session.add(DeviceEvent(device_id=row.id, at=now, kind="error", service=service, success=False,
                                     error_code=str(status), message=f"{req.vci}: {error}"))
-            log.warning("ztp %s %s from %s (%s): %d %s", req.mode, req.mac, source_ip, req.vci, status, error)
-            return
+            # the exchange at INFO: the failure's one WARNING line comes from app/ops/notify.py
+            return ((logging.INFO, "ztp %s %s from %s (%s): %d %s", req.mode, req.mac, source_ip, req.vci,
+                     status, error),)
         if image:
             row.target_image = image
         if row.state == ZTP_ERROR:
@@ -129,11 +131,19 @@ def record_fetch(sessions: sessionmaker[Session], req: FetchRequest, source_ip: 
                                 message=f"{req.vci}: sending {served} to {source_ip}"))
         if mismatch:
             row.last_error_code = MISMATCH
-            row.last_error_message = mismatch
+            row.last_error_message = f"{service}: {mismatch}"
             session.add(DeviceEvent(device_id=row.id, at=now, kind="error", service=service, success=False,
                                     error_code=MISMATCH, message=mismatch))
-            log.warning("ztp %s %s: %s", req.mode, req.mac, mismatch)
-        log.info("ztp %s %s from %s (%s): sending %s", req.mode, req.mac, source_ip, req.vci, served)
+        return ((logging.INFO, "ztp %s %s from %s (%s): sending %s", req.mode, req.mac, source_ip, req.vci,
+                 served),)
+
+    _log(locked(sessions, req.mac, unit, defaults if create else None, info=info))
+
+
+def _log(lines: tuple) -> None:
+    """Write the ``(level, format, *args)`` lines a unit of work returned, after its COMMIT."""
+    for level, fmt, *args in lines:
+        log.log(level, fmt, *args)
 
 
 def record_transfer(sessions: sessionmaker[Session], req: FetchRequest, *, what: str, sent: int,
@@ -146,9 +156,9 @@ def record_transfer(sessions: sessionmaker[Session], req: FetchRequest, *, what:
     ``INCOMPLETE`` (the state is left as it was). Raises SQLAlchemy errors.
     """
     now = utcnow()
-    with device_lock(sessions, req.mac) as (session, row):
+    def unit(session: Session, row: DeviceState | None) -> tuple:
         if row is None:  # the row was deleted by the operator meanwhile
-            return
+            return ()
         row.last_contact = now
         service = f"ztp-{req.mode}"
         total = f"{size} bytes" if size is not None else "size unknown"
@@ -156,8 +166,8 @@ def record_transfer(sessions: sessionmaker[Session], req: FetchRequest, *, what:
             session.add(DeviceEvent(device_id=row.id, at=now, kind="error", service=service, success=False,
                                     error_code="INCOMPLETE",
                                     message=f"{req.vci}: {what} interrupted after {sent} of {total}"))
-            log.warning("ztp %s %s: %s interrupted after %d of %s", req.mode, req.mac, what, sent, total)
-            return
+            return ((logging.WARNING, "ztp %s %s: %s interrupted after %d of %s", req.mode, req.mac, what, sent,
+                     total),)
         if req.mode == "conf":
             row.configured = True
         else:
@@ -167,4 +177,6 @@ def record_transfer(sessions: sessionmaker[Session], req: FetchRequest, *, what:
             row.finished_at = now
         session.add(DeviceEvent(device_id=row.id, at=now, kind="fetch", service=service, success=True,
                                 message=f"{req.vci}: {what} complete ({sent} bytes)"))
-        log.info("ztp %s %s: %s complete (%d bytes)", req.mode, req.mac, what, sent)
+        return ((logging.INFO, "ztp %s %s: %s complete (%d bytes)", req.mode, req.mac, what, sent),)
+
+    _log(locked(sessions, req.mac, unit))

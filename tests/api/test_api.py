@@ -270,7 +270,7 @@ def test_openapi_document_describes_the_routes(client, console):
     doc = client.get("/api/v1/openapi.json").get_json()
     assert doc["openapi"].startswith("3.1")
     documented = {"/api/v1" + path for path in doc["paths"]}
-    served = {re.sub(r"<(\w+)>", r"{\1}", rule.rule) for rule in console.url_map.iter_rules()
+    served = {re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule) for rule in console.url_map.iter_rules()
               if rule.rule.startswith("/api/v1/") and not rule.rule.endswith("openapi.json")}
     assert served == documented
     import openapi_spec_validator
@@ -392,3 +392,27 @@ def test_dashboard_says_the_database_is_down(make_config):
     partial = client.get("/dashboard/table?state=ERROR", headers={"HX-Request": "true"})
     assert partial.status_code == 200 and b"Database unavailable" in partial.data
     assert b'hx-get="/dashboard/table?state=ERROR"' in partial.data
+
+
+def test_unknown_device_is_404_on_every_device_route_and_dry_run_says_what_would_change(client):
+    hello(client, "FGL0000D001")
+    for method, path in [("get", "/devices/NOSUCH1/config"), ("get", "/devices/NOSUCH1"),
+                         ("get", "/devices/NOSUCH1/history"), ("post", "/devices/NOSUCH1/retry"),
+                         ("post", "/devices/NOSUCH1/reset"), ("post", "/devices/NOSUCH1/claim"),
+                         ("delete", "/devices/NOSUCH1"), ("get", "/inventory/NOSUCH1"),
+                         ("delete", "/inventory/NOSUCH1")]:
+        answer = getattr(client, method)("/api/v1" + path, headers=AUTH)
+        assert answer.status_code == 404 and answer.get_json()["error"], (method, path)
+    first = "serial,hostname,pid\nFGL0000D001,br-01,C1131-8PWB\n"
+    assert client.post("/api/v1/inventory", data=first, content_type="text/csv", headers=AUTH).status_code == 200
+    csv = "serial,hostname,pid\nFGL0000D001,br-01-new,C1131-8PWB\nFGL0000D002,br-02,C1131-8PWB\n"
+    preview = client.post("/api/v1/inventory?dry_run=true", data=csv, content_type="text/csv", headers=AUTH)
+    body = preview.get_json()
+    assert preview.status_code == 200 and body["dry_run"] is True
+    assert (body["created"], body["updated"]) == (1, 1)
+    changes = {c["serial_number"]: c for c in body["changes"]}
+    assert changes["FGL0000D002"]["action"] == "create"
+    assert changes["FGL0000D001"]["action"] == "update"
+    assert changes["FGL0000D001"]["changes"]["hostname"] == ["br-01", "br-01-new"]
+    rows = client.get("/api/v1/inventory", headers=AUTH).get_json()
+    assert rows["total"] == 1 and rows["items"][0]["hostname"] == "br-01", "a dry run writes nothing"

@@ -12,7 +12,8 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,7 @@ from app.dhcp import (
     PnpServer,
     Subnet,
 )
-
-SBIN_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin", "/usr/local/sbin"])
+from tests.dhcp.netlab import SBIN_PATH
 
 IMAGE_EX4300 = "jinstall-ex-4300-21.4R3.15-signed.tgz"
 IMAGE_MX = "junos-vmhost-install-mx-x86-64-23.4R2.tgz"
@@ -270,3 +270,14 @@ def kea_daemon(kea_bin: str):
     finally:
         daemon.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    """A short folder under /tmp for the wire tests' servers (unix socket paths are limited to
+    ~100 characters, tmp_path is too long)."""
+    path = Path(tempfile.mkdtemp(prefix="pnpdhcp-", dir="/tmp"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

@@ -3,8 +3,9 @@
 Topology (created here, removed in the fixture finalizer even on failure):
 ``pnptest-srv-<pid>`` holds ``veth-srv`` 192.0.2.1/24 (TEST-NET-1) and the
 server; ``pnptest-cli-<pid>`` holds the peer ``veth-cli`` and the scapy client
-(``dhcp_client.py``). No traffic leaves the veth pair. Skipped only when not
-root or when ``ip netns`` cannot be used; a missing kea-dhcp4/dhcpd fails.
+(``dhcp_client.py``), set up by tests/dhcp/netlab.py. No traffic leaves the veth
+pair. Not root, no ``ip netns`` or a missing kea-dhcp4/dhcpd fails the test
+(deselect with ``-m 'not netns'``).
 
 Also here: :mod:`app.dhcp.kea_api` against the running kea-dhcp4 through its
 unix control socket (config-get, merge, config-test, config-set, config-write).
@@ -12,14 +13,7 @@ unix control socket (config-get, merge, config-test, config-set, config-write).
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,11 +41,10 @@ from app.dhcp import (
     kea_loads,
     kea_push,
 )
+from tests.dhcp.netlab import NetLab, background, netlab, text_of
 
 pytestmark = pytest.mark.netns
 
-CLIENT = Path(__file__).with_name("dhcp_client.py")
-SBIN = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
 IMAGE_EX4300 = "jinstall-ex-4300-21.4R3.15-signed.tgz"
 IMAGE_MX = "junos-vmhost-install-mx-x86-64-23.4R2.tgz"
 IMAGE_QFX = "jinstall-host-qfx-5-21.4R3.15-signed.tgz"
@@ -225,84 +218,19 @@ def check_offers(cases: list[tuple[dict[str, str], str | None, Any, bool]], offe
 # --------------------------------------------------------------------------- namespaces and servers
 
 
-@dataclass(frozen=True)
-class NetNs:
-    ip: str
-    srv: str
-    cli: str
-
-    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([self.ip, *args], capture_output=True, text=True, timeout=30, check=check)
-
-    def dhcp_clients(self, clients: list[dict[str, str]]) -> list[Any]:
-        proc = subprocess.run(
-            [self.ip, "netns", "exec", self.cli, sys.executable, str(CLIENT), "veth-cli", json.dumps(clients)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert proc.returncode == 0, f"DHCP client failed:\n{proc.stderr}"
-        return json.loads(proc.stdout)
-
-
 @pytest.fixture(scope="module")
-def netns() -> Iterator[NetNs]:
-    if os.geteuid() != 0:
-        pytest.fail("network namespaces need root (or deselect: -m 'not netns')")
-    ip = shutil.which("ip", path=SBIN)
-    if ip is None:
-        pytest.fail("iproute2 'ip' is not installed: apt-get install -y iproute2")
-    suffix = os.getpid()
-    ns = NetNs(ip, f"pnptest-srv-{suffix}", f"pnptest-cli-{suffix}")
-    try:
-        probe = ns.run("netns", "add", ns.srv, check=False)
-        if probe.returncode != 0:
-            pytest.fail(f"ip netns is not available here: {probe.stderr.strip()} (or deselect: -m 'not netns')")
-        ns.run("netns", "add", ns.cli)
-        ns.run("-n", ns.srv, "link", "add", "veth-srv", "type", "veth", "peer", "name", "veth-cli", "netns", ns.cli)
-        ns.run("-n", ns.srv, "addr", "add", "192.0.2.1/24", "dev", "veth-srv")
-        for name, dev in ((ns.srv, "veth-srv"), (ns.cli, "veth-cli")):
-            ns.run("-n", name, "link", "set", "lo", "up")
-            ns.run("-n", name, "link", "set", dev, "up")
-        yield ns
-    finally:
-        for name in (ns.cli, ns.srv):  # deleting a namespace removes its veth end (and the peer)
-            ns.run("netns", "del", name, check=False)
+def netns() -> Iterator[NetLab]:
+    """``srv`` holds veth-srv 192.0.2.1/24 and the server, ``cli`` the peer veth-cli and the client."""
+    with netlab("pnptest", "srv", "cli") as lab:
+        lab.veth("srv", "veth-srv", "cli", "veth-cli")
+        lab.addr("srv", "192.0.2.1/24", "veth-srv")
+        lab.up("srv", "veth-srv")
+        lab.up("cli", "veth-cli")
+        yield lab
 
 
-@contextlib.contextmanager
-def server_process(cmd: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
-def wait_for(predicate, what: str, log: Path, proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"{what}: server exited with {proc.returncode}:\n{log.read_text(errors='replace')}")
-        if predicate():
-            return
-        time.sleep(0.1)
-    pytest.fail(f"{what}: not ready after {timeout}s:\n{log.read_text(errors='replace')}")
-
-
-@pytest.fixture
-def workdir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="pnpkea-", dir="/tmp"))  # short: unix socket paths are limited
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
+def offers_for(lab: NetLab, clients: list[dict[str, str]]) -> list[Any]:
+    return lab.dhcp_clients("cli", "veth-cli", clients)
 
 
 @dataclass
@@ -313,7 +241,7 @@ class KeaRun:
 
 
 @pytest.fixture
-def kea_server(netns: NetNs, kea_bin: str, workdir: Path) -> Iterator[KeaRun]:
+def kea_server(netns: NetLab, kea_bin: str, workdir: Path) -> Iterator[KeaRun]:
     config_file = workdir / "kea-dhcp4.conf"
     options = KeaOptions(
         interfaces=["veth-srv"],
@@ -323,50 +251,47 @@ def kea_server(netns: NetNs, kea_bin: str, workdir: Path) -> Iterator[KeaRun]:
     )
     config_file.write_text(kea_dumps(kea_config(wire_spec(), options)))
     env = dict(os.environ, KEA_PIDFILE_DIR=str(workdir), KEA_LOCKFILE_DIR=str(workdir))
-    log = workdir / "kea.out"
-    cmd = [netns.ip, "netns", "exec", netns.srv, kea_bin, "-c", str(config_file)]
-    with server_process(cmd, env, log) as proc:
-        ctl = KeaControl(str(workdir / "kea4.sock"), timeout=5)
+    ctl = KeaControl(str(workdir / "kea4.sock"), timeout=5)
 
-        def answers() -> bool:
-            try:
-                ctl.command("version-get")
-            except OSError:
-                return False
-            return True
+    def answers() -> bool:
+        try:
+            ctl.command("version-get")
+        except OSError:
+            return False
+        return True
 
-        wait_for(answers, "kea-dhcp4", log, proc)
+    cmd = netns.in_ns("srv", kea_bin, "-c", str(config_file))
+    with background(cmd, workdir / "kea.out", answers, env, timeout=15):
         yield KeaRun(ctl, config_file, workdir / "kea.log")
 
 
 @pytest.fixture
-def dhcpd_server(netns: NetNs, dhcpd_bin: str, workdir: Path) -> Iterator[None]:
+def dhcpd_server(netns: NetLab, dhcpd_bin: str, workdir: Path) -> Iterator[None]:
     config_file = workdir / "dhcpd.conf"
     config_file.write_text(dhcpd_config(wire_spec(), DhcpdOptions(ping_check=False)))
     leases = workdir / "dhcpd.leases"
     leases.touch()
     log = workdir / "dhcpd.out"
-    cmd = [netns.ip, "netns", "exec", netns.srv, dhcpd_bin, "-4", "-f", "-d", "-cf", str(config_file)]
-    cmd += ["-lf", str(leases), "-pf", str(workdir / "dhcpd.pid"), "veth-srv"]
-    with server_process(cmd, dict(os.environ), log) as proc:
-        wait_for(lambda: "Server starting service." in log.read_text(errors="replace"), "dhcpd", log, proc)
+    cmd = netns.in_ns("srv", dhcpd_bin, "-4", "-f", "-d", "-cf", str(config_file), "-lf", str(leases),
+                      "-pf", str(workdir / "dhcpd.pid"), "veth-srv")
+    with background(cmd, log, lambda: "Server starting service." in text_of(log), timeout=15):
         yield
 
 
 # --------------------------------------------------------------------------- tests
 
 
-def test_kea_offers(netns: NetNs, kea_server: KeaRun) -> None:
-    offers = netns.dhcp_clients([c for c, *_ in CASES])
+def test_kea_offers(netns: NetLab, kea_server: KeaRun) -> None:
+    offers = offers_for(netns, [c for c, *_ in CASES])
     check_offers(CASES, offers, "kea")
 
 
-def test_dhcpd_offers(netns: NetNs, dhcpd_server: None) -> None:
-    offers = netns.dhcp_clients([c for c, *_ in CASES])
+def test_dhcpd_offers(netns: NetLab, dhcpd_server: None) -> None:
+    offers = offers_for(netns, [c for c, *_ in CASES])
     check_offers(CASES, offers, "dhcpd")
 
 
-def test_kea_push_over_unix_socket(netns: NetNs, kea_server: KeaRun, kea_check) -> None:
+def test_kea_push_over_unix_socket(netns: NetLab, kea_server: KeaRun, kea_check) -> None:
     ctl = kea_server.ctl
     running = ctl.config_get()
     assert "juniper-qfx5100-48s-6q" not in {c["name"] for c in running["Dhcp4"]["client-classes"]}
@@ -406,7 +331,7 @@ def test_kea_push_over_unix_socket(netns: NetNs, kea_server: KeaRun, kea_check) 
             True,
         )
     ]
-    check_offers(cases, netns.dhcp_clients([c for c, *_ in cases]), "kea after push")
+    check_offers(cases, offers_for(netns, [c for c, *_ in cases]), "kea after push")
 
     # pushing again changes nothing: Kea's own canonical form is recognised, nothing is sent
     again = kea_push(ctl, spec)

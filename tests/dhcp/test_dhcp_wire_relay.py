@@ -10,23 +10,16 @@ Topology, in network namespaces of our own (removed in the finalizer):
 The relay puts its downstream address in giaddr, so the server picks the
 subnet of each client from it. Juniper runs in ``https`` transfer mode (sub-option
 5 is the HTTPS port) and announces its file server in options 150 and 66, the
-config name in 67 as well. Skipped only when not root or without ``ip netns``;
-a missing kea-dhcp4, dhcpd or dhcrelay fails.
+config name in 67 as well. The namespaces come from tests/dhcp/netlab.py; not root, no
+``ip netns`` or a missing kea-dhcp4, dhcpd or dhcrelay fails the test.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import shutil
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -44,9 +37,8 @@ from app.dhcp import (
     kea_config,
     kea_dumps,
 )
+from tests.dhcp.netlab import SBIN_PATH, NetLab, background, netlab, text_of
 
-CLIENT = Path(__file__).with_name("dhcp_client.py")
-SBIN = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
 IMAGE = "jinstall-ex-4300-21.4R3.15-signed.tgz"
 
 pytestmark = pytest.mark.netns
@@ -80,99 +72,38 @@ def sub43(data: bytes) -> dict[int, str]:
     return subs
 
 
-class Lab:
-    def __init__(self, ip: str) -> None:
-        self.ip = ip
-        suffix = os.getpid()
-        self.cli, self.rly, self.srv = (f"pnprl-{n}-{suffix}" for n in ("cli", "rly", "srv"))
-
-    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([self.ip, *args], capture_output=True, text=True, timeout=30, check=check)
-
-    def clients(self, iface: str, clients: list[dict[str, str]]) -> list[Any]:
-        proc = subprocess.run([self.ip, "netns", "exec", self.cli, sys.executable, str(CLIENT), iface,
-                               json.dumps(clients)], capture_output=True, text=True, timeout=120)
-        assert proc.returncode == 0, f"DHCP client failed:\n{proc.stderr}"
-        return json.loads(proc.stdout)
-
-
 @pytest.fixture(scope="module")
-def lab() -> Iterator[Lab]:
-    if os.geteuid() != 0:
-        pytest.skip("network namespaces need root")
-    ip = shutil.which("ip", path=SBIN)
-    if ip is None:
-        pytest.skip("iproute2 'ip' is not installed")
-    net = Lab(ip)
-    try:
-        probe = net.run("netns", "add", net.srv, check=False)
-        if probe.returncode != 0:
-            pytest.skip(f"ip netns is not available here: {probe.stderr.strip()}")
-        net.run("netns", "add", net.rly)
-        net.run("netns", "add", net.cli)
-        net.run("-n", net.srv, "link", "add", "up-srv", "type", "veth", "peer", "name", "up-rly", "netns", net.rly)
+def lab() -> Iterator[NetLab]:
+    with netlab("pnprl", "srv", "rly", "cli") as net:
+        net.veth("srv", "up-srv", "rly", "up-rly")
         for vlan, cli in (("vlan-a", "cli-a"), ("vlan-b", "cli-b")):
-            net.run("-n", net.rly, "link", "add", vlan, "type", "veth", "peer", "name", cli, "netns", net.cli)
-        net.run("-n", net.srv, "addr", "add", "10.99.0.1/30", "dev", "up-srv")
-        net.run("-n", net.rly, "addr", "add", "10.99.0.2/30", "dev", "up-rly")
-        net.run("-n", net.rly, "addr", "add", "192.0.2.1/24", "dev", "vlan-a")
-        net.run("-n", net.rly, "addr", "add", "198.51.100.1/24", "dev", "vlan-b")
-        for ns, devs in ((net.srv, ["up-srv"]), (net.rly, ["up-rly", "vlan-a", "vlan-b"]),
-                         (net.cli, ["cli-a", "cli-b"])):
-            net.run("-n", ns, "link", "set", "lo", "up")
-            for dev in devs:
-                net.run("-n", ns, "link", "set", dev, "up")
+            net.veth("rly", vlan, "cli", cli)
+        net.addr("srv", "10.99.0.1/30", "up-srv")
+        net.addr("rly", "10.99.0.2/30", "up-rly")
+        net.addr("rly", "192.0.2.1/24", "vlan-a")
+        net.addr("rly", "198.51.100.1/24", "vlan-b")
+        net.up("srv", "up-srv")
+        net.up("rly", "up-rly", "vlan-a", "vlan-b")
+        net.up("cli", "cli-a", "cli-b")
         for prefix in ("192.0.2.0/24", "198.51.100.0/24"):  # answers go back to the relay's giaddr
-            net.run("-n", net.srv, "route", "add", prefix, "via", "10.99.0.2")
+            net.run("-n", net.ns["srv"], "route", "add", prefix, "via", "10.99.0.2")
         yield net
-    finally:
-        for ns in (net.cli, net.rly, net.srv):
-            net.run("netns", "del", ns, check=False)
-
-
-@contextlib.contextmanager
-def process(cmd: list[str], log: Path, ready, env: dict[str, str] | None = None) -> Iterator[None]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env or dict(os.environ))
-    try:
-        deadline = time.monotonic() + 20
-        while not ready():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"{cmd[4] if len(cmd) > 4 else cmd}: not ready:\n{log.read_text(errors='replace')}")
-            time.sleep(0.1)
-        yield
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 @pytest.fixture
-def workdir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="pnprl-", dir="/tmp"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-def relay(lab: Lab, workdir: Path) -> Iterator[None]:
-    binary = shutil.which("dhcrelay", path=SBIN)
+def relay(lab: NetLab, workdir: Path) -> Iterator[None]:
+    binary = shutil.which("dhcrelay", path=SBIN_PATH)
     if binary is None:
         pytest.fail("dhcrelay not found: apt-get install -y isc-dhcp-relay")
     log = workdir / "dhcrelay.out"
-    cmd = [lab.ip, "netns", "exec", lab.rly, binary, "-4", "-d", "-pf", str(workdir / "dhcrelay.pid"),
-           "-iu", "up-rly", "-id", "vlan-a", "-id", "vlan-b", "10.99.0.1"]
-    with process(cmd, log, lambda: "Sending on" in log.read_text(errors="replace")):
+    cmd = lab.in_ns("rly", binary, "-4", "-d", "-pf", str(workdir / "dhcrelay.pid"),
+                    "-iu", "up-rly", "-id", "vlan-a", "-id", "vlan-b", "10.99.0.1")
+    with background(cmd, log, lambda: "Sending on" in text_of(log)):
         yield
 
 
 @pytest.fixture(params=["kea", "dhcpd"])
-def server(request, lab: Lab, workdir: Path, kea_bin: str, dhcpd_bin: str) -> Iterator[str]:
+def server(request, lab: NetLab, workdir: Path, kea_bin: str, dhcpd_bin: str) -> Iterator[str]:
     spec = relay_spec()
     if request.param == "kea":
         config = workdir / "kea.conf"
@@ -181,18 +112,17 @@ def server(request, lab: Lab, workdir: Path, kea_bin: str, dhcpd_bin: str) -> It
         config.write_text(kea_dumps(kea_config(spec, options)))
         env = dict(os.environ, KEA_PIDFILE_DIR=str(workdir), KEA_LOCKFILE_DIR=str(workdir))
         log = workdir / "kea.log"
-        cmd = [lab.ip, "netns", "exec", lab.srv, kea_bin, "-c", str(config)]
-        with process(cmd, workdir / "kea.out", lambda: "DHCP4_STARTED" in (
-                log.read_text(errors="replace") if log.exists() else ""), env):
+        with background(lab.in_ns("srv", kea_bin, "-c", str(config)), workdir / "kea.out",
+                        lambda: "DHCP4_STARTED" in text_of(log), env):
             yield "kea"
     else:
         config = workdir / "dhcpd.conf"
         config.write_text(dhcpd_config(spec, DhcpdOptions(ping_check=False)))
         (workdir / "dhcpd.leases").touch()
         log = workdir / "dhcpd.out"
-        cmd = [lab.ip, "netns", "exec", lab.srv, dhcpd_bin, "-4", "-f", "-d", "-cf", str(config),
-               "-lf", str(workdir / "dhcpd.leases"), "-pf", str(workdir / "dhcpd.pid"), "up-srv"]
-        with process(cmd, log, lambda: "Server starting service." in log.read_text(errors="replace")):
+        cmd = lab.in_ns("srv", dhcpd_bin, "-4", "-f", "-d", "-cf", str(config), "-lf", str(workdir / "dhcpd.leases"),
+                        "-pf", str(workdir / "dhcpd.pid"), "up-srv")
+        with background(cmd, log, lambda: "Server starting service." in text_of(log)):
             yield "dhcpd"
 
 
@@ -203,11 +133,11 @@ def in_range(addr: str, first: str, last: str) -> bool:
     return num(first) <= num(addr) <= num(last)
 
 
-def test_two_relayed_subnets(lab: Lab, relay: None, server: str) -> None:
-    a = lab.clients("cli-a", [{"mac": "02:00:00:00:0a:01", "vci": "Juniper-ex4300-48p"},
+def test_two_relayed_subnets(lab: NetLab, relay: None, server: str) -> None:
+    a = lab.dhcp_clients("cli", "cli-a", [{"mac": "02:00:00:00:0a:01", "vci": "Juniper-ex4300-48p"},
                               {"mac": "02:00:00:00:0a:22", "vci": "Juniper-EX4300-48P-PE3714AB0022"},
                               {"mac": "02:00:00:00:0a:03", "vci": "ciscopnp"}])
-    b = lab.clients("cli-b", [{"mac": "02:00:00:00:0b:01", "vci": "JUNIPER-ex4300-48p-WS0001"},
+    b = lab.dhcp_clients("cli", "cli-b", [{"mac": "02:00:00:00:0b:01", "vci": "JUNIPER-ex4300-48p-WS0001"},
                               {"mac": "02:00:00:00:0b:21", "vci": "Juniper-ex4300-48p"}])
     assert all(a) and all(b), f"{server}: no OFFER for some client: {a} {b}"
     router_a, router_b = bytes([192, 0, 2, 1]).hex(), bytes([198, 51, 100, 1]).hex()

@@ -71,10 +71,10 @@ def _drive(devices, tally):
 
 @pytest.mark.e2e
 @pytest.mark.mariadb
-def test_metrics_add_up_across_three_workers(start_server, mariadb_fresh, tmp_path, monkeypatch):
-    metrics_dir = tmp_path / "prometheus"  # an operator-given folder: kept, emptied at start
-    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
+def test_metrics_add_up_across_three_workers(start_server, mariadb_fresh):
     server = start_server(database_url=mariadb_fresh, WORKERS=3)
+    # an operator-given folder (PROMETHEUS_MULTIPROC_DIR): the test server's, in its lab
+    metrics_dir = server.lab / f"prometheus_{server.port}"
     tally = Tally()
     _drive([SimulatedDevice(server.url, f"FGL2548P{i:03d}", reload_seconds=0.3,
                             faults=Faults(transfer_errors=1 if i < 2 else 0))

@@ -390,3 +390,30 @@ def test_response_to_job_of_a_step_the_operator_left_is_ignored(ctx):
 
 def test_step_numbers_cover_thirteen_steps():
     assert sorted(set(wf.STEP_NUMBER.values()) - {0}) == list(range(1, 14))
+
+
+# --- a stale last error is cleared once the failed step succeeds ----------------------------------
+
+
+def test_last_error_cleared_when_the_failed_step_succeeds(ctx):
+    err = p.ErrorInfo("PnP Service Error 1702", "File copy failed")
+    failed = wf.on_work_response(pending("SAVE_CONFIG", "cli-exec"),
+                                 resp("cli-exec", success=False, error=err), ctx)
+    assert failed.state == State.SAVE_CONFIG and failed.changes["last_error_code"] == "PnP Service Error 1702"
+    # the retried job succeeds: the device moves on and the old error goes with it
+    retried = pending("SAVE_CONFIG", "cli-exec", attempts=1, last_error_code=failed.changes["last_error_code"],
+                      last_error_message=failed.changes["last_error_message"])
+    done = wf.on_work_response(retried, resp("cli-exec", exec_output="Building configuration...\n[OK]"), ctx)
+    assert done.state != State.SAVE_CONFIG
+    assert done.changes["last_error_code"] is None and done.changes["last_error_message"] is None
+
+
+def test_finished_device_drops_a_stale_error_but_parked_keeps_its_reason(ctx):
+    stale = wf.on_work_request(device(state="FINISHED", last_error_message="SAVE_CONFIG: old"), wr(), ctx)
+    assert stale.changes["last_error_message"] is None and stale.changes["last_error_code"] is None
+    parked = wf.on_work_request(device(state="ERROR", last_error_message="x: boom"), wr(), ctx)
+    assert "last_error_message" not in parked.changes
+    # a step still waiting for its retry keeps the error it is retrying
+    waiting = device(state="TRANSFER_TARBALL", attempts=1, retry_after=NOW + timedelta(seconds=30),
+                     last_error_message="file-transfer failed")
+    assert "last_error_message" not in wf.on_work_request(waiting, wr("C-2"), ctx).changes
