@@ -67,6 +67,10 @@ def test_every_operation_answers_as_documented(api_app):
                   suppress_health_check=list(HealthCheck))
         @given(case=operation.as_strategy())
         def check(case):
+            if case.meta is not None and case.meta.generation.mode.is_positive and case.query:
+                # a keyset cursor is opaque: only the server makes valid ones (a made-up one is a
+                # 400, rightly); real cursors are followed in tests/ops/test_keyset.py
+                case.query.pop("cursor", None)
             case.call_and_validate(headers={"Authorization": f"Bearer {TOKEN}"},
                                    excluded_checks=_excluded_checks(case.operation))
 
