@@ -37,6 +37,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE = "c1100-universalk9.17.12.03a.SPA.bin"
+TARBALL = "guestshell.17.09.01a.tar"
 WR = ('<pnp xmlns="urn:cisco:pnp" version="1.0" udi="PID:C1111-4P,VID:V01,SN:{sn}">'
       '<info xmlns="urn:cisco:pnp:work-info" correlator="{c}"><deviceId><udi>PID:C1111-4P,VID:V01,SN:{sn}</udi>'
       '<hostname>Router</hostname><authRequired>false</authRequired></deviceId></info></pnp>')
@@ -138,6 +139,9 @@ def _lab(tmp: Path, image_mb: int) -> None:
         (tmp / name).mkdir()
     shutil.copytree(ROOT / "templates", tmp / "templates")
     shutil.copy(ROOT / "configs" / "default.cfg", tmp / "configs" / "default.cfg")
+    # the server refuses to start without the guestshell tarball and the script it serves
+    (tmp / "files" / TARBALL).write_bytes(b"\0" * 1024)
+    shutil.copy(ROOT / "files" / "pxs.py", tmp / "files" / "pxs.py")
     with open(tmp / "images" / IMAGE, "wb") as fh:
         fh.truncate(image_mb * 1024 * 1024)
 
@@ -163,13 +167,15 @@ def main(argv: list[str] | None = None) -> dict:
     (tmp / "settings.py").write_text("".join(f"{k} = {v!r}\n" for k, v in settings.items()))
     env = {k: v for k, v in os.environ.items() if not k.startswith("PNP_")}
     proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--settings", str(tmp / "settings.py")],
-                            cwd=tmp, env={**env, "PNP_ROOT": str(tmp)}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+                            cwd=tmp, env={**env, "PNP_ROOT": str(tmp)}, stdout=open(tmp / "server.out", "w"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     clients = None
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"run.py exited {proc.returncode}: {(tmp / 'server.out').read_text()[-500:]}")
             try:
                 if requests.get(url + "/pnp/HELLO", timeout=2).status_code == 200:
                     break

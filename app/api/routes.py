@@ -82,7 +82,8 @@ def openapi():
 
 @bp.get("/devices")
 @auth.api_auth
-@operation("List devices: errors and stalled first by default; filters, natural sorts, pages",
+@operation("List devices: errors and stalled first by default; filters, natural sorts, keyset "
+           "pages (next_cursor/prev_cursor) or a page number",
            query=s.DeviceListQuery, responses={200: s.DevicePage})
 def devices():
     """A page of devices with counts per state and lifecycle."""
@@ -92,7 +93,8 @@ def devices():
     except op.ActionError as exc:
         abort(400, description=str(exc))
     return jsonify(_plain({"items": page.items, "total": page.total, "page": page.page,
-                           "per_page": page.per_page, "pages": page.pages, "counts": page.counts}))
+                           "per_page": page.per_page, "pages": page.pages, "counts": page.counts,
+                           "next_cursor": page.next_cursor, "prev_cursor": page.prev_cursor}))
 
 
 @bp.post("/bulk")
@@ -238,10 +240,11 @@ def inventory():
 @bp.post("/inventory")
 @auth.api_auth
 @operation("Import CSV (serial, hostname, pid, template, variables…); dry_run says what would change",
-           query=s.ImportQuery, raw_body={"text/csv": {"schema": {"type": "string"}},
-                                          "multipart/form-data": {"schema": {"type": "object", "properties": {
-                                              "file": {"type": "string", "format": "binary"}}}}},
-           responses={200: s.ImportResult}, errors=(400, 401, 403, 429))
+           query=s.ImportQuery, raw_body={"text/csv": {"schema": {"type": "string", "minLength": 1}},
+                                          "multipart/form-data": {"schema": {
+                                              "type": "object", "required": ["file"], "properties": {
+                                                  "file": {"type": "string", "format": "binary"}}}}},
+           responses={200: s.ImportResult, 400: s.ImportRejected}, errors=(401, 403, 429))
 def inventory_import():
     """Import CSV: a ``text/csv`` body or a multipart ``file``; ``?dry_run=true`` writes nothing.
 

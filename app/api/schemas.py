@@ -51,8 +51,12 @@ class DeviceListQuery(Schema):
     sort = fields.String(validate=validate.OneOf(list(SORT_COLUMNS)),
                          metadata={"description": "default attention: errors, then stalled devices, first"})
     order = fields.String(validate=validate.OneOf(["asc", "desc"]))
-    page = fields.Integer(validate=validate.Range(min=1, max=1_000_000))
+    page = fields.Integer(validate=validate.Range(min=1, max=1_000_000),
+                          metadata={"description": "page number (OFFSET); a cursor is faster deep in the list"})
     per_page = fields.Integer(validate=validate.Range(min=1, max=MAX_PER_PAGE))
+    cursor = fields.String(validate=validate.Length(min=1, max=1024),
+                           metadata={"description": "keyset position: next_cursor or prev_cursor of a page "
+                                                    "with the same sort and order (wins over page)"})
 
 
 class DeviceQuery(Schema):
@@ -132,6 +136,9 @@ class DevicePage(Schema):
     per_page = fields.Integer(required=True)
     pages = fields.Integer(required=True)
     counts = fields.Nested(Counts)
+    next_cursor = fields.String(allow_none=True, metadata={"description": "the next page's cursor; null on the last"})
+    prev_cursor = fields.String(allow_none=True,
+                                metadata={"description": "the previous page's cursor; null on the first"})
 
 
 class Event(Schema):
@@ -222,6 +229,17 @@ class ImportResult(Schema):
     errors = fields.List(fields.String(), required=True)
     dry_run = fields.Boolean()
     changes = fields.List(fields.Nested(Change), metadata={"description": "what the import changes (or would)"})
+
+
+class ImportRejected(Error):
+    """A refused import (400): ``error``, and per-line ``errors`` when the CSV was read; nothing
+    was written."""
+
+    created = fields.Integer()
+    updated = fields.Integer()
+    errors = fields.List(fields.String())
+    dry_run = fields.Boolean()
+    changes = fields.List(fields.Nested(Change))
 
 
 class AuditEntry(Schema):

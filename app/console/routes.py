@@ -155,9 +155,15 @@ def _table_context() -> dict:
     args = _args_of(query)
 
     def link(endpoint: str = "console.dashboard", **changes) -> str:
+        """The dashboard URL with ``changes``: a new filter or sort starts at page 1; a page
+        number and a keyset cursor replace each other."""
         merged = {**args, **changes}
-        if set(changes) - {"page"}:
+        if set(changes) - {"page", "cursor"}:
             merged.pop("page", None)
+            merged.pop("cursor", None)
+        for name, other in (("page", "cursor"), ("cursor", "page")):
+            if name in changes:
+                merged.pop(other, None)
         return url_for(endpoint, **{k: v for k, v in merged.items() if v not in ("", None)})
 
     return {"page": page, "query": query, "args": args, "link": link,

@@ -1,17 +1,40 @@
 """Reading for operators: device lists with filters and counts, one device's story, day-0 previews.
 
-Plain queries (no row lock). Filter, ORDER BY and LIMIT/OFFSET run in the
-database, so a page costs about the same with 10,000 devices.
+Plain queries (no row lock). Filter, ORDER BY and LIMIT run in the database.
+Device lists page by keyset (seek): a ``cursor`` names the sort key of the
+last (or first) row shown, and the next page is "the rows after it" — no
+OFFSET, so page 150 costs what page 1 costs. A page number (``page``) is still
+accepted for the operator's page jump (OFFSET). The listing selects only the
+columns the filters and the sort need, and the total of an unfiltered list
+comes from the per-state counts instead of a second scan.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import DateTime, String, case, cast, event, exists, func, literal, not_, null, or_, select, union_all
+from sqlalchemy import (
+    DateTime,
+    String,
+    and_,
+    case,
+    cast,
+    event,
+    exists,
+    func,
+    literal,
+    not_,
+    null,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Config
@@ -56,7 +79,9 @@ class DeviceQuery:
     ``stalled``: only stalled devices; ``q``: serial, hostname (device or
     inventory) or IP substring; ``pid``/``version``: prefix; ``site``,
     ``template``, ``vendor``, ``error_kind``: exact; ``sort``: a key of
-    SORT_COLUMNS; ``order``: asc or desc; ``page`` 1-based; ``per_page`` 1-500.
+    SORT_COLUMNS; ``order``: asc or desc; ``page`` 1-based; ``per_page`` 1-500;
+    ``cursor``: an opaque keyset position from a previous page's ``next_cursor`` or
+    ``prev_cursor`` (it wins over ``page``; it must come from the same sort and order).
     """
 
     state: str = ""
@@ -73,6 +98,7 @@ class DeviceQuery:
     error_kind: str = ""
     template: str = ""
     vendor: str = ""
+    cursor: str = ""
 
     @classmethod
     def from_args(cls, args, per_page: int = 50) -> DeviceQuery:
@@ -91,15 +117,16 @@ class DeviceQuery:
                 for f in ("state", "lifecycle", "q", *FILTERS)}
         return cls(**text, stalled=str(args.get("stalled", "")).lower() in ("1", "true", "on"),
                    sort=args.get("sort", "") or "attention", order=args.get("order", "") or "asc",
-                   page=number("page", 1), per_page=number("per_page", per_page)).validate()
+                   page=number("page", 1), per_page=number("per_page", per_page),
+                   cursor=str(args.get("cursor", "") or "").strip()[:1024]).validate()
 
     def args(self, per_page: int = 50) -> dict:
         """The values that differ from the defaults, as URL arguments (links, refresh URL)."""
         out = {f: getattr(self, f) for f in ("state", "lifecycle", "q", *FILTERS)}
         out.update(stalled="1" if self.stalled else "", sort="" if self.sort == "attention" else self.sort,
                    order="" if self.order == "asc" else self.order,
-                   page="" if self.page == 1 else self.page,
-                   per_page="" if self.per_page == per_page else self.per_page)
+                   page="" if self.page == 1 or self.cursor else self.page,
+                   per_page="" if self.per_page == per_page else self.per_page, cursor=self.cursor)
         return {k: v for k, v in out.items() if v not in ("", None)}
 
     def validate(self) -> DeviceQuery:
@@ -120,7 +147,15 @@ class DeviceQuery:
         if not 1 <= int(self.per_page) <= MAX_PER_PAGE:
             raise ActionError(f"per_page must be between 1 and {MAX_PER_PAGE}")
         self.page, self.per_page = int(self.page), int(self.per_page)
+        if self.cursor:
+            self.page = decode_cursor(self.cursor, self)["p"]
         return self
+
+    @property
+    def filtered(self) -> bool:
+        """Whether any filter narrows the list (else its total is the counts' total)."""
+        return bool(self.state or self.lifecycle or self.stalled or self.q
+                    or any(getattr(self, f) for f in FILTERS))
 
 
 @dataclass
@@ -132,6 +167,9 @@ class DevicePage:
     page: int
     per_page: int
     counts: dict = field(default_factory=dict)
+    #: keyset positions of the next and previous pages (None at either end)
+    next_cursor: str | None = None
+    prev_cursor: str | None = None
 
     @property
     def pages(self) -> int:
@@ -195,41 +233,72 @@ def _in_inventory():
     return exists().where(InventoryItem.serial_number == DeviceState.serial_number)
 
 
-def _listing(config: Config, now: datetime):
-    """One UNION ALL of seen devices (with their inventory row, if any) and planned
+#: the listing's columns that come from the inventory row (need the outer join)
+_INVENTORY_COLUMNS = {"hostname", "inv_hostname", "template", "site", "lifecycle"}
+#: the columns each sort key reads; the filters' columns: see ``_needed``
+_SORT_NEEDS = {"attention": {"attention", "last_contact"}}
+
+
+def _needed(query: DeviceQuery) -> set[str]:
+    """The listing columns a query's filters and sort read (the rest are not selected)."""
+    needed = {"kind", "row_id", "serial", SORT_KEYS[query.sort], *_SORT_NEEDS.get(query.sort, ())}
+    if query.state:
+        needed.add("state")
+    if query.lifecycle:
+        needed.add("lifecycle")
+    if query.stalled:
+        needed |= {"state", "last_contact"}
+    if query.q:
+        needed |= {"serial", "hostname", "inv_hostname", "ip"}
+    needed |= {name for name in FILTERS if getattr(query, name)}
+    return needed
+
+
+def _listing_parts(config: Config, now: datetime, needed: set[str] | None = None):
+    """The two halves of the listing: seen devices (with their inventory row, if any) and planned
     (inventory-only) rows, with the columns the dashboard filters and sorts on;
     ``kind`` 0 = device, 1 = planned; ``attention`` 0 = parked, 1 = stalled, 2 = other,
-    3 = planned."""
+    3 = planned. ``needed``: only these columns (None = all); the inventory join is
+    left out of the devices' half when no needed column comes from it."""
     in_inv = InventoryItem.id.is_not(None)
-    lifecycle = lifecycle_sql(DeviceState.state, in_inv)
     site = InventoryItem.variables[SITE_VARIABLE].as_string()
-    attention = case((DeviceState.state.in_(PARKED), literal(0)),
-                     (stalled_sql(DeviceState.state, DeviceState.last_contact, config, now), literal(1)),
-                     else_=literal(2))
-    seen = select(
-        literal(0).label("kind"), DeviceState.id.label("row_id"),
-        DeviceState.serial_number.label("serial"), DeviceState.pid.label("pid"),
-        func.coalesce(DeviceState.hostname, InventoryItem.hostname).label("hostname"),
-        InventoryItem.hostname.label("inv_hostname"), DeviceState.ip_address.label("ip"),
-        DeviceState.state.label("state"), DeviceState.last_contact.label("last_contact"),
-        DeviceState.first_seen.label("first_seen"), DeviceState.running_version.label("version"),
-        lifecycle.label("lifecycle"), DeviceState.vendor.label("vendor"),
-        InventoryItem.template.label("template"), site.label("site"),
-        _error_kind_column().label("error_kind"), attention.label("attention"),
-    ).select_from(DeviceState).outerjoin(InventoryItem,
-                                         InventoryItem.serial_number == DeviceState.serial_number)
-    planned = select(
-        literal(1).label("kind"), InventoryItem.id.label("row_id"),
-        InventoryItem.serial_number.label("serial"), InventoryItem.pid.label("pid"),
-        InventoryItem.hostname.label("hostname"), InventoryItem.hostname.label("inv_hostname"),
-        cast(null(), String).label("ip"),
-        cast(null(), String).label("state"), cast(null(), DateTime).label("last_contact"),
-        cast(null(), DateTime).label("first_seen"), cast(null(), String).label("version"),
-        literal(Lifecycle.PLANNED.value).label("lifecycle"), cast(null(), String).label("vendor"),
-        InventoryItem.template.label("template"), site.label("site"),
-        cast(null(), String).label("error_kind"), literal(3).label("attention"),
-    ).where(~exists().where(DeviceState.serial_number == InventoryItem.serial_number))
-    return union_all(seen, planned).subquery("listing")
+    seen_columns = {
+        "kind": lambda: literal(0), "row_id": lambda: DeviceState.id,
+        "serial": lambda: DeviceState.serial_number, "pid": lambda: DeviceState.pid,
+        "hostname": lambda: func.coalesce(DeviceState.hostname, InventoryItem.hostname),
+        "inv_hostname": lambda: InventoryItem.hostname, "ip": lambda: DeviceState.ip_address,
+        "state": lambda: DeviceState.state, "last_contact": lambda: DeviceState.last_contact,
+        "first_seen": lambda: DeviceState.first_seen, "version": lambda: DeviceState.running_version,
+        "lifecycle": lambda: lifecycle_sql(DeviceState.state, in_inv), "vendor": lambda: DeviceState.vendor,
+        "template": lambda: InventoryItem.template, "site": lambda: site,
+        "error_kind": _error_kind_column,
+        "attention": lambda: case(
+            (DeviceState.state.in_(PARKED), literal(0)),
+            (stalled_sql(DeviceState.state, DeviceState.last_contact, config, now), literal(1)),
+            else_=literal(2)),
+    }
+    planned_columns = {
+        "kind": lambda: literal(1), "row_id": lambda: InventoryItem.id,
+        "serial": lambda: InventoryItem.serial_number, "pid": lambda: InventoryItem.pid,
+        "hostname": lambda: InventoryItem.hostname, "inv_hostname": lambda: InventoryItem.hostname,
+        "ip": lambda: cast(null(), String), "state": lambda: cast(null(), String),
+        "last_contact": lambda: cast(null(), DateTime), "first_seen": lambda: cast(null(), DateTime),
+        "version": lambda: cast(null(), String), "lifecycle": lambda: literal(Lifecycle.PLANNED.value),
+        "vendor": lambda: cast(null(), String), "template": lambda: InventoryItem.template,
+        "site": lambda: site, "error_kind": lambda: cast(null(), String), "attention": lambda: literal(3),
+    }
+    names = [n for n in seen_columns if needed is None or n in needed]
+    seen = select(*(seen_columns[n]().label(n) for n in names)).select_from(DeviceState)
+    if needed is None or needed & _INVENTORY_COLUMNS:
+        seen = seen.outerjoin(InventoryItem, InventoryItem.serial_number == DeviceState.serial_number)
+    planned = select(*(planned_columns[n]().label(n) for n in names)).where(
+        ~exists().where(DeviceState.serial_number == InventoryItem.serial_number))
+    return seen, planned
+
+
+def _listing(config: Config, now: datetime, needed: set[str] | None = None):
+    """The listing (see ``_listing_parts``) as one UNION ALL subquery."""
+    return union_all(*_listing_parts(config, now, needed)).subquery("listing")
 
 
 _DIGITS = re.compile(r"\d+")
@@ -277,63 +346,177 @@ def _where(u, query: DeviceQuery, config: Config, now: datetime) -> list:
     return where
 
 
-def _ordering(u, query: DeviceQuery) -> list:
-    column = u.c[SORT_KEYS[query.sort]]
-    if query.sort in NATURAL_SORTS:
-        column = func.natural_sort_key(column)
-    first = column.desc() if query.order == "desc" else column.asc()
+#: what NULL sorts as in a sort key (NULLs first, as MariaDB and SQLite order them), so that
+#: every key has a value a cursor can name
+_EPOCH = datetime(1970, 1, 1)
+
+
+def _sort_keys(u, query: DeviceQuery) -> list[tuple]:
+    """``[(expression, descending)]``: the sort column (natural order for NATURAL_SORTS), the
+    tie-breakers (attention: last contact), then natural serial and serial, which is unique
+    in the listing, so the order is total and a keyset cursor names one position."""
+    def key(name: str):
+        column = u.c[name]
+        if name in ("last_contact", "first_seen"):
+            return func.coalesce(column, literal(_EPOCH, DateTime))
+        if name in NATURAL_SORTS:
+            return func.coalesce(func.natural_sort_key(column), "")
+        if name == "attention":
+            return column
+        return func.coalesce(column, "")
+
+    desc = query.order == "desc"
+    keys = [(key(SORT_KEYS[query.sort]), desc)]
     if query.sort == "attention":
-        return [first, u.c.last_contact.asc(), func.natural_sort_key(u.c.serial)]
-    return [first, func.natural_sort_key(u.c.serial)]
+        keys.append((key("last_contact"), False))
+    return keys + [(key("serial"), False), (u.c.serial, False)]
+
+
+def _ordering(u, query: DeviceQuery, reverse: bool = False) -> list:
+    return [expr.desc() if desc != reverse else expr.asc() for expr, desc in _sort_keys(u, query)]
+
+
+def _after(keys: list[tuple], values: list, reverse: bool = False):
+    """The seek condition "after the row whose sort key is ``values``" (before it: reverse)."""
+    alternatives = []
+    for i, (expr, desc) in enumerate(keys):
+        later = expr < values[i] if desc != reverse else expr > values[i]
+        alternatives.append(and_(*(keys[j][0] == values[j] for j in range(i)), later))
+    return or_(*alternatives)
+
+
+def encode_cursor(query: DeviceQuery, values, direction: str, page: int) -> str:
+    """An opaque cursor (base64url of JSON): sort, order, direction (next/prev), the page
+    number it leads to (for display) and the sort key of the row it starts after."""
+    def plain(v):
+        return {"dt": v.isoformat()} if isinstance(v, datetime) else v
+
+    data = {"s": query.sort, "o": query.order, "d": direction, "p": page, "k": [plain(v) for v in values]}
+    return base64.urlsafe_b64encode(json.dumps(data, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, query: DeviceQuery) -> dict:
+    """The fields of a cursor made by ``encode_cursor``, its datetimes parsed. Raises
+    ActionError for a cursor that is not one, or one of another sort or order."""
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        keys = [datetime.fromisoformat(v["dt"]) if isinstance(v, dict) else v for v in data["k"]]
+        ok = (data["d"] in ("next", "prev") and isinstance(data["p"], int) and 1 <= data["p"] <= MAX_PAGE
+              and all(v is None or isinstance(v, str | int) and not isinstance(v, bool) or isinstance(v, datetime)
+                      for v in keys))
+    except (ValueError, TypeError, KeyError, AttributeError, binascii.Error, UnicodeDecodeError):
+        ok = False
+    if not ok:
+        raise ActionError("invalid cursor (use next_cursor or prev_cursor of a page as given)")
+    if data["s"] != query.sort or data["o"] != query.order:
+        raise ActionError("the cursor belongs to another sort or order: start again from page 1")
+    expected = 3 + (query.sort == "attention")
+    if len(keys) != expected:
+        raise ActionError("invalid cursor (use next_cursor or prev_cursor of a page as given)")
+    return {**data, "k": keys}
 
 
 def list_devices(sessions: sessionmaker[Session], config: Config, query: DeviceQuery,
                  now: datetime | None = None, counts: bool = True) -> DevicePage:
     """One page of devices matching ``query``, with per-state and per-lifecycle counts.
 
-    The list holds every seen device and every Planned inventory row. Filter,
-    ORDER BY and LIMIT/OFFSET run in the database, so a page costs about the
-    same with 10,000 devices. Raises ActionError for invalid query values.
+    The list holds every seen device and every Planned inventory row. With a
+    ``cursor`` the page is the rows after (next) or before (prev) the cursor's
+    position (keyset: no OFFSET); without one, ``page`` is an OFFSET (the page
+    jump). ``next_cursor``/``prev_cursor`` of the result name the neighbours.
+    Raises ActionError for invalid query values or an invalid cursor.
     """
     query.validate()
     now = now or utcnow()
-    u = _listing(config, now)
-    where = _where(u, query, config, now)
+    parts = _listing_parts(config, now, _needed(query))
+    cursor = decode_cursor(query.cursor, query) if query.cursor else None
+    reverse = bool(cursor and cursor["d"] == "prev")
     with sessions() as session:
-        totals = counts_by_state(session, config, now) if counts else {}
-        total = session.scalar(select(func.count()).select_from(u).where(*where)) or 0
-        page = session.execute(select(u.c.kind, u.c.row_id).where(*where)
-                               .order_by(*_ordering(u, query))
-                               .offset((query.page - 1) * query.per_page).limit(query.per_page)).all()
-        device_ids = [r.row_id for r in page if r.kind == 0]
-        planned_ids = [r.row_id for r in page if r.kind == 1]
-        devices = {}
-        if device_ids:
-            for row, item in session.execute(
-                    select(DeviceState, InventoryItem).outerjoin(
-                        InventoryItem, InventoryItem.serial_number == DeviceState.serial_number)
-                    .where(DeviceState.id.in_(device_ids))):
-                devices[(0, row.id)] = device_summary(row, item is not None, config, now, item)
-        if planned_ids:
-            for item in session.scalars(select(InventoryItem).where(InventoryItem.id.in_(planned_ids))):
-                devices[(1, item.id)] = _planned_summary(item)
-        items = [devices[(r.kind, r.row_id)] for r in page if (r.kind, r.row_id) in devices]
-    return DevicePage(items, total, query.page, query.per_page, totals)
+        totals = counts_by_state(session, config, now) if counts or not query.filtered else {}
+        if query.filtered:  # each half counted on its own: no temporary table of the union
+            total = 0
+            for part in parts:
+                h = part.subquery()
+                total += session.scalar(select(func.count()).select_from(h).where(*_where(h, query, config, now))) or 0
+        else:  # every row: seen devices + planned, the counts already have both
+            total = totals["total"] + totals["lifecycle"][Lifecycle.PLANNED.value]
+            if not counts:
+                totals = {}
+        page = session.execute(_page_select(parts, query, config, now, cursor, reverse)).all()
+        more = len(page) > query.per_page
+        page = page[:query.per_page]
+        if reverse:
+            page.reverse()
+        items = _summaries(session, config, now, page)
+    number = query.page
+    first, last = (page[0], page[-1]) if page else (None, None)
+    has_next = more if not reverse else bool(page)
+    has_prev = (more if reverse else number > 1) and bool(page)
+
+    def position(r) -> list:
+        return [getattr(r, f"k{i}") for i in range(len(r) - 2)]
+
+    return DevicePage(items, total, number, query.per_page, totals,
+                      next_cursor=encode_cursor(query, position(last), "next", number + 1) if has_next else None,
+                      prev_cursor=(encode_cursor(query, position(first), "prev", number - 1)
+                                   if has_prev and number > 1 else None))
+
+
+def _page_select(parts, query: DeviceQuery, config: Config, now: datetime, cursor: dict | None,
+                 reverse: bool):
+    """``kind, row_id, k0…kn`` (the sort key) of one page plus one row (to tell whether there
+    is a next one). Each half of the listing is filtered, sorted and cut on its own (MariaDB
+    merges the half into a query on its base table: a sort with a LIMIT, no temporary table of
+    10,000 rows), then the two short lists are merged in the database by the same key."""
+    offset = 0 if cursor else (query.page - 1) * query.per_page
+    limit = query.per_page + 1
+    halves = []
+    for part in parts:
+        h = part.subquery()
+        keys = _sort_keys(h, query)
+        half = (select(h.c.kind, h.c.row_id, *(k.label(f"k{i}") for i, (k, _) in enumerate(keys)))
+                .where(*_where(h, query, config, now)).order_by(*_ordering(h, query, reverse))
+                .limit(offset + limit))
+        if cursor:
+            half = half.where(_after(keys, cursor["k"], reverse))
+        halves.append(select(half.subquery()))
+    merged = union_all(*halves).subquery("page")
+    order = [(merged.c[f"k{i}"], desc) for i, (_, desc) in enumerate(_sort_keys(parts[0].subquery(), query))]
+    return (select(merged).order_by(*(c.desc() if d != reverse else c.asc() for c, d in order))
+            .offset(offset).limit(limit))
+
+
+def _summaries(session: Session, config: Config, now: datetime, page) -> list[dict]:
+    """The summaries of the rows of one page (``kind``, ``row_id``), in the page's order."""
+    device_ids = [r.row_id for r in page if r.kind == 0]
+    planned_ids = [r.row_id for r in page if r.kind == 1]
+    devices = {}
+    if device_ids:
+        for row, item in session.execute(
+                select(DeviceState, InventoryItem).outerjoin(
+                    InventoryItem, InventoryItem.serial_number == DeviceState.serial_number)
+                .where(DeviceState.id.in_(device_ids))):
+            devices[(0, row.id)] = device_summary(row, item is not None, config, now, item)
+    if planned_ids:
+        for item in session.scalars(select(InventoryItem).where(InventoryItem.id.in_(planned_ids))):
+            devices[(1, item.id)] = _planned_summary(item)
+    return [devices[(r.kind, r.row_id)] for r in page if (r.kind, r.row_id) in devices]
 
 
 def iter_devices(sessions: sessionmaker[Session], config: Config, query: DeviceQuery, limit: int = 100_000):
     """Every device matching ``query`` (its filters and sort; page ignored), in pages of
-    MAX_PER_PAGE, at most ``limit`` rows: for the CSV export of the current view."""
+    MAX_PER_PAGE following the keyset cursors, at most ``limit`` rows: for the CSV export
+    of the current view."""
     now = utcnow()
-    page, seen = 1, 0
+    batch = dataclasses.replace(query, page=1, per_page=MAX_PER_PAGE, cursor="")
+    seen = 0
     while seen < limit:
-        batch = dataclasses.replace(query, page=page, per_page=MAX_PER_PAGE)
         result = list_devices(sessions, config, batch, now=now, counts=False)
         yield from result.items[: limit - seen]
         seen += len(result.items)
-        if page >= result.pages:
+        if not result.next_cursor:
             return
-        page += 1
+        batch = dataclasses.replace(batch, cursor=result.next_cursor)
 
 
 EXPORT_COLUMNS = ["serial_number", "hostname", "inventory_hostname", "pid", "vendor", "ip_address",

@@ -49,7 +49,8 @@ class DeviceState(Base):
     """
 
     __tablename__ = "device_state"
-    __table_args__ = TABLE_ARGS
+    #: the dashboard's counts, stalled filter and "attention" order (migration 0012)
+    __table_args__ = (Index("ix_device_state_state_last_contact", "state", "last_contact"), TABLE_ARGS)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # Cisco SNs match app.pnp.protocol.SERIAL_PATTERN (no ':'), Juniper keys are MACs with ':':
@@ -60,7 +61,7 @@ class DeviceState(Base):
     vendor: Mapped[str] = mapped_column(String(16), default="cisco", server_default="cisco")
     mac_address: Mapped[str | None] = mapped_column(String(17), index=True)  # aa:bb:cc:dd:ee:ff
     vci: Mapped[str | None] = mapped_column(String(255))  # DHCP option 60 (Juniper-<model>[-<serial>])
-    pid: Mapped[str] = mapped_column(String(64), default="")
+    pid: Mapped[str] = mapped_column(String(64), default="", index=True)  # migration 0012
     vid: Mapped[str] = mapped_column(String(16), default="")
     udi: Mapped[str] = mapped_column(String(255), default="")
     hostname: Mapped[str | None] = mapped_column(String(255))
@@ -68,7 +69,7 @@ class DeviceState(Base):
     first_seen: Mapped[datetime] = mapped_column(DateTime)
     last_contact: Mapped[datetime] = mapped_column(DateTime)
 
-    running_version: Mapped[str | None] = mapped_column(String(64))
+    running_version: Mapped[str | None] = mapped_column(String(64), index=True)  # migration 0012
     image_file: Mapped[str | None] = mapped_column(String(255))
     boot_mode: Mapped[str | None] = mapped_column(String(16))  # bundle | install
     config_register: Mapped[str | None] = mapped_column(String(16))
@@ -165,7 +166,7 @@ class InventoryItem(Base):
     serial_number: Mapped[str] = mapped_column(SerialKey, unique=True)
     hostname: Mapped[str | None] = mapped_column(String(255))
     pid: Mapped[str] = mapped_column(String(64), default="")
-    template: Mapped[str | None] = mapped_column(String(255))
+    template: Mapped[str | None] = mapped_column(String(255), index=True)  # migration 0012
     variables: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)

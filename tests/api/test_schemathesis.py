@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from app.pnp import service
 from simulator import SimulatedDevice
@@ -44,6 +45,16 @@ def api_app(tmp_path_factory):
     app.extensions["pnp_engine"].dispose()
 
 
+def _excluded_checks(operation) -> list:
+    """The inventory import takes CSV text: JSON Schema cannot say which text is a valid inventory
+    (a ``serial`` column, serials, templates), so a schema-valid body is rightly refused with 400 and
+    "positive data accepted" is not asked of it. Its 400 answer is still checked against the
+    document (ImportRejected), and the CSV rules by tests/api/test_api.py and tests/ops/test_inventory.py."""
+    if operation.label == "POST /api/v1/inventory":
+        return [positive_data_acceptance]
+    return []
+
+
 def test_every_operation_answers_as_documented(api_app):
     """Each operation of the document, positive and negative generated cases (schemathesis's
     own strategies, driven by hypothesis here rather than by its pytest plugin)."""
@@ -56,7 +67,12 @@ def test_every_operation_answers_as_documented(api_app):
                   suppress_health_check=list(HealthCheck))
         @given(case=operation.as_strategy())
         def check(case):
-            case.call_and_validate(headers={"Authorization": f"Bearer {TOKEN}"})
+            if case.meta is not None and case.meta.generation.mode.is_positive and case.query:
+                # a keyset cursor is opaque: only the server makes valid ones (a made-up one is a
+                # 400, rightly); real cursors are followed in tests/ops/test_keyset.py
+                case.query.pop("cursor", None)
+            case.call_and_validate(headers={"Authorization": f"Bearer {TOKEN}"},
+                                   excluded_checks=_excluded_checks(case.operation))
 
         try:
             check()
