@@ -129,6 +129,8 @@ def _action(run):
         return run()
     except op.NotFound as exc:
         abort(404, description=str(exc))
+    except op.Conflict as exc:
+        abort(409, description=str(exc))
     except op.ActionError as exc:
         abort(400, description=str(exc))
 
@@ -371,9 +373,9 @@ def users():
 @bp.post("/users")
 @auth.api_auth(needed="admin")
 @operation("Add a user with a role and a first password (admin)", body=s.UserBody,
-           responses={201: s.User}, errors=(400, 401, 403, 429))
+           responses={201: s.User}, errors=(400, 401, 403, 409, 429))
 def user_add():
-    """Add a user; 400 when the name is taken or the password too short."""
+    """Add a user; 409 when the name is taken, 400 for a bad name, role or password."""
     body = g.api_body
     _action(lambda: team.add_user(get_sessions(), auth.current_actor(), body["name"], body["role"],
                                    body["password"]))
@@ -391,9 +393,9 @@ def user(name: str):
 @bp.patch("/users/<name>")
 @auth.api_auth(needed="admin")
 @operation("Change a user's role and/or password (admin; a new password ends their sessions)",
-           body=s.UserChange, responses={200: s.User}, errors=_ACT)
+           body=s.UserChange, responses={200: s.User}, errors=(*_ACT, 409))
 def user_change(name: str):
-    """Change the role and/or the password; the last admin keeps the admin role."""
+    """Change the role and/or the password; the last admin keeps the admin role (409)."""
     body, actor = g.api_body, auth.current_actor()
     _action(lambda: team.get_user(get_sessions(), name))
     if "role" in body:
@@ -416,9 +418,9 @@ def user_logout(name: str):
 @bp.delete("/users/<name>")
 @auth.api_auth(needed="admin")
 @operation("Remove a user: sessions and tokens end at once; the audit log keeps the name (admin)",
-           responses={204: None}, errors=_ACT)
+           responses={204: None}, errors=(*_ACT, 409))
 def user_remove(name: str):
-    """Remove a user (never the last admin: 400)."""
+    """Remove a user (never the last admin: 409)."""
     _action(lambda: team.remove_user(get_sessions(), auth.current_actor(), name))
     return Response(status=204)
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 from marshmallow import EXCLUDE, INCLUDE, Schema, fields, validate
 
 from app.ops import BULK_ACTIONS, MAX_PER_PAGE, SORT_COLUMNS, Lifecycle
-from app.ops.accounts import ROLES
+from app.ops.accounts import ROLES, TOKEN_NAME, USER_NAME
 from app.ops.lifecycle import ZTP_PROGRESS
 from app.ops.notify import EVENTS as WEBHOOK_EVENTS
 from app.ops.notify import PRESETS as WEBHOOK_PRESETS
+from app.ops.notify import URL_PATTERN
 from app.pnp.workflow import State
 
 #: every state a device row can hold: the Cisco workflow's and Juniper ZTP's
@@ -298,7 +299,10 @@ class User(Schema):
 class UserBody(Schema):
     """A new user: name, role and the first password (at least 8 characters)."""
 
-    name = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    name = fields.String(required=True, validate=[
+        validate.Length(min=1, max=64),
+        validate.Regexp(USER_NAME, error="a user name is 1-64 letters, digits or . _ @ - "
+                                         "(starting with a letter or digit)")])
     role = fields.String(required=True, validate=validate.OneOf(list(ROLES)))
     password = fields.String(required=True, load_only=True, validate=validate.Length(min=8, max=1024))
 
@@ -337,7 +341,8 @@ class NewToken(Token):
 class TokenBody(Schema):
     """What the token is for."""
 
-    name = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    name = fields.String(required=True, validate=[
+        validate.Length(min=1, max=64), validate.Regexp(TOKEN_NAME, error="give the token a name (what it is for)")])
 
 
 class WebhookItem(Schema):
@@ -357,7 +362,9 @@ class WebhookBody(Schema):
     """A new webhook: URL, events, payload preset (json, slack, teams), optional HMAC secret."""
 
     name = fields.String(validate=validate.Length(max=64))
-    url = fields.String(required=True, validate=validate.Length(min=1, max=1024))
+    url = fields.String(required=True, validate=[
+        validate.Length(min=1, max=1024),
+        validate.Regexp(URL_PATTERN, error="the URL must be http:// or https:// with a host")])
     events = fields.List(fields.String(validate=validate.OneOf(list(WEBHOOK_EVENTS))), required=True,
                          validate=validate.Length(min=1, max=len(WEBHOOK_EVENTS)))
     preset = fields.String(validate=validate.OneOf(list(WEBHOOK_PRESETS)))

@@ -28,7 +28,7 @@ from app.api import schemas as s
 ERRORS = {400: "bad request: a value, the body or the CSRF header (the reason is in error/fields)",
           401: "no valid bearer token or session", 403: "your role may not do this (viewer < operator < admin)",
           404: "no such device, inventory row, user, token or webhook",
-          409: "not configured (e.g. no SOT_WEBHOOK_SECRET)",
+          409: "conflict: not configured (e.g. no SOT_WEBHOOK_SECRET), or the name is taken",
           429: "a rate limit (API_RATE_LIMIT) was reached", 502: "the source of truth cannot be read"}
 
 

@@ -16,7 +16,7 @@ The names below are the layer's interface (``from app import ops as op``).
 from app.ops.actions import accept_source, claim, delete_device, failed_step, reset, resume, retry
 from app.ops.audit import list_audit, record, to_csv
 from app.ops.bulk import BULK_ACTIONS, Actor, BulkResult, act, bulk
-from app.ops.errors import ActionError, NotFound
+from app.ops.errors import ActionError, Conflict, NotFound
 from app.ops.inventory import (
     MAX_CSV_BYTES,
     ImportResult,
@@ -54,7 +54,7 @@ __all__ = [
     "list_audit", "record", "to_csv", "EXPORT_COLUMNS", "FILTERS", "filter_choices", "iter_devices",
     "delete_item", "get_item", "inventory_counts", "update_item",
     "DONE", "MAX_CSV_BYTES", "AutoPrune", "PruneResult", "accept_source", "prune",
-    "MAX_PAGE", "MAX_PER_PAGE", "PARKED", "SORT_COLUMNS", "ActionError", "DevicePage",
+    "MAX_PAGE", "MAX_PER_PAGE", "PARKED", "SORT_COLUMNS", "ActionError", "Conflict", "DevicePage",
     "DeviceQuery", "ImportResult", "Lifecycle", "NotFound", "claim", "counts_by_state", "delete_device",
     "device_summary", "failed_step", "get_device", "import_inventory", "is_stalled", "lifecycle_of",
     "list_devices", "list_inventory", "preview_day0", "progress_of", "render_day0", "reset", "resume",

@@ -28,12 +28,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Config
-from app.ops.errors import ActionError, NotFound
+from app.ops.errors import ActionError, Conflict, NotFound
 from app.storage.db import utcnow
 from app.storage.models import ApiToken, OperatorSession, OperatorUser
 
 ROLES = ("viewer", "operator", "admin")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+#: a user name: 1-64 letters, digits or . _ @ - starting with a letter or digit (the API schema uses it too)
+USER_NAME = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"
+_NAME = re.compile(USER_NAME)
 MIN_PASSWORD = 8
 #: how often a session's last_seen / a token's last_used_at is written (seconds)
 TOUCH_EVERY = 30
@@ -87,7 +89,7 @@ def user_dict(user: OperatorUser) -> dict:
 
 
 def add_user(sessions: sessionmaker[Session], name: str, role: str, password: str) -> dict:
-    """Create a user. Raises ActionError (bad name, role or password, name taken)."""
+    """Create a user. Raises ActionError (bad name, role or password), Conflict (name taken)."""
     if not _NAME.match(name or ""):
         raise ActionError("a user name is 1-64 letters, digits or . _ @ - (starting with a letter or digit)")
     check_role(role)
@@ -98,7 +100,7 @@ def add_user(sessions: sessionmaker[Session], name: str, role: str, password: st
         with sessions.begin() as session:
             session.add(user)
     except IntegrityError:
-        raise ActionError(f"user {name} exists already") from None
+        raise Conflict(f"user {name} exists already") from None
     return user_dict(user)
 
 
@@ -125,7 +127,7 @@ def remove_user(sessions: sessionmaker[Session], name: str) -> None:
         if user is None:
             raise NotFound(f"no user {name}")
         if user.role == "admin" and _admins(session) <= 1:
-            raise ActionError(f"{name} is the last admin: add another admin first")
+            raise Conflict(f"{name} is the last admin: add another admin first")
         session.execute(delete(OperatorSession).where(OperatorSession.user_id == user.id))
         session.execute(delete(ApiToken).where(ApiToken.user_id == user.id))
         session.delete(user)
@@ -157,7 +159,7 @@ def set_role(sessions: sessionmaker[Session], name: str, role: str) -> None:
         if user is None:
             raise NotFound(f"no user {name}")
         if user.role == "admin" and role != "admin" and _admins(session) <= 1:
-            raise ActionError(f"{name} is the last admin: add another admin first")
+            raise Conflict(f"{name} is the last admin: add another admin first")
         user.role = role
 
 
@@ -253,6 +255,12 @@ def end_sessions(sessions: sessionmaker[Session], name: str) -> int:
 
 
 # --- API tokens ---------------------------------------------------------------------------------
+
+
+#: a token name with something besides white space, in the same spelling for Python and JSON Schema
+#: (their ``\s`` differ): the characters ``str.strip()`` removes, spelled out
+_SPACE = r"\t\n\v\f\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+TOKEN_NAME = rf"^[{_SPACE}]*[^{_SPACE}]"
 
 
 def create_token(sessions: sessionmaker[Session], user_name: str, token_name: str) -> tuple[str, dict]:

@@ -9,3 +9,7 @@ class NotFound(LookupError):
 
 class ActionError(ValueError):
     """An action cannot be done as asked; the message says why (a 4xx for HTTP)."""
+
+
+class Conflict(ActionError):
+    """What the action would create exists already (a user name taken): 409 for HTTP."""

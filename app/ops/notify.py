@@ -59,6 +59,10 @@ TITLES = {"device_error": "Device failed", "device_finished": "Device provisione
 # --- webhooks -----------------------------------------------------------------------------------
 
 
+#: what a webhook URL must look like (http or https with a host); the API schema uses it too
+URL_PATTERN = r"^https?://[^/?# \t\n\r\f\v]+"  # spelled out: \s differs in Python and JSON Schema
+
+
 def _check(url: str, events: list[str], preset: str) -> None:
     parsed = urlparse(url or "")
     if parsed.scheme not in ("http", "https") or not parsed.netloc:

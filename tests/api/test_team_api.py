@@ -37,7 +37,7 @@ def test_admin_manages_users_passwords_never_returned(make_app):
     assert not any("hash" in key or key == "password" for u in listed for key in u)
     again = client.post("/api/v1/users", json={"name": "ana", "role": "viewer", "password": "xxxxxxxx"},
                         headers=admin)
-    assert again.status_code == 400 and "exists" in again.get_json()["error"]
+    assert again.status_code == 409 and "exists" in again.get_json()["error"]
     short = client.post("/api/v1/users", json={"name": "bo", "role": "viewer", "password": "short"},
                         headers=admin)
     assert short.status_code == 400 and "password" in short.get_json()["fields"]
@@ -48,7 +48,7 @@ def test_admin_manages_users_passwords_never_returned(make_app):
     assert accounts.authenticate(sessions, config, "ana", "new-pass-2") is not None
     assert client.patch("/api/v1/users/nobody", json={"role": "viewer"}, headers=admin).status_code == 404
     last = client.patch("/api/v1/users/root", json={"role": "viewer"}, headers=admin)
-    assert last.status_code == 400 and "last admin" in last.get_json()["error"]
+    assert last.status_code == 409 and "last admin" in last.get_json()["error"]
     assert client.post("/api/v1/users/ana/logout", headers=admin).get_json() == {"ended": 0}
 
     viewer, _ = accounts.create_token(sessions, "ana", "watching")
