@@ -44,7 +44,8 @@ ALLOW_SOURCE_CHANGE = False
 
 # --- Database ----------------------------------------------------------------
 # Empty = the embedded SQLite file pnp.sqlite3 in the project folder.
-# MariaDB: "mysql+pymysql://pnp@127.0.0.1:3306/pnp" (password from PNP_DB_PASSWORD).
+# MariaDB: "mysql://pnp@127.0.0.1:3306/pnp" (password from PNP_DB_PASSWORD): mysqlclient (C) when
+# installed, else PyMySQL; "mysql+pymysql://…" / "mysql+mysqldb://…" name the driver (README "MariaDB").
 DATABASE_URL = ""
 # MariaDB Galera cluster only (docs/scale-out.md): causality checks per session, so that a
 # read on one node waits for what other nodes committed before it. 1 = reads (the PnP path
@@ -197,6 +198,11 @@ STALLED_AFTER = 900  # seconds without contact after which a device counts as st
 # inventory expire after this many seconds; unknown MACs on /ztp_fetch get no row at all.
 UNSEEN_DEVICE_EXPIRY = 7 * 86400
 EVENT_RETENTION = 180 * 86400  # seconds of history kept (device summaries stay); 0 = forever
+# The raw XML kept in the history (device_event.raw_xml, redacted): "jobs" = every job sent, every
+# response that reports a failure or a fault, and the first device-info a device answers;
+# "all" = every response too (about 2.5x the history's bytes per provisioned device,
+# BENCHMARKS.md "Per-message cost"). Every message is still a history line with its summary.
+HISTORY_RAW_XML = "jobs"
 PRUNE_INTERVAL = 3600  # seconds between automatic prunes in each worker; 0 = only run.py db prune
 PAGE_SIZE = 50  # devices per dashboard page (the API takes ?per_page= up to 500)
 # True: a serial that is not in the inventory is told to wait (backoff) until an

@@ -42,6 +42,7 @@ from app.observability.metrics import count_statements
 from app.ops import monitoring, notify
 from app.ops.auth import init_auth
 from app.ops.retention import AutoPrune, juniper_known
+from app.pnp.routes import DeviceSessionInterface
 from app.pnp.routes import bp as pnp_bp
 from app.sot.sync import ztp_lookup
 from app.storage.db import make_engine, make_sessionmaker
@@ -73,7 +74,8 @@ def create_app(config: Config | None = None, *, migrate: bool = False,
     if migrate:
         upgrade(config.sqlalchemy_url)
     engine = make_engine(config.sqlalchemy_url, pool_size=max(config.threads, 1) + 2,
-                         wsrep_sync_wait=config.db_wsrep_sync_wait)
+                         wsrep_sync_wait=config.db_wsrep_sync_wait,
+                         gevent=config.worker_class == "gevent")
     if os.environ.get("PNP_COUNT_STATEMENTS") == "1":
         count_statements(engine)
     app.extensions["pnp_engine"] = engine
@@ -88,6 +90,7 @@ def create_app(config: Config | None = None, *, migrate: bool = False,
                                             juniper_known(app.extensions["ztp_inventory"]))
     # Operator console: signed session cookie; CSRF tokens per form (Flask-WTF).
     app.secret_key = config.session_secret
+    app.session_interface = DeviceSessionInterface()  # none opened for PnP messages
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
                       WTF_CSRF_TIME_LIMIT=None)
     app.jinja_env.globals["csrf_token"] = generate_csrf

@@ -206,6 +206,7 @@ class Config:
     # --- growth bounds (python3 run.py db prune; also run automatically) -------------
     unseen_device_expiry: int = 7 * 86400  # seconds; rows never seen past first contact, not in the inventory
     event_retention: int = 180 * 86400  # seconds of history kept; 0 = keep forever
+    history_raw_xml: str = "jobs"  # raw XML in the history: "jobs" (jobs, failures, first device-info) | "all"
     prune_interval: int = 3600  # seconds between automatic prunes (per worker); 0 = only run.py db prune
     # --- source of truth (docs/source-of-truth.md) -------------------------------
     inventory_source: str = "csv"  # csv | netbox | nautobot
@@ -631,6 +632,11 @@ def validate(config: Config) -> list[str]:
         problems.append("ERROR_RETRY_AFTER, ERROR_RETRY_ROUNDS and DUPLICATE_WINDOW cannot be negative")
     if config.worker_class not in ("gevent", "gthread"):
         problems.append(f"WORKER_CLASS {config.worker_class!r} must be gevent or gthread (docs/slow-clients.md)")
+    if config.history_raw_xml not in ("jobs", "all"):
+        problems.append(f"HISTORY_RAW_XML {config.history_raw_xml!r} must be \"jobs\" or \"all\"")
+    if config.worker_class == "gevent" and "+mysqldb" in (config.database_url or "").split("://")[0]:
+        problems.append("DATABASE_URL names mysqlclient (mysql+mysqldb://), which blocks gevent workers: "
+                        "use mysql:// (PyMySQL under gevent) or WORKER_CLASS = \"gthread\" (README \"MariaDB\")")
     if config.ztp_token_secret and len(config.ztp_token_secret) < 16:
         problems.append("ZTP_TOKEN_SECRET must have 16+ characters (PNP_ZTP_TOKEN_SECRET, e.g. "
                         "from `openssl rand -hex 32`)")

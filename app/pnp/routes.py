@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Response, current_app, g, request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
@@ -23,7 +24,7 @@ from app.config import get_config
 from app.files.serving import device_gate
 from app.observability import metrics
 from app.pnp import protocol as p
-from app.pnp import service, source
+from app.pnp import service
 from app.sot import writeback
 from app.sot.images import config_for
 from app.storage.db import get_sessions
@@ -32,6 +33,30 @@ from app.storage.errors import classify
 bp = Blueprint("pnp", __name__, url_prefix="/pnp")
 log = logging.getLogger("pnp")
 DB_DOWN_BACKOFF = 30  # seconds
+
+
+class _DeviceSession(SecureCookieSession):
+    """The empty session a PnP message gets (never read from a cookie, never saved)."""
+
+
+class DeviceSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session (the operator console's), not opened for PnP messages.
+
+    A device carries no console session, and opening one costs every message a signing
+    serializer and a parse of the Cookie header (~5 % of a message's CPU, BENCHMARKS.md
+    "Per-message cost"): under ``/pnp/`` the session is empty and never written back.
+    Installed by ``create_app`` as ``app.session_interface``.
+    """
+
+    def open_session(self, app, request):
+        if request.path.startswith(f"{bp.url_prefix}/"):
+            return _DeviceSession()
+        return super().open_session(app, request)
+
+    def save_session(self, app, session, response) -> None:
+        if isinstance(session, _DeviceSession):
+            return
+        super().save_session(app, session, response)
 
 
 device_gate(bp, log, prune=True)
@@ -111,12 +136,10 @@ def _exchange(kind: str, parse, handle, fallback) -> Response:
         return _bad(str(exc))
     g.pnp_udi, g.pnp_correlator = message.udi.raw, getattr(message, "correlator", "")
     g.pnp_reply = "bye" if kind == "work-response" else "backoff"
-    log.debug("%s from %s: %s", kind, request.remote_addr, service.redact(raw))
+    debug = log.isEnabledFor(logging.DEBUG)  # no redaction of text that is not logged
+    if debug:
+        log.debug("%s from %s: %s", kind, request.remote_addr, service.redact(raw))
     try:
-        held = _held(message)
-        if held is not None:  # another host drives a serial whose flow started elsewhere
-            metrics.REQUESTS.labels(kind, "backoff").inc()
-            return _xml(fallback(message, held))
         reply = _handle(kind, handle, message, raw)
     except SQLAlchemyError as exc:
         metrics.REQUESTS.labels(kind, metrics.service_label(getattr(message, "service", "backoff"))).inc()
@@ -124,12 +147,16 @@ def _exchange(kind: str, parse, handle, fallback) -> Response:
         reason = "server database unavailable" if fault.outage else "server database error"
         return _xml(fallback(message, reason))
     _count(kind, reply)
+    if reply.held:  # another host drives a serial whose flow started elsewhere (app/pnp/source.py)
+        log.info("%s", reply.summary)
+        return _xml(reply.xml)
     if isinstance(message, p.WorkResponse) and (message.is_fault or message.success is False):
         code = (message.error.code if message.error and message.error.code
                 else "fault" if message.is_fault else "none")
         metrics.ERRORS.labels(metrics.service_label(message.service), metrics.error_code_label(code)).inc()
     log.info("%s", reply.summary)
-    log.debug("reply to %s: %s", message.udi.sn, service.redact(reply.xml))
+    if debug:
+        log.debug("reply to %s: %s", message.udi.sn, service.redact(reply.xml))
     response = _xml(reply.xml)
     # Source of truth: queue a status write-back after the transaction; sent once the reply is out.
     drain = writeback.after_message(get_sessions(), get_config(), message.udi.sn,
@@ -137,16 +164,6 @@ def _exchange(kind: str, parse, handle, fallback) -> Response:
     if drain is not None:
         response.call_on_close(drain)
     return response
-
-
-def _held(message) -> str | None:
-    """The hold reason when another host drives this serial (app/pnp/source.py), else None;
-    None too when the database cannot tell: the handling that follows meets the same fault,
-    logs it and answers it."""
-    try:
-        return source.check(get_sessions(), get_config(), message.udi.sn, request.remote_addr)
-    except SQLAlchemyError:
-        return None
 
 
 def _handle(kind: str, handle, message, raw: bytes) -> service.Reply:

@@ -8,18 +8,21 @@ XML reply. Operator actions (resume, reset) use the same lock.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.config import Config
 from app.files import day0
 from app.files.signing import config_url_builder, redact_token
 from app.pnp import protocol as p
+from app.pnp import source
 from app.pnp import workflow as wf
 from app.storage import fit
 from app.storage.db import utcnow
@@ -30,6 +33,7 @@ log = logging.getLogger("pnp")
 
 _SECRET_ATTR = re.compile(r'\b(pwd|usr|password|secret)=("[^"]*"|\'[^\']*\')', re.IGNORECASE)
 RAW_XML_LIMIT = 64 * 1024
+HOLD_BACKOFF = 30  # seconds: a held serial's messages (app/pnp/source.py) are asked to come back
 
 
 def redact(xml: str | bytes) -> str:
@@ -87,6 +91,7 @@ class Reply:
     summary: str
     service: str = ""
     finished_seconds: float | None = None
+    held: bool = False
 
 
 def _identity(wr: p.WorkRequest | None, udi: p.Udi, source_ip: str | None, now: datetime) -> dict:
@@ -104,17 +109,80 @@ def _identity(wr: p.WorkRequest | None, udi: p.Udi, source_ip: str | None, now: 
     return fields
 
 
+def keeps_raw(config: Config, event: wf.Event, first_device_info: bool) -> bool:
+    """Whether ``event``'s message keeps its raw XML in the history (HISTORY_RAW_XML).
+
+    ``all``: every job and response. ``jobs`` (the default): every job sent; a response only
+    when it reports a failure or a fault (``success`` not True) or when it is the device's
+    first device-info (``first_device_info``: the row had no running version yet). Other
+    events carry no XML either way; every message keeps its history line and summary.
+    """
+    if event.kind == "job" or config.history_raw_xml == "all":
+        return True
+    return event.success is not True or (first_device_info and event.service == "device-info")
+
+
+def _notified(row: DeviceState, changes: dict) -> bool:
+    """True when ``changes`` move the device's state or record a new error: what the webhook
+    outbox and the failure lines of app/ops/notify.py see in the ORM flush (their
+    ``before_flush`` hook reads the attribute history), so such a change takes the ORM path."""
+    return (("state" in changes and changes["state"] != row.state)
+            or ("last_error_message" in changes and changes["last_error_message"] != row.last_error_message))
+
+
+def _write_row(session: Session, row: DeviceState, changes: dict, now: datetime) -> list[dict]:
+    """Write ``changes`` (column → value) to the locked ``row``.
+
+    A state change or a new error goes through the ORM (its flush hooks queue webhooks and
+    fit the values, see :func:`_notified`). Anything else, most messages, is one Core
+    ``UPDATE … WHERE id`` of the changed columns, without the unit of work: the values are
+    fitted to their columns here (app/storage/fit.py; what was cut gets a ``clamped`` history
+    line, as the flush hook does: returned as a device_event row for the caller's INSERT),
+    then set on ``row`` as committed, so the ORM has nothing left to flush.
+    """
+    if _notified(row, changes):
+        for name, value in changes.items():
+            setattr(row, name, value)
+        return []
+    changes = {k: v for k, v in changes.items() if getattr(row, k) != v}
+    if not changes:
+        return []
+    values, fitted = fit.fit_values(DeviceState.__table__, changes, bool(session.info.get("fit_ascii")))
+    session.execute(update(DeviceState.__table__).where(DeviceState.__table__.c.id == row.id).values(**values))
+    for name, value in values.items():
+        set_committed_value(row, name, value)
+    if not fitted:
+        return []
+    log.warning("%s: %s", row.serial_number, fit.clamp_message(fitted))
+    return [fit.clamp_event(row.id, now, fitted)]
+
+
+_VIEW_FIELDS = frozenset(f.name for f in dataclasses.fields(wf.DeviceView))
+
+
+def _view(row: DeviceState, identity: dict) -> wf.DeviceView:
+    """The workflow's view of ``row`` with the message's identity columns (not written yet)."""
+    return dataclasses.replace(wf.DeviceView.from_row(row),
+                               **{k: v for k, v in identity.items() if k in _VIEW_FIELDS})
+
+
 def _store(session: Session, row: DeviceState, decision: wf.Decision, now: datetime,
-           raw_in: str, raw_out: str | None) -> None:
-    """Apply the decision's column changes to the row and write its events.
+           raw_in, raw_out: str | None, config: Config, first_device_info: bool = False,
+           identity: dict | None = None) -> None:
+    """Apply the message's identity columns and the decision's column changes to the row
+    (:func:`_write_row`) and write its events.
 
     The events go in as one executemany (one multi-row INSERT on MariaDB), not one
-    ORM round trip each. Every value is fitted to its column first (app/storage/fit.py:
-    the row at flush, the events here); what was cut gets a ``clamped`` history line.
+    ORM round trip each. Every value is fitted to its column first (app/storage/fit.py);
+    what was cut gets a ``clamped`` history line. ``raw_in`` is the received message (bytes
+    or text), redacted only when an event keeps it (:func:`keeps_raw`); ``raw_out`` the XML sent.
     """
-    for name, value in decision.changes.items():
-        setattr(row, name, value)
-    raw_for = {"response": raw_in, "job": raw_out}
+    clamped = _write_row(session, row, {**(identity or {}), **decision.changes}, now)
+    raw_for = {"job": raw_out}
+    for e in decision.events:
+        if e.kind == "response" and keeps_raw(config, e, first_device_info):
+            raw_for["response"] = redact(raw_in)
+            break
     ascii_only = bool(session.info.get("fit_ascii"))
     events, fitted = [], []
     for e in decision.events:
@@ -122,12 +190,14 @@ def _store(session: Session, row: DeviceState, decision: wf.Decision, now: datet
             "device_id": row.id, "at": now, "kind": e.kind, "service": e.service or None,
             "correlator": e.correlator or None, "success": e.success,
             "error_code": e.error_code or None, "message": e.message,
-            "raw_xml": raw_for.get(e.kind)}, ascii_only)
+            "raw_xml": raw_for.get(e.kind) if keeps_raw(config, e, first_device_info) else None},
+            ascii_only)
         events.append(values)
         fitted += cut
     if fitted:
         log.warning("%s: %s", row.serial_number, fit.clamp_message(fitted))
         events.append(fit.clamp_event(row.id, now, fitted))
+    events += clamped
     if events:
         session.execute(insert(DeviceEvent.__table__), events)  # Core executemany
 
@@ -150,7 +220,8 @@ def render(decision: wf.Decision, udi: str, correlator: str) -> str:
 def _job_landed(correlator: str):
     """``landed`` for app.storage.lock.locked: the re-read row holds the job decided for this
     work-request (its correlator is pending), so the lost COMMIT did happen."""
-    return lambda row, previous: previous[0].job is not None and row.pending_correlator == correlator
+    return lambda row, previous: (previous[1] is not None and previous[0].job is not None
+                                  and row.pending_correlator == correlator)
 
 
 def _session_info(ascii_only: bool) -> dict:
@@ -172,20 +243,27 @@ def work_request(sessions: sessionmaker[Session], config: Config, wr: p.WorkRequ
                 "script_transferred": False, "configured": False,
                 **_identity(wr, wr.udi, source_ip, now)}
     def unit(session: Session, row: DeviceState):  # run again from a fresh read on a retryable error
+        held = source.hold_locked(session, row, config, source_ip, now)
+        if held is not None:  # another host drives a serial whose flow started elsewhere
+            return held, None, None
         created = row.first_seen == now
         ctx = _context(session, config, wr.udi.sn, now)
         before = row.state
-        for name, value in _identity(wr, wr.udi, source_ip, now).items():
-            setattr(row, name, value)
-        decision = wf.on_work_request(wf.DeviceView.from_row(row), wr, ctx)
+        identity = _identity(wr, wr.udi, source_ip, now)
+        decision = wf.on_work_request(_view(row, identity), wr, ctx)
         xml = render(decision, wr.udi.raw, wr.correlator)
         if created:
             decision.events.insert(0, wf.Event("info", f"first contact from {source_ip} "
                                                        f"({wr.udi.raw})"))
-        _store(session, row, decision, now, redact(raw), redact(xml))
+        sent = redact(xml) if any(e.kind == "job" for e in decision.events) else None
+        _store(session, row, decision, now, raw, sent, config, identity=identity)
         return decision, xml, _finished_seconds(row, before, now)
     decision, xml, finished = locked(sessions, wr.udi.sn, unit, defaults, landed=_job_landed(wr.correlator),
                                      info=_session_info(ascii_only))
+    if xml is None:
+        return Reply(p.build_backoff(wr.udi.raw, wr.correlator, HOLD_BACKOFF, decision),
+                     f"{wr.udi.sn} {wr.correlator} work-request held: backoff {HOLD_BACKOFF}s",
+                     "backoff", held=True)
     what = decision.job.summary if decision.job else f"backoff {decision.backoff_seconds}s"
     return Reply(xml, f"{wr.udi.sn} {wr.correlator} work-request {decision.state.value}: {what}",
                  decision.job.service if decision.job else "backoff", finished)
@@ -205,28 +283,37 @@ def work_response(sessions: sessionmaker[Session], config: Config, resp: p.WorkR
     if wf.acknowledges_backoff(resp):  # one UPDATE, no row lock, no ORM flush
         values, _ = fit.fit_values(DeviceState.__table__, {
             "last_contact": now, **({"ip_address": source_ip} if source_ip else {})})
+        where = [DeviceState.serial_number == device_key(resp.udi.sn)]
+        if not source.passes(config, "?", source_ip):  # only from the recorded address
+            where.append(or_(DeviceState.ip_address.is_(None), DeviceState.ip_address == "",
+                             DeviceState.ip_address == source_ip))
         with sessions.begin() as session:
-            found = session.execute(
-                update(DeviceState).where(DeviceState.serial_number == resp.udi.sn)
-                .values(**values)
-                .execution_options(synchronize_session=False)).rowcount
+            found = session.execute(update(DeviceState).where(*where).values(**values)
+                                    .execution_options(synchronize_session=False)).rowcount
+        if not found and source.check(sessions, config, resp.udi.sn, source_ip) is not None:
+            return Reply(bye, f"{resp.udi.sn} {correlator} backoff held: not recorded", "backoff",
+                         held=True)
         what = "acknowledged" if found else "from an unknown device: ignored"
         return Reply(bye, f"{resp.udi.sn} {correlator} backoff {what}", "backoff")
     def unit(session: Session, row: DeviceState | None):  # run again from a fresh read on a retryable error
         if row is None:
             return None
-        for name, value in _identity(None, resp.udi, source_ip, now).items():
-            setattr(row, name, value)
+        if source.hold_locked(session, row, config, source_ip, now) is not None:
+            return "held"
+        identity = _identity(None, resp.udi, source_ip, now)
         answered = correlator or row.pending_correlator or ""
         ctx = _context(session, config, resp.udi.sn, now)
-        before = row.state
-        decision = wf.on_work_response(wf.DeviceView.from_row(row), resp, ctx)
-        _store(session, row, decision, now, redact(raw), None)
+        before, first_device_info = row.state, not row.running_version
+        decision = wf.on_work_response(_view(row, identity), resp, ctx)
+        _store(session, row, decision, now, raw, None, config, first_device_info, identity)
         return decision, p.build_bye(resp.udi.raw, answered), answered, _finished_seconds(row, before, now)
     done = locked(sessions, resp.udi.sn, unit, info=_session_info(ascii_only))
     if done is None:
         return Reply(bye, f"{resp.udi.sn} {correlator} {resp.service} response from an "
                           "unknown device: ignored")
+    if done == "held":  # answered bye, not recorded (app/pnp/source.py)
+        return Reply(bye, f"{resp.udi.sn} {correlator} {resp.service} response held: not recorded",
+                     "backoff", held=True)
     decision, bye, correlator, finished = done
     result = "success" if resp.success else (resp.error.code if resp.error else "failure")
     return Reply(bye, f"{resp.udi.sn} {correlator} {resp.service} {result} → "

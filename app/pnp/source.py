@@ -28,10 +28,40 @@ from app.storage.db import utcnow
 from app.storage.lock import device_lock
 from app.storage.models import DeviceEvent, DeviceState
 
-__all__ = ["SOURCE_CHANGED", "accept", "check"]
+__all__ = ["SOURCE_CHANGED", "accept", "check", "hold_locked", "passes"]
 
 log = logging.getLogger("pnp")
 SOURCE_CHANGED = "SOURCE_CHANGED"
+
+
+def _reason(serial: str, recorded: str, source_ip: str) -> str:
+    return (f"held: {serial} started from {recorded} and is now driven from {source_ip}; "
+            "an operator must accept the new address")
+
+
+def passes(config: Config, recorded: str | None, source_ip: str | None) -> bool:
+    """True when a message from ``source_ip`` may drive a device whose recorded address is
+    ``recorded`` (no hold: ALLOW_SOURCE_CHANGE, no address on either side, the same one)."""
+    return config.allow_source_change or not source_ip or not recorded or recorded == source_ip
+
+
+def hold_locked(session: Session, row: DeviceState, config: Config, source_ip: str | None,
+                now) -> str | None:
+    """:func:`check` on a row the caller holds locked (app/storage/lock.py), in its transaction:
+    no statement of its own when the message may be handled (None); else the hold reason,
+    with the hold recorded on ``row`` (``source_hold``, ``last_error_*``, one history event)
+    the first time this address is seen. The PnP messages use this one, so the check costs
+    no SELECT of its own."""
+    if passes(config, row.ip_address, source_ip):
+        return None
+    reason = _reason(row.serial_number, row.ip_address, source_ip)
+    held = source_ip[:45]
+    if row.source_hold != held:
+        row.source_hold, row.last_error_code, row.last_error_message = held, SOURCE_CHANGED, reason
+        session.add(DeviceEvent(device_id=row.id, at=now, kind="error", error_code=SOURCE_CHANGED,
+                                success=False, message=reason))
+        log.warning("%s", reason)
+    return reason
 
 
 def check(sessions: sessionmaker[Session], config: Config, serial: str, source_ip: str | None) -> str | None:
@@ -42,16 +72,15 @@ def check(sessions: sessionmaker[Session], config: Config, serial: str, source_i
     ``last_error_*`` and a history event); later ones only read. Raises
     SQLAlchemy errors (the route answers them like any database trouble).
     """
-    if config.allow_source_change or not source_ip:
+    if passes(config, "?", source_ip):
         return None
     with sessions() as session:
         found = session.execute(select(DeviceState.ip_address, DeviceState.source_hold)
                                 .where(DeviceState.serial_number == serial)).first()
-    if found is None or not found.ip_address or found.ip_address == source_ip:
+    if found is None or passes(config, found.ip_address, source_ip):
         return None
-    reason = (f"held: {serial} started from {found.ip_address} and is now driven from {source_ip}; "
-              "an operator must accept the new address")
-    if found.source_hold != source_ip:
+    reason = _reason(serial, found.ip_address, source_ip)
+    if found.source_hold != source_ip[:45]:
         _record_hold(sessions, serial, source_ip[:45], reason)
     return reason
 

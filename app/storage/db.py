@@ -1,7 +1,9 @@
 """Engine and sessions (flaskr's ``db.py``): one pooled engine per process.
 
 ``make_engine()`` builds the engine (``pool_pre_ping`` so a restarted MariaDB is
-reconnected transparently; MariaDB connections speak utf8mb4; SQLite gets WAL and
+reconnected transparently; MariaDB connections speak utf8mb4 through either driver,
+mysqlclient (``mysql+mysqldb://``, C) or PyMySQL (``mysql+pymysql://``, pure Python, the
+fallback that always installs), see :func:`resolve_driver`; SQLite gets WAL and
 ``BEGIN IMMEDIATE``), ``make_sessionmaker()`` the session factory that
 ``create_app`` keeps in ``app.extensions`` (every flush fits values to their
 columns, app/storage/fit.py), and ``get_sessions()`` hands it to request code. The
@@ -10,6 +12,7 @@ per-device lock is in app/storage/lock.py, migrations in app/storage/migrate.py.
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 
 from flask import current_app
@@ -21,6 +24,9 @@ from app.storage import fit
 from app.storage.models import CHARSET
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost", None)
+#: What each MySQL driver is told for a server on loopback without ``ssl*`` options in the
+#: URL: no TLS (a TLS context per connect costs and protects nothing on loopback).
+NO_TLS = {"pymysql": {"ssl_disabled": True}, "mysqldb": {"ssl_mode": "DISABLED"}}
 
 
 def utcnow() -> datetime:
@@ -40,7 +46,46 @@ def with_charset(url: str) -> str:
     return parsed.update_query_dict({"charset": CHARSET}).render_as_string(hide_password=False)
 
 
-def make_engine(url: str, pool_size: int = 10, wsrep_sync_wait: int = 0) -> Engine:
+def mysqldb_available() -> bool:
+    """True when mysqlclient (the C driver, module ``MySQLdb``) can be imported."""
+    try:
+        import MySQLdb  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def cooperative() -> bool:
+    """True in a gevent worker (the socket module is monkey-patched): a driver in C, whose
+    waits gevent cannot see, would stop every greenlet of the process while it waits."""
+    gevent = sys.modules.get("gevent.monkey")
+    return gevent is not None and gevent.is_module_patched("socket")
+
+
+def resolve_driver(url: str, in_gevent: bool | None = None) -> str:
+    """``url`` with a MySQL driver named: a URL without one (``mysql://…``, ``mariadb://…``)
+    gets ``mysqldb`` (mysqlclient, C: less CPU per statement, BENCHMARKS.md "Per-message
+    cost") when it is installed and the process is not a gevent worker, else ``pymysql``
+    (pure Python, always installed, and cooperative under gevent: a blocking C driver there
+    would stall the worker's other greenlets, and could wait on a row lock that a greenlet
+    of the same worker holds). ``in_gevent`` (the server's WORKER_CLASS is gevent) is also
+    true when this process is already monkey-patched (:func:`cooperative`). A URL that
+    names its driver (``mysql+pymysql://``) keeps it; other URLs are returned unchanged.
+    """
+    parsed = make_url(url)
+    if parsed.drivername not in ("mysql", "mariadb"):
+        return url
+    in_gevent = bool(in_gevent) or cooperative()
+    driver = "mysqldb" if mysqldb_available() and not in_gevent else "pymysql"
+    return parsed.set(drivername=f"{parsed.drivername}+{driver}").render_as_string(hide_password=False)
+
+
+def driver_of(url: str) -> str:
+    """The DBAPI driver SQLAlchemy uses for ``url`` as it is: ``mysqldb``, ``pymysql``, ``pysqlite``…"""
+    return make_url(url).get_dialect().driver
+
+
+def make_engine(url: str, pool_size: int = 10, wsrep_sync_wait: int = 0, gevent: bool = False) -> Engine:
     """A pooled engine for ``url``; SQLite gets WAL, a busy timeout and BEGIN IMMEDIATE.
 
     ``pool_size`` is the number of MariaDB connections kept open per process:
@@ -48,7 +93,8 @@ def make_engine(url: str, pool_size: int = 10, wsrep_sync_wait: int = 0) -> Engi
     closes connections per request (each PyMySQL connect builds a TLS context
     and logs in: measured at ~40 % of the worker's time, see BENCHMARKS.md).
     A MariaDB on loopback (127.0.0.1, ::1, localhost) is reached without TLS
-    unless the URL asks for ssl options.
+    unless the URL asks for ssl options (both drivers, :data:`NO_TLS`). A URL without
+    a driver gets one from :func:`resolve_driver` (``gevent``: for gevent workers).
 
     ``wsrep_sync_wait`` (MariaDB Galera, 0-15; 1 = reads) is set on every new
     connection (``SET SESSION wsrep_sync_wait``): a read on one node then waits
@@ -76,11 +122,10 @@ def make_engine(url: str, pool_size: int = 10, wsrep_sync_wait: int = 0) -> Engi
 
         return engine
     connect_args = {}
-    url = with_charset(url)
+    url = with_charset(resolve_driver(url, gevent))
     parsed = make_url(url)
-    if (parsed.drivername.endswith("pymysql") and parsed.host in LOOPBACK
-            and not any(k.startswith("ssl") for k in parsed.query)):
-        connect_args["ssl_disabled"] = True  # TLS to ourselves: only costs a context per connect
+    if parsed.host in LOOPBACK and not any(k.startswith("ssl") for k in parsed.query):
+        connect_args.update(NO_TLS.get(driver_of(url), {}))  # TLS to ourselves: only costs
     engine = create_engine(url, pool_pre_ping=True, pool_recycle=3600, pool_size=pool_size,
                            max_overflow=10, isolation_level="READ COMMITTED",
                            connect_args=connect_args)

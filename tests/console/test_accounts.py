@@ -255,3 +255,24 @@ def test_audit_page_and_api_and_deleted_device_keeps_its_audit_and_export(app):
     viewer = app.test_client()
     log_in(viewer, "vera", "vera-password")
     assert viewer.get("/api/v1/audit").status_code == 403
+
+
+def test_pnp_messages_open_no_console_session_and_the_console_keeps_its_own(app):
+    client = app.test_client()
+    assert log_in(client, "olga", "olga-password").status_code == 302
+    cookie = client.get_cookie("session").value
+    # a PnP message carrying the console's cookie: answered, the cookie neither read nor rewritten
+    xml = SimulatedDevice("http://127.0.0.1:9", "FGL0000S009").work_request_xml("CiscoPnP-1.0-T1-2")
+    answer = client.post("/pnp/WORK-REQUEST", data=xml, content_type="text/xml")
+    assert answer.status_code == 200 and b"<request" in answer.data
+    assert "Set-Cookie" not in answer.headers
+    assert client.get_cookie("session").value == cookie
+    assert client.get("/dashboard").status_code == 200  # still logged in
+    assert "FGL0000S009" in client.get("/dashboard").get_data(as_text=True)
+    from flask import session
+
+    with app.test_request_context("/pnp/WORK-REQUEST", method="POST", headers={"Cookie": f"session={cookie}"}):
+        app.preprocess_request()
+        assert not session  # not read from the cookie
+    with app.test_request_context("/dashboard", headers={"Cookie": f"session={cookie}"}):
+        assert session  # the console's own pages read it
