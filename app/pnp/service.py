@@ -26,7 +26,7 @@ from app.pnp import source
 from app.pnp import workflow as wf
 from app.storage import fit
 from app.storage.db import utcnow
-from app.storage.lock import device_lock, locked
+from app.storage.lock import LockedRow, device_lock, locked
 from app.storage.models import DeviceEvent, DeviceState, InventoryItem
 
 log = logging.getLogger("pnp")
@@ -133,24 +133,30 @@ def _notified(row: DeviceState, changes: dict) -> bool:
 def _write_row(session: Session, row: DeviceState, changes: dict, now: datetime) -> list[dict]:
     """Write ``changes`` (column → value) to the locked ``row``.
 
+    ``row`` is the :class:`~app.storage.lock.LockedRow` of the Core read (or an ORM row).
     A state change or a new error goes through the ORM (its flush hooks queue webhooks and
-    fit the values, see :func:`_notified`). Anything else, most messages, is one Core
+    fit the values, see :func:`_notified`; a LockedRow hands out its ORM object without a
+    statement). Anything else, most messages, is one Core
     ``UPDATE … WHERE id`` of the changed columns, without the unit of work: the values are
     fitted to their columns here (app/storage/fit.py; what was cut gets a ``clamped`` history
     line, as the flush hook does: returned as a device_event row for the caller's INSERT),
-    then set on ``row`` as committed, so the ORM has nothing left to flush.
+    then set on ``row`` (as committed on an ORM row), so the ORM has nothing left to flush.
     """
     if _notified(row, changes):
+        target = row.attach(session) if isinstance(row, LockedRow) else row
         for name, value in changes.items():
-            setattr(row, name, value)
+            setattr(target, name, value)
+            if target is not row:
+                setattr(row, name, value)
         return []
     changes = {k: v for k, v in changes.items() if getattr(row, k) != v}
     if not changes:
         return []
     values, fitted = fit.fit_values(DeviceState.__table__, changes, bool(session.info.get("fit_ascii")))
     session.execute(update(DeviceState.__table__).where(DeviceState.__table__.c.id == row.id).values(**values))
+    store = setattr if isinstance(row, LockedRow) else set_committed_value
     for name, value in values.items():
-        set_committed_value(row, name, value)
+        store(row, name, value)
     if not fitted:
         return []
     log.warning("%s: %s", row.serial_number, fit.clamp_message(fitted))
@@ -259,7 +265,7 @@ def work_request(sessions: sessionmaker[Session], config: Config, wr: p.WorkRequ
         _store(session, row, decision, now, raw, sent, config, identity=identity)
         return decision, xml, _finished_seconds(row, before, now)
     decision, xml, finished = locked(sessions, wr.udi.sn, unit, defaults, landed=_job_landed(wr.correlator),
-                                     info=_session_info(ascii_only))
+                                     info=_session_info(ascii_only), core=True)
     if xml is None:
         return Reply(p.build_backoff(wr.udi.raw, wr.correlator, HOLD_BACKOFF, decision),
                      f"{wr.udi.sn} {wr.correlator} work-request held: backoff {HOLD_BACKOFF}s",
@@ -307,7 +313,7 @@ def work_response(sessions: sessionmaker[Session], config: Config, resp: p.WorkR
         decision = wf.on_work_response(_view(row, identity), resp, ctx)
         _store(session, row, decision, now, raw, None, config, first_device_info, identity)
         return decision, p.build_bye(resp.udi.raw, answered), answered, _finished_seconds(row, before, now)
-    done = locked(sessions, resp.udi.sn, unit, info=_session_info(ascii_only))
+    done = locked(sessions, resp.udi.sn, unit, info=_session_info(ascii_only), core=True)
     if done is None:
         return Reply(bye, f"{resp.udi.sn} {correlator} {resp.service} response from an "
                           "unknown device: ignored")
