@@ -240,7 +240,7 @@ def work_request(sessions: sessionmaker[Session], config: Config, wr: p.WorkRequ
         held = source.hold_locked(session, row, config, source_ip, now)
         if held is not None:  # another host drives a serial whose flow started elsewhere
             return held, None, None
-        created = row.first_seen == now
+        created = row.created if isinstance(row, LockedRow) else row.first_seen == now
         ctx = _context(session, config, wr.udi.sn, now)
         before = row.state
         identity = _identity(wr, wr.udi, source_ip, now)

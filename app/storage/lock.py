@@ -34,7 +34,9 @@ T = TypeVar("T")
 
 class LockedRow:
     """The locked ``device_state`` row read with SQLAlchemy Core (no ORM identity map, no
-    unit of work): every column is an attribute, ``row.state``, ``row.id``… .
+    unit of work): every column is an attribute, ``row.state``, ``row.id``… ; ``created`` is
+    True when this transaction inserted it (its ``first_seen`` as read back is cut to what
+    the column stores, whole seconds on MariaDB, so it cannot be compared with the clock).
 
     The PnP hot path (app/pnp/service.py) reads it, writes its changes with a Core
     ``UPDATE`` and sets them here with ``setattr`` (a plain attribute: nothing is flushed).
@@ -42,9 +44,10 @@ class LockedRow:
     for the changes that go through the ORM flush and its hooks.
     """
 
-    def __init__(self, values) -> None:
+    def __init__(self, values, created: bool = False) -> None:
         self.__dict__.update(values)
         self.__dict__["_orm"] = None
+        self.created = created  # True when this transaction inserted the row
 
     def attach(self, session: Session) -> DeviceState:
         """A persistent ORM ``DeviceState`` of this row in ``session`` with these values as
@@ -80,7 +83,7 @@ def _read_locked(session: Session, serial: str, defaults: dict | None, core: boo
         values, _ = fit_values(table, {**defaults, "serial_number": serial},
                                bool(session.info.get("fit_ascii")))
         session.execute(insert(table).values(**values))
-        found = session.execute(query).mappings().one()  # with the column defaults
+        return LockedRow(session.execute(query).mappings().one(), created=True)  # with the column defaults
     return None if found is None else LockedRow(found)
 
 

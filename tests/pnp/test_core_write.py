@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import logging
 
+import pytest
 import requests
 from requests.adapters import BaseAdapter
 from sqlalchemy import event, select
@@ -134,3 +135,22 @@ def test_a_failure_is_core_writes_and_still_queues_its_webhook_and_warning(make_
                 if r.name == "pnp.failure" and r.levelno == logging.WARNING and dev.serial in r.getMessage()]
     assert len(warnings) == 1 and "failed at CONFIG_REGISTER (config_rejected)" in warnings[0], warnings
     assert any("Invalid input" in (e.message or "") for e in events)  # the history has it too
+
+
+@pytest.mark.mariadb
+def test_first_contact_is_in_the_history_on_mariadb(make_app):
+    """MariaDB's DATETIME keeps whole seconds: the row the Core INSERT created, read back, no
+    longer equals the clock, yet the first message still records the first contact."""
+    from tests.helpers import drop_database, scratch_database
+
+    url = scratch_database("utf8mb4")
+    try:
+        app = make_app(database_url=url)
+        dev = SimulatedDevice("http://127.0.0.1:9", "FDO2COREW04")
+        assert b"<request" in app.test_client().post("/pnp/WORK-REQUEST", data=dev.work_request_xml("C-1")).data
+        _, events = _row_and_events(app, dev.serial)
+        assert [e.message for e in events if e.kind == "info"][:1] == [
+            f"first contact from 127.0.0.1 ({dev.udi})"], [(e.kind, e.message) for e in events]
+        app.extensions["pnp_engine"].dispose()
+    finally:
+        drop_database(url)
