@@ -77,3 +77,37 @@ def test_more_connections_than_the_database_allows_is_refused_at_start(make_conf
     assert any("WORKERS × (DB_POOL_SIZE + DB_MAX_OVERFLOW) = 8 × 20 = 160" in p for p in problems), problems
     assert not any("DB_POOL" in p for p in validate(make_config(workers=4, threads=8)))
     assert not any("DB_POOL" in p for p in validate(make_config(workers=8, db_pool_size=5, db_max_overflow=5)))
+
+
+@pytest.mark.mariadb
+def test_a_connection_killed_between_two_messages_is_not_noticed_by_the_device(own_url, make_app):
+    """KILL of the worker's pooled connection from another connection, between a job and its
+    work-response: the pool's ping before use replaces it, the response is stored as usual (no
+    5xx, no lost response, no unknown outcome), and so is the next work-request."""
+    from sqlalchemy import create_engine
+
+    app = make_app(database_url=own_url, db_pool_size=1, db_max_overflow=0)
+    engine = app.extensions["pnp_engine"]
+    client = app.test_client()
+    sim = SimulatedDevice("http://127.0.0.1:9", SN)
+    assert b"cli-config" in client.post("/pnp/WORK-REQUEST", data=sim.work_request_xml("C-1")).data
+    with engine.connect() as conn:  # the one pooled connection, the one the messages use
+        victim = conn.execute(text("SELECT CONNECTION_ID()")).scalar()
+    admin = create_engine(own_url)
+    with admin.connect() as conn:
+        conn.execute(text(f"KILL {int(victim)}"))
+    admin.dispose()
+    with app.app_context(), get_sessions()() as s:
+        pending = s.scalars(select(DeviceState.pending_correlator).where(DeviceState.serial_number == SN)).one()
+    answer = client.post("/pnp/WORK-RESPONSE", data=sim._response("cli-config", pending, True))
+    assert answer.status_code == 200 and b"bye" in answer.data.lower(), answer.data
+    answer = client.post("/pnp/WORK-REQUEST", data=sim.work_request_xml("C-2"))
+    assert answer.status_code == 200 and (b"<request" in answer.data or b"<backoff" in answer.data)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT CONNECTION_ID()")).scalar() != victim  # a new connection
+    with app.app_context(), get_sessions()() as s:
+        row = s.scalars(select(DeviceState).where(DeviceState.serial_number == SN)).one()
+        events = s.scalars(select(DeviceEvent).where(DeviceEvent.device_id == row.id)).all()
+    assert row.unknown_outcomes == 0 and row.pending_correlator != pending
+    assert not [e for e in events if e.error_code == "SERVER_DATABASE" or "could not be stored" in (e.message or "")]
+    assert [e for e in events if e.kind == "response" and e.correlator == pending]  # the response is stored
