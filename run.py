@@ -27,8 +27,9 @@ VENV = ROOT / ".venv"
 NEEDED = ("flask", "sqlalchemy", "alembic", "gunicorn", "click", "tqdm", "prometheus_client", "requests")
 
 
-def use_project_venv() -> None:
-    """Re-execute run.py under the project's ``.venv`` when another interpreter started it.
+def use_project_venv(script: Path | None = None) -> None:
+    """Re-execute run.py (or ``script``: bench/run) under the project's ``.venv`` when another
+    interpreter started it.
 
     ``sudo python3 run.py`` on Debian runs Debian's python3, which cannot have
     the requirements installed system-wide (externally-managed-environment);
@@ -41,10 +42,11 @@ def use_project_venv() -> None:
         return
     python = VENV / "bin" / "python"
     if python.exists() and not os.environ.get("PNP_VENV_REEXEC"):
-        print(f"run.py: {sys.executable} is not the project's interpreter; re-running under {python}",
+        script = (script or Path(__file__)).resolve()
+        print(f"{script.name}: {sys.executable} is not the project's interpreter; re-running under {python}",
               file=sys.stderr, flush=True)
         os.environ["PNP_VENV_REEXEC"] = "1"  # no loop should the venv be broken
-        os.execv(str(python), [str(python), str(Path(__file__).resolve()), *sys.argv[1:]])
+        os.execv(str(python), [str(python), str(script), *sys.argv[1:]])
     missing = [name for name in NEEDED if importlib.util.find_spec(name) is None]
     if missing:
         print(f"run.py: no virtual environment in {VENV} and {sys.executable} lacks {', '.join(missing)}; "

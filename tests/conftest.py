@@ -61,7 +61,7 @@ def make_config(lab: Path):
 @pytest.fixture
 def make_app(make_config):
     """Factory: the Flask app for ``make_config(**overrides)`` on a migrated database;
-    its engine is disposed at teardown."""
+    its webhook dispatcher is stopped and its engine disposed at teardown."""
     from app import create_app
 
     apps = []
@@ -73,6 +73,10 @@ def make_app(make_config):
         return application
     yield make
     for application in apps:
+        dispatcher = application.extensions.get("pnp_dispatcher")
+        if dispatcher is not None:  # its thread would go on polling a database the next test drops
+            dispatcher.stop.set()
+            dispatcher.thread.join(10)
         application.extensions["pnp_engine"].dispose()
 
 

@@ -38,7 +38,7 @@ from urllib.parse import urlparse
 import requests
 from sqlalchemy import event as sa_event
 from sqlalchemy import inspect, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Config
@@ -48,6 +48,7 @@ from app.ops.lifecycle import DONE, PARKED, silent_since
 from app.ops.monitoring import failure_kind
 from app.storage import hooks
 from app.storage.db import utcnow
+from app.storage.errors import classify
 from app.storage.models import DeviceState, Webhook, WebhookDelivery
 
 log = logging.getLogger("pnp.webhook")
@@ -397,8 +398,12 @@ class Dispatcher:
                     queue_stalled(self.sessions, self.config)
                 while deliver_due(self.sessions, self.config):
                     pass
-            except Exception:  # noqa: BLE001 - a database outage must not end the thread
-                log.warning("webhook dispatcher: database unavailable, trying again", exc_info=False)
+            except SQLAlchemyError as exc:  # a database outage or error must not end the thread
+                fault = classify(exc)
+                what = "database unavailable" if fault.outage else f"database error ({fault})"
+                log.warning("webhook dispatcher: %s, trying again", what)
+            except Exception:  # noqa: BLE001 - nor a bug: it is logged with its traceback
+                log.exception("webhook dispatcher: unexpected error, trying again")
 
 
 def init_app(app, config: Config) -> None:
