@@ -52,6 +52,14 @@ DATABASE_URL = ""
 # starts with SELECT ... FOR UPDATE). 0 = off (one server, or one writer node behind HAProxy
 # without failover).
 DB_WSREP_SYNC_WAIT = 0
+# MariaDB connections per worker: DB_POOL_SIZE kept open (0 = THREADS + 2), DB_MAX_OVERFLOW
+# more at a peak; a request that waits DB_POOL_TIMEOUT seconds for one is answered with a
+# backoff. WORKERS x (pool + overflow) must stay <= DB_MAX_CONNECTIONS (start refused
+# otherwise), itself below MariaDB's max_connections (151 by default; README "MariaDB").
+DB_POOL_SIZE = 0
+DB_MAX_OVERFLOW = 10
+DB_POOL_TIMEOUT = 10
+DB_MAX_CONNECTIONS = 150
 
 # --- Image catalogue ------------------------------------------------------------
 # One entry per platform. "pid" is a glob matched against the device PID

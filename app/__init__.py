@@ -73,8 +73,8 @@ def create_app(config: Config | None = None, *, migrate: bool = False,
     setup_logging(config)
     if migrate:
         upgrade(config.sqlalchemy_url)
-    engine = make_engine(config.sqlalchemy_url, pool_size=max(config.threads, 1) + 2,
-                         wsrep_sync_wait=config.db_wsrep_sync_wait,
+    engine = make_engine(config.sqlalchemy_url, pool_size=config.db_pool, max_overflow=config.db_max_overflow,
+                         pool_timeout=config.db_pool_timeout, wsrep_sync_wait=config.db_wsrep_sync_wait,
                          gevent=config.worker_class == "gevent")
     if os.environ.get("PNP_COUNT_STATEMENTS") == "1":
         count_statements(engine)

@@ -72,7 +72,8 @@ _INT_FIELDS = {
     "error_retry_after", "error_retry_rounds", "duplicate_window",
     "finished_backoff", "max_guestshell_checks", "guestshell_check_backoff",
     "log_max_bytes", "log_backup_count", "log_backoff_summary", "dhcp_subnet_id", "dhcp_pnp_https_port",
-    "juniper_file_port", "stalled_after", "db_wsrep_sync_wait", "page_size", "config_url_max_age", "https_port",
+    "juniper_file_port", "stalled_after", "db_wsrep_sync_wait", "db_pool_size", "db_max_overflow",
+    "db_pool_timeout", "db_max_connections", "page_size", "config_url_max_age", "https_port",
     "session_idle_timeout", "session_max_age", "webhook_poll", "webhook_timeout", "webhook_max_attempts",
     "sot_timeout", "sot_retry_backoff", "unseen_device_expiry", "event_retention", "prune_interval",
 }
@@ -104,6 +105,10 @@ class Config:
     database_url: str = ""
     db_password: str = field(default="", repr=False)  # from PNP_DB_PASSWORD, never needed in the file
     db_wsrep_sync_wait: int = 0  # Galera: SET SESSION wsrep_sync_wait on every connection (0 = off)
+    db_pool_size: int = 0  # MariaDB connections kept open per worker (0 = THREADS + 2)
+    db_max_overflow: int = 10  # more connections a worker may open at a peak (closed again after)
+    db_pool_timeout: int = 10  # seconds a request waits for a connection, then a backoff answer
+    db_max_connections: int = 150  # WORKERS × (pool + overflow) must stay at or below (MariaDB: 151)
     images: tuple[ImageEntry, ...] = ()
     guestshell_tarball: str = "guestshell.17.09.01a.tar"  # the one configs/default.cfg installs
     python_script: str = ""
@@ -270,6 +275,17 @@ class Config:
     def tls_listener(self) -> Config:
         """This Config as seen by the HTTPS listener: port HTTPS_PORT, https:// URLs."""
         return dataclasses.replace(self, port=self.https_port, public_port=0, url_scheme="https")
+
+    @property
+    def db_pool(self) -> int:
+        """MariaDB connections a worker keeps open: DB_POOL_SIZE, or THREADS + 2 when 0 (a
+        gthread worker then never waits for one; a gevent worker's greenlets share them)."""
+        return self.db_pool_size or max(self.threads, 1) + 2
+
+    @property
+    def db_connections(self) -> int:
+        """The most MariaDB connections one worker process opens: pool + DB_MAX_OVERFLOW."""
+        return self.db_pool + self.db_max_overflow
 
     @property
     def trustpool_url(self) -> str:
@@ -632,6 +648,13 @@ def validate(config: Config) -> list[str]:
         problems.append("ERROR_RETRY_AFTER, ERROR_RETRY_ROUNDS and DUPLICATE_WINDOW cannot be negative")
     if config.worker_class not in ("gevent", "gthread"):
         problems.append(f"WORKER_CLASS {config.worker_class!r} must be gevent or gthread (docs/slow-clients.md)")
+    if config.db_pool_size < 0 or config.db_max_overflow < 0 or config.db_pool_timeout < 1:
+        problems.append("DB_POOL_SIZE and DB_MAX_OVERFLOW cannot be negative, DB_POOL_TIMEOUT must be at least 1 s")
+    elif config.workers * config.db_connections > config.db_max_connections:
+        problems.append(f"WORKERS × (DB_POOL_SIZE + DB_MAX_OVERFLOW) = {config.workers} × "
+                        f"{config.db_connections} = {config.workers * config.db_connections} database "
+                        f"connections, above DB_MAX_CONNECTIONS = {config.db_max_connections}: lower them, or "
+                        "raise MariaDB's max_connections and DB_MAX_CONNECTIONS with it (README \"MariaDB\")")
     if config.history_raw_xml not in ("jobs", "all"):
         problems.append(f"HISTORY_RAW_XML {config.history_raw_xml!r} must be \"jobs\" or \"all\"")
     if config.worker_class == "gevent" and "+mysqldb" in (config.database_url or "").split("://")[0]:

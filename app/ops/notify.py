@@ -2,7 +2,8 @@
 database, signed with HMAC-SHA256, retried with backoff.
 
 * Events are queued in the same transaction that changes the device: a
-  ``before_flush`` hook on the application's sessions sees a device row whose
+  ``before_flush`` hook on the application's sessions (or, for the Core row write of a PnP
+  message, app/storage/hooks.py: :func:`device_changed`) sees a device row whose
   ``state`` becomes an error (ERROR, BOOTFLASH_NO_SPACE, ZTP_ERROR) or done
   (FINISHED, ZTP_CONFIG_FETCHED) and adds one ``webhook_delivery`` row per
   subscribed webhook (a transactional outbox: no event without its change, no
@@ -45,6 +46,7 @@ from app.observability.metrics import count_failure
 from app.ops.errors import ActionError, NotFound
 from app.ops.lifecycle import DONE, PARKED, silent_since
 from app.ops.monitoring import failure_kind
+from app.storage import hooks
 from app.storage.db import utcnow
 from app.storage.errors import classify
 from app.storage.models import DeviceState, Webhook, WebhookDelivery
@@ -173,35 +175,49 @@ def _device_data(row: DeviceState) -> dict:
 
 def _before_flush(session: Session, _context, _instances) -> None:
     """Queue device_error / device_finished for device rows whose state changes now, and
-    note each failure's kind (counted in pnp_workflow_failures_total after the commit)."""
+    note each failure's kind (counted in pnp_workflow_failures_total after the commit):
+    :func:`device_changed` for each DeviceState of the flush, from its attribute history."""
     for obj in list(session.new) + list(session.dirty):
         if not isinstance(obj, DeviceState):
             continue
-        _note_failure(session, obj)
-        history = inspect(obj).attrs.state.history
-        if not history.added:
-            continue
-        old = history.deleted[0] if history.deleted else None
-        new = obj.state
-        kind = "device_error" if new in PARKED else "device_finished" if new in DONE else None
-        if kind is None or old == new:
-            continue
-        if new in PARKED:
-            session.info.setdefault("pnp_failures", []).append(failure_kind(
-                new, obj.failed_state, obj.last_error_code, obj.last_error_message,
-                getattr(obj, "error_kind", None)))
-        for row in _rows_for(session, kind, obj.serial_number, _device_data(obj), utcnow(), None):
-            session.add(row)
+        attrs = inspect(obj).attrs
+        history = attrs.state.history
+        device_changed(session, obj, history.deleted[0] if history.deleted else None,
+                       bool(history.added), bool(attrs.last_error_message.history.added))
 
 
-def _note_failure(session: Session, row: DeviceState) -> None:
+def device_changed(session: Session, row, old_state: str | None, state_set: bool, new_error: bool) -> None:
+    """What a device row change queues in its transaction: the failure WARNING line (logged
+    after the commit) when ``new_error`` (``last_error_message`` set), and, when ``state_set``
+    moves the state from ``old_state`` (None: unknown, a new row) to an error or done state,
+    its failure kind (counted after the commit) and one webhook_delivery per subscribed
+    webhook (device_error, device_finished). ``row`` is an ORM DeviceState or any object with
+    its columns as attributes (the Core write of app/pnp/service.py calls this through
+    app/storage/hooks.py). Raises SQLAlchemy errors (the caller's transaction rolls back)."""
+    if new_error:
+        _note_failure(session, row, old_state if state_set else None)
+    if not state_set:
+        return
+    new = row.state
+    kind = "device_error" if new in PARKED else "device_finished" if new in DONE else None
+    if kind is None or old_state == new:
+        return
+    if new in PARKED:
+        session.info.setdefault("pnp_failures", []).append(failure_kind(
+            new, row.failed_state, row.last_error_code, row.last_error_message,
+            getattr(row, "error_kind", None)))
+    for delivery in _rows_for(session, kind, row.serial_number, _device_data(row), utcnow(), None):
+        session.add(delivery)
+
+
+def _note_failure(session: Session, row, old_state: str | None) -> None:
     """A new error recorded on a device: one WARNING line with the step and the reason
     (logged once the change is committed). This is the one WARNING of a failure: the
-    services log the exchange itself at INFO."""
-    attrs = inspect(row).attrs
-    if not attrs.last_error_message.history.added or not row.last_error_message:
+    services log the exchange itself at INFO. ``old_state``: the state before this change
+    (None when it did not change)."""
+    if not row.last_error_message:
         return
-    step = row.failed_state or (attrs.state.history.deleted or [row.state])[0]
+    step = row.failed_state or old_state or row.state
     parked = row.state in PARKED
     kind = failure_kind(row.state, row.failed_state, row.last_error_code, row.last_error_message,
                         getattr(row, "error_kind", None)) if parked else None
@@ -230,6 +246,7 @@ def _after_rollback(session: Session) -> None:
 def install(sessions: sessionmaker[Session]) -> None:
     """Queue device events from every change made through ``sessions`` (see module doc)."""
     sa_event.listen(sessions, "before_flush", _before_flush)
+    hooks.on_row_change(sessions, device_changed)  # the Core row write of the PnP messages
     sa_event.listen(sessions, "after_commit", _after_commit)
     sa_event.listen(sessions, "after_soft_rollback", lambda session, _tx: _after_rollback(session))
 

@@ -24,9 +24,9 @@ from app.files.signing import config_url_builder, redact_token
 from app.pnp import protocol as p
 from app.pnp import source
 from app.pnp import workflow as wf
-from app.storage import fit
+from app.storage import fit, hooks
 from app.storage.db import utcnow
-from app.storage.lock import device_lock, locked
+from app.storage.lock import LockedRow, device_lock, locked
 from app.storage.models import DeviceEvent, DeviceState, InventoryItem
 
 log = logging.getLogger("pnp")
@@ -122,35 +122,29 @@ def keeps_raw(config: Config, event: wf.Event, first_device_info: bool) -> bool:
     return event.success is not True or (first_device_info and event.service == "device-info")
 
 
-def _notified(row: DeviceState, changes: dict) -> bool:
-    """True when ``changes`` move the device's state or record a new error: what the webhook
-    outbox and the failure lines of app/ops/notify.py see in the ORM flush (their
-    ``before_flush`` hook reads the attribute history), so such a change takes the ORM path."""
-    return (("state" in changes and changes["state"] != row.state)
-            or ("last_error_message" in changes and changes["last_error_message"] != row.last_error_message))
+def _write_row(session: Session, row: DeviceState | LockedRow, changes: dict, now: datetime) -> list[dict]:
+    """Write ``changes`` (column → value) to the locked ``row``: one Core ``UPDATE … WHERE id``
+    of the columns that differ, without the ORM unit of work.
 
-
-def _write_row(session: Session, row: DeviceState, changes: dict, now: datetime) -> list[dict]:
-    """Write ``changes`` (column → value) to the locked ``row``.
-
-    A state change or a new error goes through the ORM (its flush hooks queue webhooks and
-    fit the values, see :func:`_notified`). Anything else, most messages, is one Core
-    ``UPDATE … WHERE id`` of the changed columns, without the unit of work: the values are
-    fitted to their columns here (app/storage/fit.py; what was cut gets a ``clamped`` history
-    line, as the flush hook does: returned as a device_event row for the caller's INSERT),
-    then set on ``row`` as committed, so the ORM has nothing left to flush.
+    ``row`` is the :class:`~app.storage.lock.LockedRow` of the Core read (or an ORM row). The
+    values are fitted to their columns here (app/storage/fit.py; what was cut gets a
+    ``clamped`` history line, as the ORM flush hook does: returned as a device_event row for
+    the caller's INSERT), then set on ``row`` (as committed on an ORM row), so the ORM has
+    nothing to flush. A state change or a new error then calls the row-change hooks
+    (app/storage/hooks.py: the webhook outbox and the failure line of app/ops/notify.py), in
+    this transaction, as the ORM flush hook would.
     """
-    if _notified(row, changes):
-        for name, value in changes.items():
-            setattr(row, name, value)
-        return []
     changes = {k: v for k, v in changes.items() if getattr(row, k) != v}
     if not changes:
         return []
+    old_state = row.state
     values, fitted = fit.fit_values(DeviceState.__table__, changes, bool(session.info.get("fit_ascii")))
     session.execute(update(DeviceState.__table__).where(DeviceState.__table__.c.id == row.id).values(**values))
+    store = setattr if isinstance(row, LockedRow) else set_committed_value
     for name, value in values.items():
-        set_committed_value(row, name, value)
+        store(row, name, value)
+    if "state" in values or "last_error_message" in values:
+        hooks.row_changed(session, row, old_state, "state" in values, "last_error_message" in values)
     if not fitted:
         return []
     log.warning("%s: %s", row.serial_number, fit.clamp_message(fitted))
@@ -246,7 +240,7 @@ def work_request(sessions: sessionmaker[Session], config: Config, wr: p.WorkRequ
         held = source.hold_locked(session, row, config, source_ip, now)
         if held is not None:  # another host drives a serial whose flow started elsewhere
             return held, None, None
-        created = row.first_seen == now
+        created = row.created if isinstance(row, LockedRow) else row.first_seen == now
         ctx = _context(session, config, wr.udi.sn, now)
         before = row.state
         identity = _identity(wr, wr.udi, source_ip, now)
@@ -259,7 +253,7 @@ def work_request(sessions: sessionmaker[Session], config: Config, wr: p.WorkRequ
         _store(session, row, decision, now, raw, sent, config, identity=identity)
         return decision, xml, _finished_seconds(row, before, now)
     decision, xml, finished = locked(sessions, wr.udi.sn, unit, defaults, landed=_job_landed(wr.correlator),
-                                     info=_session_info(ascii_only))
+                                     info=_session_info(ascii_only), core=True)
     if xml is None:
         return Reply(p.build_backoff(wr.udi.raw, wr.correlator, HOLD_BACKOFF, decision),
                      f"{wr.udi.sn} {wr.correlator} work-request held: backoff {HOLD_BACKOFF}s",
@@ -307,7 +301,7 @@ def work_response(sessions: sessionmaker[Session], config: Config, resp: p.WorkR
         decision = wf.on_work_response(_view(row, identity), resp, ctx)
         _store(session, row, decision, now, raw, None, config, first_device_info, identity)
         return decision, p.build_bye(resp.udi.raw, answered), answered, _finished_seconds(row, before, now)
-    done = locked(sessions, resp.udi.sn, unit, info=_session_info(ascii_only))
+    done = locked(sessions, resp.udi.sn, unit, info=_session_info(ascii_only), core=True)
     if done is None:
         return Reply(bye, f"{resp.udi.sn} {correlator} {resp.service} response from an "
                           "unknown device: ignored")

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Config
 from app.storage.db import utcnow
-from app.storage.lock import device_lock
+from app.storage.lock import LockedRow, device_lock
 from app.storage.models import DeviceEvent, DeviceState
 
 __all__ = ["SOURCE_CHANGED", "accept", "check", "hold_locked", "passes"]
@@ -45,19 +45,22 @@ def passes(config: Config, recorded: str | None, source_ip: str | None) -> bool:
     return config.allow_source_change or not source_ip or not recorded or recorded == source_ip
 
 
-def hold_locked(session: Session, row: DeviceState, config: Config, source_ip: str | None,
+def hold_locked(session: Session, row: DeviceState | LockedRow, config: Config, source_ip: str | None,
                 now) -> str | None:
     """:func:`check` on a row the caller holds locked (app/storage/lock.py), in its transaction:
     no statement of its own when the message may be handled (None); else the hold reason,
     with the hold recorded on ``row`` (``source_hold``, ``last_error_*``, one history event)
-    the first time this address is seen. The PnP messages use this one, so the check costs
-    no SELECT of its own."""
+    the first time this address is seen (a Core :class:`~app.storage.lock.LockedRow` through
+    its ORM object, so the ORM flush and its hooks record it). The PnP messages use this one,
+    so the check costs no SELECT of its own."""
     if passes(config, row.ip_address, source_ip):
         return None
     reason = _reason(row.serial_number, row.ip_address, source_ip)
     held = source_ip[:45]
     if row.source_hold != held:
-        row.source_hold, row.last_error_code, row.last_error_message = held, SOURCE_CHANGED, reason
+        orm = row.attach(session) if isinstance(row, LockedRow) else row  # flushed at COMMIT
+        for target in (row, orm) if orm is not row else (row,):
+            target.source_hold, target.last_error_code, target.last_error_message = held, SOURCE_CHANGED, reason
         session.add(DeviceEvent(device_id=row.id, at=now, kind="error", error_code=SOURCE_CHANGED,
                                 success=False, message=reason))
         log.warning("%s", reason)

@@ -85,13 +85,19 @@ def driver_of(url: str) -> str:
     return make_url(url).get_dialect().driver
 
 
-def make_engine(url: str, pool_size: int = 10, wsrep_sync_wait: int = 0, gevent: bool = False) -> Engine:
+def make_engine(url: str, pool_size: int = 10, wsrep_sync_wait: int = 0, gevent: bool = False,
+                max_overflow: int = 10, pool_timeout: float = 30) -> Engine:
     """A pooled engine for ``url``; SQLite gets WAL, a busy timeout and BEGIN IMMEDIATE.
 
     ``pool_size`` is the number of MariaDB connections kept open per process:
     give it the worker's thread count so that a busy worker never opens and
     closes connections per request (each PyMySQL connect builds a TLS context
     and logs in: measured at ~40 % of the worker's time, see BENCHMARKS.md).
+    ``max_overflow`` more may be opened at a peak (closed again when returned), so one
+    process never holds more than ``pool_size + max_overflow`` (Config.db_connections: a
+    gevent worker's greenlets share them); a checkout that finds none free within
+    ``pool_timeout`` seconds raises sqlalchemy.exc.TimeoutError (the PnP routes answer it
+    with a backoff, app/storage/errors.py classifies it as contention).
     A MariaDB on loopback (127.0.0.1, ::1, localhost) is reached without TLS
     unless the URL asks for ssl options (both drivers, :data:`NO_TLS`). A URL without
     a driver gets one from :func:`resolve_driver` (``gevent``: for gevent workers).
@@ -127,7 +133,8 @@ def make_engine(url: str, pool_size: int = 10, wsrep_sync_wait: int = 0, gevent:
     if parsed.host in LOOPBACK and not any(k.startswith("ssl") for k in parsed.query):
         connect_args.update(NO_TLS.get(driver_of(url), {}))  # TLS to ourselves: only costs
     engine = create_engine(url, pool_pre_ping=True, pool_recycle=3600, pool_size=pool_size,
-                           max_overflow=10, isolation_level="READ COMMITTED",
+                           max_overflow=max_overflow, pool_timeout=pool_timeout,
+                           isolation_level="READ COMMITTED",
                            connect_args=connect_args)
     if wsrep_sync_wait:
         @event.listens_for(engine, "connect")
