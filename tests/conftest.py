@@ -129,6 +129,21 @@ def mariadb_url():
 
 
 @pytest.fixture
+def own_mariadb_url():
+    """A MariaDB database of the test's own (utf8mb4, migrated), for tests that change its schema
+    or server settings (triggers, connection kills); dropped afterwards."""
+    from app.storage.migrate import upgrade
+    from tests.helpers import drop_database, scratch_database
+
+    url = scratch_database("utf8mb4")
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        drop_database(url)
+
+
+@pytest.fixture
 def mariadb_fresh(mariadb_url):
     """The session MariaDB database, emptied of devices (schema kept)."""
     from sqlalchemy import create_engine, text
@@ -182,7 +197,7 @@ def pytest_collection_modifyitems(config, items):
     then leaves them out); a test that starts the real server carries ``e2e``."""
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
-        if names & {"mariadb_url", "mariadb_fresh"}:
+        if names & {"mariadb_url", "mariadb_fresh", "own_mariadb_url"}:
             item.add_marker("mariadb")
         if "start_server" in names:
             item.add_marker("e2e")

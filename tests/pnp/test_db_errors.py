@@ -13,21 +13,13 @@ from sqlalchemy import create_engine, select, text
 
 from app.storage.db import get_sessions
 from app.storage.errors import classify
-from app.storage.migrate import upgrade
 from app.storage.models import DeviceEvent, DeviceState
 from simulator import SimulatedDevice
-from tests.helpers import drop_database, free_port, scratch_database
+from tests.helpers import free_port
 
 pytestmark = pytest.mark.mariadb
 SN = "FGL2548DERR"
 
-
-@pytest.fixture
-def own_url():
-    url = scratch_database("utf8mb4")
-    upgrade(url)
-    yield url
-    drop_database(url)
 
 
 def sql(url: str, statement: str) -> None:
@@ -53,10 +45,10 @@ def first_job(app, sim):
     return client, row.pending_correlator
 
 
-def test_data_error_is_logged_as_such_and_the_response_is_stored_ascii(own_url, make_app, caplog):
+def test_data_error_is_logged_as_such_and_the_response_is_stored_ascii(own_mariadb_url, make_app, caplog):
     # device_event back in latin1: the "→" of the state line raises DataError 1366
-    sql(own_url, "ALTER TABLE device_event CONVERT TO CHARACTER SET latin1")
-    app = make_app(database_url=own_url)
+    sql(own_mariadb_url, "ALTER TABLE device_event CONVERT TO CHARACTER SET latin1")
+    app = make_app(database_url=own_mariadb_url)
     sim = SimulatedDevice("http://127.0.0.1:9", SN)
     client, correlator = first_job(app, sim)
     caplog.set_level(logging.INFO, "pnp")
@@ -73,11 +65,11 @@ def test_data_error_is_logged_as_such_and_the_response_is_stored_ascii(own_url, 
                for e in events)
 
 
-def test_response_that_cannot_be_stored_is_noted_and_not_charged(own_url, make_app, caplog):
-    app = make_app(database_url=own_url)
+def test_response_that_cannot_be_stored_is_noted_and_not_charged(own_mariadb_url, make_app, caplog):
+    app = make_app(database_url=own_mariadb_url)
     sim = SimulatedDevice("http://127.0.0.1:9", SN)
     client, correlator = first_job(app, sim)
-    sql(own_url, "CREATE TRIGGER refuse BEFORE UPDATE ON device_state FOR EACH ROW "
+    sql(own_mariadb_url, "CREATE TRIGGER refuse BEFORE UPDATE ON device_state FOR EACH ROW "
                  "SIGNAL SQLSTATE '22003' SET MESSAGE_TEXT = 'refused by a test trigger', "
                  "MYSQL_ERRNO = 1264")
     caplog.set_level(logging.INFO, "pnp")
@@ -97,14 +89,14 @@ def test_response_that_cannot_be_stored_is_noted_and_not_charged(own_url, make_a
     assert note.message.endswith("the job stays pending, its outcome unknown")
 
 
-def test_only_an_outage_is_database_unavailable(make_config, own_url):
+def test_only_an_outage_is_database_unavailable(make_config, own_mariadb_url):
     from sqlalchemy.exc import SQLAlchemyError
 
     down = create_engine(f"mysql+pymysql://root@127.0.0.1:{free_port()}/pnp")
     with pytest.raises(SQLAlchemyError) as refused:
         down.connect()
     assert classify(refused.value).outage and classify(refused.value).code == 2003
-    engine = create_engine(own_url)
+    engine = create_engine(own_mariadb_url)
     with engine.connect() as conn:
         with pytest.raises(SQLAlchemyError) as too_long:
             conn.execute(text("INSERT INTO device_event (device_id, at, kind, message) "

@@ -13,25 +13,16 @@ from sqlalchemy import select, text
 
 from app.config import validate
 from app.storage.db import get_sessions
-from app.storage.migrate import upgrade
 from app.storage.models import DeviceEvent, DeviceState
 from simulator import SimulatedDevice
-from tests.helpers import drop_database, scratch_database
 
 SN = "FGL2548POOL"
 
 
-@pytest.fixture
-def own_url():
-    url = scratch_database("utf8mb4")
-    upgrade(url)
-    yield url
-    drop_database(url)
-
 
 @pytest.mark.mariadb
-def test_no_free_connection_within_the_pool_timeout_gets_a_backoff(own_url, make_app):
-    app = make_app(database_url=own_url, db_pool_size=1, db_max_overflow=1, db_pool_timeout=1)
+def test_no_free_connection_within_the_pool_timeout_gets_a_backoff(own_mariadb_url, make_app):
+    app = make_app(database_url=own_mariadb_url, db_pool_size=1, db_max_overflow=1, db_pool_timeout=1)
     engine = app.extensions["pnp_engine"]
     client = app.test_client()
     sim = SimulatedDevice("http://127.0.0.1:9", SN)
@@ -80,20 +71,20 @@ def test_more_connections_than_the_database_allows_is_refused_at_start(make_conf
 
 
 @pytest.mark.mariadb
-def test_a_connection_killed_between_two_messages_is_not_noticed_by_the_device(own_url, make_app):
+def test_a_connection_killed_between_two_messages_is_not_noticed_by_the_device(own_mariadb_url, make_app):
     """KILL of the worker's pooled connection from another connection, between a job and its
     work-response: the pool's ping before use replaces it, the response is stored as usual (no
     5xx, no lost response, no unknown outcome), and so is the next work-request."""
     from sqlalchemy import create_engine
 
-    app = make_app(database_url=own_url, db_pool_size=1, db_max_overflow=0)
+    app = make_app(database_url=own_mariadb_url, db_pool_size=1, db_max_overflow=0)
     engine = app.extensions["pnp_engine"]
     client = app.test_client()
     sim = SimulatedDevice("http://127.0.0.1:9", SN)
     assert b"cli-config" in client.post("/pnp/WORK-REQUEST", data=sim.work_request_xml("C-1")).data
     with engine.connect() as conn:  # the one pooled connection, the one the messages use
         victim = conn.execute(text("SELECT CONNECTION_ID()")).scalar()
-    admin = create_engine(own_url)
+    admin = create_engine(own_mariadb_url)
     with admin.connect() as conn:
         conn.execute(text(f"KILL {int(victim)}"))
     admin.dispose()
