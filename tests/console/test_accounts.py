@@ -185,7 +185,7 @@ def test_personal_token_shown_once_hashed_revocable_with_last_use(app):
 
 
 def test_token_rate_limit(make_app):
-    app = make_app(admin_password=PASSWORD, api_rate_limit="3 per minute")
+    app = make_app(admin_password=PASSWORD, api_rate_limit="3 per day")
     accounts.ensure_env_admin(sessions_of(app), app.config["PNP"])
     secret, _ = accounts.create_token(sessions_of(app), "admin", "x")
     client = app.test_client()
@@ -194,8 +194,8 @@ def test_token_rate_limit(make_app):
 
 
 def test_failed_logins_counted_per_user_and_address_right_password_elsewhere_ok(make_app):
-    app = make_app(admin_password=PASSWORD, login_rate_limit="3 per minute",
-                   login_address_rate_limit="5 per minute", login_user_rate_limit="100 per minute")
+    app = make_app(admin_password=PASSWORD, login_rate_limit="3 per day",
+                   login_address_rate_limit="5 per day", login_user_rate_limit="100 per day")
     accounts.add_user(sessions_of(app), "olga", "operator", "olga-password")
     accounts.add_user(sessions_of(app), "oscar", "operator", "oscar-password")
     nat = "198.51.100.1"
@@ -212,8 +212,8 @@ def test_failed_logins_counted_per_user_and_address_right_password_elsewhere_ok(
 
 
 def test_limits_are_shared_between_workers_through_the_database(make_app):
-    first = make_app(admin_password=PASSWORD, login_rate_limit="4 per minute")
-    second = make_app(admin_password=PASSWORD, login_rate_limit="4 per minute")  # same database file
+    first = make_app(admin_password=PASSWORD, login_rate_limit="4 per day")
+    second = make_app(admin_password=PASSWORD, login_rate_limit="4 per day")  # same database file
     statuses = [log_in(app.test_client(), "admin", "guess").status_code for app in (first, second) * 2]
     assert statuses == [401] * 4
     assert log_in(first.test_client(), "admin", PASSWORD).status_code == 429
@@ -226,10 +226,10 @@ def test_database_counter_on_mariadb_counts_across_connections(mariadb_fresh):
     engines = [make_engine(mariadb_fresh) for _ in range(2)]
     limits = [RateLimits(make_sessionmaker(e)) for e in engines]
     key = f"test-{id(limits)}"
-    assert [limits[i % 2].hit(key, "5 per minute") for i in range(6)] == [True] * 5 + [False]
-    assert limits[0].exceeded(key, "5 per minute") and limits[1].exceeded(key, "5 per minute")
-    limits[1].clear(key, "5 per minute")
-    assert not limits[0].exceeded(key, "5 per minute")
+    assert [limits[i % 2].hit(key, "5 per day") for i in range(6)] == [True] * 5 + [False]
+    assert limits[0].exceeded(key, "5 per day") and limits[1].exceeded(key, "5 per day")
+    limits[1].clear(key, "5 per day")
+    assert not limits[0].exceeded(key, "5 per day")
     for engine in engines:
         engine.dispose()
 

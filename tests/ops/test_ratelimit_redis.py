@@ -35,8 +35,8 @@ def _server(start_server, tmp_path, name: str, prefix: str, **settings):
     db = tmp_path / f"{name}.sqlite3"
     return start_server(database_url=f"sqlite:///{db}", WORKERS=2, RATELIMIT_STORAGE_URI=REDIS,
                         RATELIMIT_KEY_PREFIX=prefix, ADMIN_USER="ops", ADMIN_PASSWORD=PASSWORD,
-                        LOGIN_RATE_LIMIT="3 per minute", LOGIN_ADDRESS_RATE_LIMIT="100 per minute",
-                        LOGIN_USER_RATE_LIMIT="100 per minute", **settings)
+                        LOGIN_RATE_LIMIT="3 per day", LOGIN_ADDRESS_RATE_LIMIT="100 per day",
+                        LOGIN_USER_RATE_LIMIT="100 per day", **settings)
 
 
 def _login(server, password: str) -> int:
@@ -51,8 +51,8 @@ def _login(server, password: str) -> int:
 def test_two_servers_share_failed_login_and_token_counters_in_redis(start_server, tmp_path, redis_prefix):
     client, prefix = redis_prefix
     token = f"redis-shared-token-{uuid.uuid4().hex}"
-    a = _server(start_server, tmp_path, "a", prefix, ADMIN_TOKEN=token, API_RATE_LIMIT="4 per minute")
-    b = _server(start_server, tmp_path, "b", prefix, ADMIN_TOKEN=token, API_RATE_LIMIT="4 per minute")
+    a = _server(start_server, tmp_path, "a", prefix, ADMIN_TOKEN=token, API_RATE_LIMIT="4 per day")
+    b = _server(start_server, tmp_path, "b", prefix, ADMIN_TOKEN=token, API_RATE_LIMIT="4 per day")
 
     assert _login(a, "wrong-1") == 401
     assert _login(b, "wrong-2") == 401
