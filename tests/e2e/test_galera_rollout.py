@@ -210,6 +210,15 @@ def test_fifty_devices_random_routing_over_three_instances(rollout):
           f"({requests} PnP requests, per instance {dict(per_instance)})")
 
 
+def _wait_mid_rollout(devices) -> None:
+    """Until a third of the devices have downloaded their image (at most 60 s); fails when the
+    rollout is already over, so a kill that follows lands mid-rollout."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and sum(bool(d.downloads) for d in devices) < DEVICES // 3:
+        time.sleep(0.2)
+    assert not all(d.finished for d in devices), "the kill must land mid-rollout"
+
+
 def test_writer_node_killed_mid_rollout_and_rejoined(rollout):
     """SIGKILL of the Galera node every instance writes to; HAProxy fails over to the next;
     the node is restarted 10 s later and rejoins by IST. No device notices more than a backoff."""
@@ -218,10 +227,7 @@ def test_writer_node_killed_mid_rollout_and_rejoined(rollout):
     marks = {}
 
     def during(devices):
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and sum(bool(d.downloads) for d in devices) < DEVICES // 3:
-            time.sleep(0.2)
-        assert not all(d.finished for d in devices), "the kill must land mid-rollout"
+        _wait_mid_rollout(devices)
         victim.kill()
         marks["killed"] = time.monotonic()
         time.sleep(10)
@@ -249,10 +255,7 @@ def test_instance_killed_mid_rollout_the_others_finish(rollout):
     victim = rollout.servers[0]
 
     def during(devices):
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and sum(bool(d.downloads) for d in devices) < DEVICES // 3:
-            time.sleep(0.2)
-        assert not all(d.finished for d in devices), "the kill must land mid-rollout"
+        _wait_mid_rollout(devices)
         victim.kill()
 
     devices, results, acks, jobs, seconds = _run(rollout, "FGLGC", during)
